@@ -1,0 +1,206 @@
+"""The model every part shares: jobs, executions, nodes, events, output chunks.
+
+Frozen keyword-only dataclasses; instants are aware UTC datetimes. An *owner* is a
+principal string, `user:<name>` or `group:<name>` (see cronhive.auth).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from cronhive.schedule import Schedule
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    STOPPED = "stopped"
+    LOST = "lost"
+    SKIPPED = "skipped"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (RunState.QUEUED, RunState.RUNNING)
+
+
+TERMINAL_STATES = frozenset(s for s in RunState if s.terminal)
+# States after which the retry policy may queue another attempt.
+RETRYABLE_STATES = frozenset({RunState.FAILED, RunState.TIMED_OUT, RunState.LOST})
+
+
+class Concurrency(StrEnum):
+    """What a slot does while an earlier run of the same job is still active."""
+
+    ALLOW = "allow"  # run alongside
+    FORBID = "forbid"  # record the slot as skipped
+    REPLACE = "replace"  # stop the active run, then run
+
+
+class Misfire(StrEnum):
+    """What happens to slots missed while no node was firing (all down, paused clock)."""
+
+    ONCE = "once"  # run the latest missed slot once, if within the grace time
+    ALL = "all"  # run every missed slot
+    SKIP = "skip"  # record every missed slot as skipped
+
+
+class Stream(StrEnum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Retries after failed, timed_out or lost: exponential backoff with full jitter."""
+
+    max_retries: int = 0
+    delay: float = 10.0  # seconds before the first retry
+    backoff: float = 2.0
+    max_delay: float = 3600.0
+
+    def delay_before(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before `attempt` (2 = first retry). Jitter spreads a thundering herd."""
+        base = min(self.max_delay, self.delay * self.backoff ** max(0, attempt - 2))
+        return (rng or random).uniform(base / 2, base)
+
+    def allows(self, attempt: int) -> bool:
+        """Whether attempt number `attempt` (1 = first run) may be queued."""
+        return attempt <= 1 + self.max_retries
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """What to run: shared by jobs and by the executions they queue (a snapshot)."""
+
+    command: tuple[str, ...]
+    shell: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout: float | None = None  # seconds
+    run_as: str | None = None
+    target_tags: frozenset[str] = frozenset()
+    output_cap: int | None = None  # bytes per run; None = the node's default
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """A job as its owner defines it."""
+
+    name: str
+    owner: str
+    run: RunSpec
+    schedule: Schedule | None = None  # None: runs only when triggered
+    enabled: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: Concurrency = Concurrency.ALLOW
+    misfire: Misfire = Misfire.ONCE
+    misfire_grace: float = 300.0  # seconds; `once` runs a missed slot at most this late
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A stored job: its spec plus what the cluster keeps about it."""
+
+    id: UUID
+    spec: JobSpec
+    next_fire_at: datetime | None
+    success_count: int = 0
+    failure_count: int = 0
+    last_run_at: datetime | None = None
+    last_state: RunState | None = None
+    created_by: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def owner(self) -> str:
+        return self.spec.owner
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """One attempt at one slot (or one ad-hoc run). History is append-only: a retry is a
+    new row with the next attempt number, never an update of an old one."""
+
+    id: UUID
+    job_id: UUID | None  # None for ad-hoc runs
+    job_name: str | None
+    owner: str
+    run: RunSpec
+    scheduled_for: datetime
+    attempt: int = 1
+    state: RunState = RunState.QUEUED
+    reason: str | None = None  # why skipped, lost, stopped or failed to start
+    not_before: datetime  # not claimable earlier (retry backoff)
+    node_id: UUID | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    queued_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    stop_requested: bool = False
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    output_capped: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How a run ended, as the node running it reports it."""
+
+    state: RunState
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    finished_at: datetime
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    output_capped: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    id: UUID
+    name: str
+    tags: frozenset[str]
+    capacity: int
+    started_at: datetime
+    heartbeat_at: datetime
+    lease_expires_at: datetime
+    running: int = 0  # executions in state running on this node
+
+    def alive(self, now: datetime) -> bool:
+        return self.lease_expires_at > now
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    id: int
+    at: datetime
+    kind: str  # e.g. job.created, run.queued, run.started, run.finished, run.lost, node.joined
+    owner: str | None
+    job_id: UUID | None = None
+    execution_id: UUID | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputChunk:
+    execution_id: UUID
+    stream: Stream
+    offset: int  # byte offset within the stream
+    seq: int  # order across both streams of the run
+    data: bytes

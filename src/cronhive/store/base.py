@@ -1,0 +1,299 @@
+"""The storage seam: the one interface the engine, API and web use to reach the database.
+
+Every coordination guarantee of cronhive is a guarantee of this interface, implemented
+with transactions, row locks and unique constraints, never with in-process state, so
+that any number of nodes (each holding its own `Store`) may share one PostgreSQL
+database. SQLite implements the same contract for a single node.
+
+Conventions for every method:
+- Instants in and out are aware UTC datetimes; `now` is always passed in (the caller
+  owns the clock, so tests never sleep).
+- `visible_to` is the set of owner principals the caller may see (`user:x`,
+  `group:y`), or None for "everything" (admins and the engine itself). A row the caller
+  may not see raises `NotFound` exactly as a missing one does.
+- Driver errors never escape: they become `StoreError` (`StoreUnavailable` when the
+  database cannot be reached); integrity clashes the caller can act on become
+  `Conflict`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from cronhive.model import (
+    Event,
+    Execution,
+    Job,
+    JobSpec,
+    Node,
+    Outcome,
+    OutputChunk,
+    RunState,
+    Stream,
+)
+
+Visibility = frozenset[str] | None
+
+# Computes when the retry of a run that ended in `Execution.state` may start, or None for
+# no retry. Called inside the store's transaction, so it must be pure and quick.
+RetryDecider = Callable[[Execution], datetime | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notification:
+    """A wake-up from any node. `topic` is one of: `jobs` (a job changed: re-plan the
+    sleep), `runs` (an execution was queued: try claiming), `stop` (key = execution id),
+    `output` (key = execution id), `events`."""
+
+    topic: str
+    key: str = ""
+
+
+class FiringBatch(abc.ABC):
+    """The due jobs of one scheduler tick, locked for this transaction.
+
+    On PostgreSQL the rows are taken with `FOR UPDATE SKIP LOCKED`, so two nodes ticking at
+    once split the due jobs between them instead of both firing them. Whatever the lock,
+    `UNIQUE(job_id, scheduled_for, attempt)` makes a second insert of a slot impossible:
+    `insert` of a slot that exists already is silently ignored and returns False.
+    Nothing is visible to other nodes until the batch's context exits without error.
+    """
+
+    jobs: Sequence[Job]
+
+    @abc.abstractmethod
+    async def active_runs(self, job_ids: Collection[UUID]) -> dict[UUID, list[Execution]]:
+        """Queued or running executions of these jobs (for the concurrency policy)."""
+
+    @abc.abstractmethod
+    async def insert(self, execution: Execution) -> bool:
+        """Inserts a queued or skipped execution; False if its slot exists already."""
+
+    @abc.abstractmethod
+    async def advance(self, job_id: UUID, next_fire_at: datetime | None) -> None:
+        """Moves the job's next fire time (None: the schedule is exhausted)."""
+
+    @abc.abstractmethod
+    async def request_stop(self, execution_id: UUID, reason: str) -> None:
+        """Asks the node running `execution_id` to stop it (concurrency `replace`)."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, execution_ids: Collection[UUID], node_id: UUID, now: datetime
+    ) -> list[Execution]:
+        """The fast path: the firing node takes these just-inserted runs itself (the
+        caller checked tags and capacity). Returns them as `running` on `node_id`."""
+
+
+class Store(abc.ABC):
+    """Jobs, executions, nodes, output and events; see the module docstring."""
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Releases connections. The store is unusable afterwards."""
+
+    # --- jobs ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_job(
+        self, spec: JobSpec, *, next_fire_at: datetime | None, created_by: str, now: datetime
+    ) -> Job:
+        """Stores a new job. Raises `Conflict` if the owner already has a job of that name."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: UUID, *, visible_to: Visibility) -> Job:
+        """Raises `NotFound`."""
+
+    @abc.abstractmethod
+    async def find_job(self, name: str, *, owner: str, visible_to: Visibility) -> Job:
+        """The job named `name` of `owner`. Raises `NotFound`."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self,
+        *,
+        visible_to: Visibility,
+        owner: str | None = None,
+        name_prefix: str | None = None,
+        enabled: bool | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs ordered by (owner, name); `after` is the (owner, name) of the last row of
+        the previous page (keyset paging: stable while jobs are added)."""
+
+    @abc.abstractmethod
+    async def update_job(
+        self,
+        job_id: UUID,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        visible_to: Visibility,
+        now: datetime,
+    ) -> Job:
+        """Replaces the job's spec. Raises `NotFound`, or `Conflict` on a name clash."""
+
+    @abc.abstractmethod
+    async def set_enabled(
+        self,
+        job_id: UUID,
+        enabled: bool,
+        *,
+        next_fire_at: datetime | None,
+        visible_to: Visibility,
+        now: datetime,
+    ) -> Job:
+        """Pauses or resumes. Raises `NotFound`."""
+
+    @abc.abstractmethod
+    async def delete_job(self, job_id: UUID, *, visible_to: Visibility, now: datetime) -> None:
+        """Deletes the job; its executions stay (job_id kept, history is append-only).
+        Queued runs of the job are recorded `skipped` with reason `job deleted`.
+        Raises `NotFound`."""
+
+    # --- firing and claiming ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def firing(self, now: datetime, limit: int) -> AbstractAsyncContextManager[FiringBatch]:
+        """At most `limit` enabled jobs with `next_fire_at <= now`, oldest first, locked
+        for one transaction (see `FiringBatch`). Uses the index on `next_fire_at`: the
+        cost depends on the number of due jobs, not of registered ones."""
+
+    @abc.abstractmethod
+    async def next_fire_at(self) -> datetime | None:
+        """The earliest `next_fire_at` of any enabled job (the scheduler sleeps until it)."""
+
+    @abc.abstractmethod
+    async def enqueue(self, execution: Execution) -> Execution:
+        """Inserts a queued execution (ad-hoc run or trigger). Raises `Conflict` if its
+        slot exists already."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
+    ) -> list[Execution]:
+        """Atomically takes up to `limit` queued executions with `not_before <= now` whose
+        target tags are a subset of `tags`, oldest first, marking them `running` on
+        `node_id` with `started_at = now`. Two nodes claiming at once never get the same
+        execution (`FOR UPDATE SKIP LOCKED` on PostgreSQL). Raises `Fenced` if the node's
+        lease is gone."""
+
+    @abc.abstractmethod
+    async def finish(
+        self,
+        execution_id: UUID,
+        *,
+        node_id: UUID,
+        outcome: Outcome,
+        retry: RetryDecider,
+    ) -> tuple[Execution, Execution | None]:
+        """Records how a run ended, only if it is still `running` on `node_id`: otherwise
+        (it was reaped and given away) raises `Fenced` and changes nothing. In the same
+        transaction: the job's counters, last run and last state; an event; and, when
+        `retry` returns an instant, the next attempt as a new queued execution. Returns
+        the finished execution and the retry, if any."""
+
+    @abc.abstractmethod
+    async def request_stop(
+        self, execution_id: UUID, *, visible_to: Visibility, reason: str, now: datetime
+    ) -> Execution:
+        """Queued: becomes `stopped` at once. Running: `stop_requested` is set and the
+        node running it is notified. Terminal: unchanged. Raises `NotFound`."""
+
+    @abc.abstractmethod
+    async def get_execution(self, execution_id: UUID, *, visible_to: Visibility) -> Execution:
+        """Raises `NotFound`."""
+
+    @abc.abstractmethod
+    async def list_executions(
+        self,
+        *,
+        visible_to: Visibility,
+        job_id: UUID | None = None,
+        states: Collection[RunState] | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        limit: int = 100,
+    ) -> list[Execution]:
+        """Newest first by (queued_at, id); `before` is the last row of the previous page."""
+
+    # --- nodes and liveness ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def register_node(
+        self, *, name: str, tags: frozenset[str], capacity: int, ttl: float, now: datetime
+    ) -> Node:
+        """Adds this process as a new node with a lease of `ttl` seconds. SQLite allows
+        one live node per database file: a second raises `Conflict` naming the first."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, node_id: UUID, *, ttl: float, now: datetime) -> list[UUID]:
+        """Extends the lease, only if it has not expired (renew at a third of the TTL).
+        Raises `Fenced` when it has: the cluster may have given this node's runs away and
+        the node must stop them. Returns running executions on this node whose stop was
+        requested (a poll that backs up the `stop` notification)."""
+
+    @abc.abstractmethod
+    async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:
+        """A clean exit: the node's row goes; it must have no running executions."""
+
+    @abc.abstractmethod
+    async def list_nodes(self, *, now: datetime) -> list[Node]:
+        """Nodes with live leases and those expired but not yet reaped, by name."""
+
+    @abc.abstractmethod
+    async def reap(self, *, now: datetime, retry: RetryDecider) -> list[Execution]:
+        """For every node whose lease expired: its running executions become `lost`
+        (reason names the node), retries are queued under `retry`, the node row is
+        removed; one transaction per node, safe for any number of nodes to run at once
+        (each lost run is reaped exactly once). Returns the lost executions."""
+
+    # --- output ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def append_output(
+        self, execution_id: UUID, *, node_id: UUID, chunks: Sequence[OutputChunk]
+    ) -> None:
+        """Appends chunks (in seq order) of a run this node is running. Raises `Fenced`
+        if the run is not `running` on `node_id`. Re-appending an existing (stream,
+        offset) is ignored, so a retried batch never duplicates bytes."""
+
+    @abc.abstractmethod
+    async def read_output(
+        self,
+        execution_id: UUID,
+        *,
+        streams: Collection[Stream],
+        after_seq: int = -1,
+        limit: int = 256,
+    ) -> list[OutputChunk]:
+        """Chunks with seq > `after_seq` of the given streams, in seq order. Visibility
+        is the caller's business (check the execution first)."""
+
+    # --- events and notifications ----------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_event(self, event: Event) -> None:
+        """Records an event (its id is assigned by the store and ignored here)."""
+
+    @abc.abstractmethod
+    async def list_events(
+        self, *, visible_to: Visibility, after_id: int = 0, limit: int = 100
+    ) -> list[Event]:
+        """Events with id > `after_id`, oldest first."""
+
+    @abc.abstractmethod
+    async def notify(self, topic: str, key: str = "") -> None:
+        """Wakes listeners on every node (PostgreSQL NOTIFY; in-process on SQLite)."""
+
+    @abc.abstractmethod
+    def listen(self) -> AbstractAsyncContextManager[AsyncIterator[Notification]]:
+        """Notifications from every node while the context is open. Delivery is a hint,
+        not a guarantee: a listener must still poll at its own pace."""
