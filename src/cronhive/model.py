@@ -140,6 +140,7 @@ class Execution:
     job_name: str | None
     owner: str
     run: RunSpec
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # snapshot, for reap and finish
     scheduled_for: datetime
     attempt: int = 1
     state: RunState = RunState.QUEUED
