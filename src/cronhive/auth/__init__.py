@@ -1,1 +1,45 @@
-"""auth."""
+"""auth: certificates, TLS 1.3 contexts, caller identity, policy and authorization.
+
+certs     create a CA, issue server/client certificates, ensure_dev_certs()
+tls       server_context() / client_context(): TLS 1.3 only, mutual, our CA only
+identity  Identity, Role, identity_of(stream) from the verified client certificate
+policy    the TOML policy file (roles, groups, run_as grants) and its default
+authz     the one place that decides who may see and do what
+"""
+
+from __future__ import annotations
+
+from cronhive.auth.authz import (
+    can_access,
+    check_can_schedule,
+    check_run_as,
+    parse_owner,
+    require_access,
+    resolve_owner,
+    visible_owners,
+)
+from cronhive.auth.certs import CertPaths, ensure_dev_certs
+from cronhive.auth.identity import Identity, Role, identity_from_peercert, identity_of
+from cronhive.auth.policy import DEFAULT_POLICY, Policy, load_policy
+from cronhive.auth.tls import client_context, server_context
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "CertPaths",
+    "Identity",
+    "Policy",
+    "Role",
+    "can_access",
+    "check_can_schedule",
+    "check_run_as",
+    "client_context",
+    "ensure_dev_certs",
+    "identity_from_peercert",
+    "identity_of",
+    "load_policy",
+    "parse_owner",
+    "require_access",
+    "resolve_owner",
+    "server_context",
+    "visible_owners",
+]

@@ -1,0 +1,446 @@
+"""Certificates: a private CA, server certificates and client (user) certificates.
+
+Everything is EC P-256 with SHA-256 (accepted by every TLS 1.3 stack, OpenSSL included).
+A client certificate names its user in the subject CN and carries one OU per group; the CA
+signing it is what makes those claims trustworthy, so whoever holds ``ca.key`` can mint any
+identity: keep it off the nodes that do not issue certificates.
+
+A certificate directory looks like::
+
+    <dir>/ca.crt  ca.key  server.crt  server.key  <name>.crt  <name>.key
+
+Private keys are created 0600 with ``O_CREAT | O_EXCL`` (no moment where another user could
+open them), certificates 0644, the directory 0700.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cronhive.errors import Conflict, InvalidInput
+
+__all__ = [
+    "ADMIN_USER",
+    "CertPaths",
+    "KeyPair",
+    "create_ca",
+    "ensure_dev_certs",
+    "init_certs",
+    "issue_client",
+    "issue_client_files",
+    "issue_server",
+    "load_pair",
+    "validate_name",
+    "write_pair",
+]
+
+ADMIN_USER = "admin"
+MAX_DAYS = 100 * 365
+# X.509 caps a CN at 64 characters; names double as file names, hence no "/" or leading ".".
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def validate_name(name: str, *, field: str = "name") -> str:
+    """Returns `name` if it is a usable user or group name, else raises InvalidInput.
+
+    1-64 characters from ``A-Z a-z 0-9 . _ @ -``, starting with a letter or digit.
+    """
+    if not _NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"{field} {name!r} must be 1-64 characters of A-Z a-z 0-9 . _ @ -, "
+            "starting with a letter or digit",
+            field=field,
+        )
+    return name
+
+
+def _validate_days(days: int) -> int:
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"days must be between 1 and {MAX_DAYS}, got {days}", field="days")
+    return days
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyPair:
+    """A certificate and its private key."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertPaths:
+    """Where the files of one certificate directory live (they need not exist yet)."""
+
+    dir: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.dir / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.dir / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.dir / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.dir / "server.key"
+
+    def client_cert(self, name: str = ADMIN_USER) -> Path:
+        return self.dir / f"{validate_name(name)}.crt"
+
+    def client_key(self, name: str = ADMIN_USER) -> Path:
+        return self.dir / f"{validate_name(name)}.key"
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now if now is not None else dt.datetime.now(dt.UTC)
+
+
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    days: int,
+    now: dt.datetime | None,
+) -> x509.CertificateBuilder:
+    start = _now(now) - dt.timedelta(minutes=5)  # tolerate small clock skew between nodes
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=_validate_days(days)))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _key_usage(*, signs_certs: bool) -> x509.KeyUsage:
+    off = dict.fromkeys(
+        ["content_commitment", "key_encipherment", "data_encipherment", "key_agreement"], False
+    )
+    return x509.KeyUsage(
+        digital_signature=True,
+        key_cert_sign=signs_certs,
+        crl_sign=signs_certs,
+        encipher_only=False,
+        decipher_only=False,
+        **off,
+    )
+
+
+def create_ca(
+    *, common_name: str = "cronhive CA", days: int = 3650, now: dt.datetime | None = None
+) -> KeyPair:
+    """Creates a self-signed CA that may sign end-entity certificates only (path length 0)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        _builder(name, name, key.public_key(), days=days, now=now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(signs_certs=True), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(cert=cert, key=key)
+
+
+def _end_entity(
+    ca: KeyPair,
+    subject: x509.Name,
+    *,
+    usage: x509.ObjectIdentifier,
+    san: x509.SubjectAlternativeName | None,
+    days: int,
+    now: dt.datetime | None,
+) -> KeyPair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        _builder(subject, ca.cert.subject, key.public_key(), days=days, now=now)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(signs_certs=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+    )
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return KeyPair(cert=builder.sign(ca.key, hashes.SHA256()), key=key)
+
+
+def issue_server(
+    ca: KeyPair,
+    *,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str] = (),
+    days: int = 825,
+    now: dt.datetime | None = None,
+) -> KeyPair:
+    """Issues a server certificate valid for the given DNS names and IP addresses (SAN).
+
+    Raises InvalidInput for an unparsable IP address or when no name is given at all.
+    """
+    general: list[x509.GeneralName] = []
+    for dns in dns_names:
+        if not dns or len(dns) > 253 or any(c.isspace() for c in dns):
+            raise InvalidInput(f"bad DNS name {dns!r}", field="name")
+        general.append(x509.DNSName(dns))
+    for ip in ip_addresses:
+        try:
+            general.append(x509.IPAddress(ipaddress.ip_address(ip)))
+        except ValueError:
+            raise InvalidInput(f"bad IP address {ip!r}", field="ip") from None
+    if not general:
+        raise InvalidInput("a server certificate needs at least one DNS name or IP", field="name")
+    cn = dns_names[0] if dns_names else ip_addresses[0]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn[:64])])
+    return _end_entity(
+        ca,
+        subject,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        san=x509.SubjectAlternativeName(general),
+        days=days,
+        now=now,
+    )
+
+
+def issue_client(
+    ca: KeyPair,
+    *,
+    user: str,
+    groups: Iterable[str] = (),
+    days: int = 365,
+    now: dt.datetime | None = None,
+) -> KeyPair:
+    """Issues a client certificate: subject CN=`user`, one OU per group (sorted, deduplicated).
+
+    Raises InvalidInput for a bad user or group name.
+    """
+    attrs = [
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, validate_name(g, field="group"))
+        for g in sorted(set(groups))
+    ]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, validate_name(user, field="user")))
+    return _end_entity(
+        ca,
+        x509.Name(attrs),
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        san=None,
+        days=days,
+        now=now,
+    )
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+def _write_file(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
+    """Writes `data` to a new file created with `mode`; replaces atomically if allowed."""
+    target = path
+    if overwrite:
+        path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have narrowed it; we want exactly `mode`
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if overwrite:
+        os.replace(path, target)
+
+
+def write_pair(pair: KeyPair, cert_path: Path, key_path: Path, *, overwrite: bool = False) -> None:
+    """Writes the key (0600) and then the certificate (0644) as PEM.
+
+    Raises Conflict if either file exists and `overwrite` is false.
+    """
+    if not overwrite:
+        for p in (cert_path, key_path):
+            if p.exists():
+                raise Conflict(f"{p} already exists (use --force to replace it)")
+    key_pem = pair.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        _write_file(key_path, key_pem, 0o600, overwrite=overwrite)
+        _write_file(
+            cert_path,
+            pair.cert.public_bytes(serialization.Encoding.PEM),
+            0o644,
+            overwrite=overwrite,
+        )
+    except FileExistsError as exc:
+        raise Conflict(f"{exc.filename} already exists (use --force to replace it)") from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file", field=str(path)) from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})", field=str(path)) from None
+
+
+def load_cert(path: Path) -> x509.Certificate:
+    """Reads a PEM certificate; InvalidInput naming the file if missing or not a certificate."""
+    try:
+        return x509.load_pem_x509_certificate(_read(path))
+    except ValueError:
+        raise InvalidInput(f"{path}: not a PEM certificate", field=str(path)) from None
+
+
+def load_pair(cert_path: Path, key_path: Path) -> KeyPair:
+    """Reads a certificate and its unencrypted EC private key and checks they belong together.
+
+    Raises InvalidInput naming the file that is missing, unreadable, not PEM, not an EC
+    key, or whose key does not match the certificate.
+    """
+    cert = load_cert(cert_path)
+    try:
+        key = serialization.load_pem_private_key(_read(key_path), password=None)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            f"{key_path}: not an unencrypted PEM private key", field=str(key_path)
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise InvalidInput(f"{key_path}: not an EC private key", field=str(key_path))
+    if key.public_key() != cert.public_key():
+        raise InvalidInput(
+            f"{key_path}: key does not match the certificate {cert_path}", field=str(key_path)
+        )
+    return KeyPair(cert=cert, key=key)
+
+
+def _check_signed_by(cert: x509.Certificate, path: Path, ca: x509.Certificate) -> None:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise InvalidInput(f"{path}: not issued by this CA", field=str(path)) from None
+
+
+def _mkdir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def default_server_names() -> tuple[list[str], list[str]]:
+    """The DNS names and addresses a dev server certificate covers on this machine."""
+    names = ["localhost"]
+    host = socket.gethostname()
+    if host and host not in names and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", host):
+        names.append(host)
+    return names, ["127.0.0.1", "::1"]
+
+
+def init_certs(
+    directory: Path,
+    *,
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+    days: int = 825,
+    force: bool = False,
+) -> CertPaths:
+    """Creates a CA, a server certificate and an ``admin`` client certificate in `directory`.
+
+    Without names, the server certificate covers localhost, this host name, 127.0.0.1 and
+    ::1. Raises Conflict if a CA is already there and `force` is false; InvalidInput for a
+    bad name, address or day count (before anything is written).
+    """
+    paths = CertPaths(dir=directory)
+    if not force and (paths.ca_cert.exists() or paths.ca_key.exists()):
+        raise Conflict(f"a CA already exists in {directory} (use --force to replace it)")
+    if not dns_names and not ip_addresses:
+        dns_names, ip_addresses = default_server_names()
+    _validate_days(days)
+    ca = create_ca(days=max(days, 3650))
+    server = issue_server(ca, dns_names=dns_names, ip_addresses=ip_addresses, days=days)
+    admin = issue_client(ca, user=ADMIN_USER, days=days)
+    _mkdir(directory)
+    write_pair(ca, paths.ca_cert, paths.ca_key, overwrite=force)
+    write_pair(server, paths.server_cert, paths.server_key, overwrite=force)
+    write_pair(admin, paths.client_cert(), paths.client_key(), overwrite=force)
+    return paths
+
+
+def load_ca(paths: CertPaths) -> KeyPair:
+    """Loads the CA of a certificate directory; InvalidInput naming the bad file."""
+    ca = load_pair(paths.ca_cert, paths.ca_key)
+    try:
+        basic = ca.cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None
+    if basic is None or not basic.ca:
+        raise InvalidInput(f"{paths.ca_cert}: not a CA certificate", field=str(paths.ca_cert))
+    return ca
+
+
+def issue_client_files(
+    directory: Path,
+    *,
+    user: str,
+    groups: Iterable[str] = (),
+    days: int = 365,
+    force: bool = False,
+) -> tuple[Path, Path]:
+    """Issues a client certificate with the CA in `directory`, writes ``<user>.crt/.key``.
+
+    Returns (cert path, key path). Raises InvalidInput for a bad name or a missing/bad CA,
+    Conflict if the files exist and `force` is false.
+    """
+    paths = CertPaths(dir=directory)
+    cert_path, key_path = paths.client_cert(user), paths.client_key(user)
+    if user in ("ca", "server"):
+        raise InvalidInput(f"user name {user!r} is reserved for the CA/server files", field="user")
+    pair = issue_client(load_ca(paths), user=user, groups=groups, days=days)
+    write_pair(pair, cert_path, key_path, overwrite=force)
+    return cert_path, key_path
+
+
+def ensure_dev_certs(data_dir: Path) -> CertPaths:
+    """Returns ``<data_dir>/certs``, creating a dev CA, server and admin certificate if absent.
+
+    Idempotent: files that exist are checked (readable, key matches, issued by the CA) and
+    kept; only missing ones are created. Raises InvalidInput naming a bad existing file.
+    """
+    paths = CertPaths(dir=data_dir / "certs")
+    have_ca = paths.ca_cert.exists() or paths.ca_key.exists()
+    if not have_ca:
+        if paths.server_cert.exists() or paths.client_cert().exists():
+            # Certificates without their CA cannot be checked or completed: say so.
+            raise InvalidInput(f"{paths.ca_cert}: no such file", field=str(paths.ca_cert))
+        return init_certs(paths.dir)
+    ca = load_ca(paths)
+    server = (paths.server_cert, paths.server_key)
+    admin = (paths.client_cert(), paths.client_key())
+    if not any(p.exists() for p in server):
+        names, ips = default_server_names()
+        write_pair(issue_server(ca, dns_names=names, ip_addresses=ips), *server)
+    if not any(p.exists() for p in admin):
+        write_pair(issue_client(ca, user=ADMIN_USER), *admin)
+    for cert_path, key_path in (server, admin):
+        _check_signed_by(load_pair(cert_path, key_path).cert, cert_path, ca.cert)
+    return paths

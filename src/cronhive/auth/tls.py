@@ -1,0 +1,59 @@
+"""TLS 1.3-only, mutually authenticated `ssl.SSLContext`s for every listening port.
+
+Both ends pin the protocol to TLS 1.3 (minimum and maximum), trust only our CA (never the
+system store) and advertise ALPN ``h2``, which grpclib requires. The files are read and
+checked first, so a bad file is reported as InvalidInput naming it rather than as an
+OpenSSL error code.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+
+from cronhive.auth.certs import CertPaths, load_cert, load_pair
+from cronhive.errors import InvalidInput
+
+__all__ = ["client_context", "server_context"]
+
+
+def _pin_tls13(ctx: ssl.SSLContext, ca: Path, cert: Path, key: Path, alpn: Sequence[str]) -> None:
+    load_cert(ca)
+    load_pair(cert, key)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    try:
+        ctx.load_verify_locations(cafile=str(ca))
+        ctx.load_cert_chain(certfile=str(cert), keyfile=str(key))
+    except ssl.SSLError as exc:  # checked above; a race with a writer could still land here
+        raise InvalidInput(
+            f"{cert}: cannot be used for TLS ({exc.reason})", field=str(cert)
+        ) from None
+    ctx.set_alpn_protocols(list(alpn))
+
+
+def server_context(paths: CertPaths, *, alpn: Sequence[str] = ("h2",)) -> ssl.SSLContext:
+    """A server context: TLS 1.3 only, client certificate required and verified against
+    ``paths.ca_cert`` alone, serving ``paths.server_cert``.
+
+    `alpn` defaults to ``h2`` (gRPC); the web UI may pass ``("h2", "http/1.1")``.
+    Raises InvalidInput naming a missing or bad file.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _pin_tls13(ctx, paths.ca_cert, paths.server_cert, paths.server_key, alpn)
+    return ctx
+
+
+def client_context(
+    ca: Path, cert: Path, key: Path, *, alpn: Sequence[str] = ("h2",)
+) -> ssl.SSLContext:
+    """A client context: TLS 1.3 only, presents `cert`/`key`, verifies the server against
+    `ca` alone, host name checked (DNS or IP SAN).
+
+    Raises InvalidInput naming a missing or bad file.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname=True by default
+    _pin_tls13(ctx, ca, cert, key, alpn)
+    return ctx
