@@ -10,5 +10,6 @@ from cronhive.cli._app import cli, main
 
 # Importing a verb module registers its commands on `cli`.
 from cronhive.cli import _cron  # noqa: E402, F401  # isort: skip
+from cronhive.cli import _certs  # noqa: E402, F401  # isort: skip
 
 __all__ = ["cli", "main"]
