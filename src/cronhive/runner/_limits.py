@@ -1,0 +1,129 @@
+"""Resource limits (cgroup v2 when writable, else rlimits) and finding a run's processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from cronhive.runner._models import Limits
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class CgroupParent:
+    """A cgroup v2 folder under which each limited run gets its own child group.
+
+    Usable only when cgroup v2 is mounted, the node's own group is writable and the
+    ``memory`` controller can be enabled for children; otherwise ``usable`` is False and
+    limits fall back to rlimits.
+    """
+
+    def __init__(self, root: Path = CGROUP_ROOT) -> None:
+        self.path: Path | None = None
+        with contextlib.suppress(OSError, ValueError):
+            self.path = self._prepare(root)
+
+    @property
+    def usable(self) -> bool:
+        return self.path is not None
+
+    @staticmethod
+    def _prepare(root: Path) -> Path | None:
+        if not (root / "cgroup.controllers").exists():
+            return None  # cgroup v1 or none
+        line = Path("/proc/self/cgroup").read_text().splitlines()
+        own = next((x.split("::", 1)[1] for x in line if x.startswith("0::")), None)
+        if own is None:
+            return None
+        base = root / own.lstrip("/") / "cronhive"
+        base.mkdir(mode=0o700, exist_ok=True)
+        if "memory" not in (base / "cgroup.controllers").read_text().split():
+            return None
+        (base / "cgroup.subtree_control").write_text("+memory")
+        return base
+
+    def create(self, run_id: str, limits: Limits) -> Path:
+        """Make the run's group and write its limits; OSError if the kernel refuses."""
+        assert self.path is not None
+        path = self.path / run_id
+        path.mkdir(mode=0o700, exist_ok=True)
+        if limits.memory_bytes is not None:
+            (path / "memory.max").write_text(str(limits.memory_bytes))
+            with contextlib.suppress(OSError):
+                (path / "memory.swap.max").write_text("0")
+        return path
+
+    @staticmethod
+    def kill(path: Path) -> None:
+        """SIGKILL every process in the group (cgroup.kill, else one by one)."""
+        try:
+            (path / "cgroup.kill").write_text("1")
+            return
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            for pid in (path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def preexec(limits: Limits | None, cgroup: Path | None) -> Callable[[], None] | None:
+    """The function run in the child before exec, or None (keeps the fast vfork path)."""
+    if limits is None:
+        return None
+    procs = str(cgroup / "cgroup.procs") if cgroup is not None else None
+    mem = limits.memory_bytes if cgroup is None else None
+    cpu = limits.cpu_seconds
+
+    def apply() -> None:
+        if procs is not None:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        if mem is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        if cpu is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+    return apply
+
+
+def tagged_pids(run_id: str, session: int) -> set[int]:
+    """PIDs of processes that belong to a run though they left its process group.
+
+    Two marks are recognised by scanning /proc: the run's session id (a child that
+    called setpgid), and ``CRONHIVE_RUN_ID=<run_id>`` in the initial environment (a
+    double-forked daemon that called setsid but kept its environment; readable for the
+    node's own processes, and for all when the node is root). A daemon that left the
+    session *and* cleared its environment is only caught with a cgroup.
+    """
+    mark = f"\x00CRONHIVE_RUN_ID={run_id}\x00".encode()
+    me = os.getpid()
+    found: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if pid == me:
+            continue
+        try:
+            if os.getsid(pid) == session:
+                found.add(pid)
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if mark in b"\x00" + f.read():
+                    found.add(pid)
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,111 @@
+"""The runner's model: what to run, what came of it, and the output seam."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class RunState(StrEnum):
+    """Where a run is. Every state but RUNNING is terminal."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    STOPPED = "stopped"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not RunState.RUNNING
+
+
+class Stream(StrEnum):
+    """One of the two output streams of a run."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Resource limits of one run; ``None`` leaves a resource unlimited.
+
+    ``memory_bytes``: cgroup ``memory.max`` (whole tree) or RLIMIT_AS (per process).
+    ``cpu_seconds``: cgroup ``cpu.max`` is a rate, not a budget, so CPU time is always
+    RLIMIT_CPU (per process: SIGXCPU at the limit, SIGKILL one second later).
+    """
+
+    memory_bytes: int | None = None
+    cpu_seconds: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """What to run.
+
+    ``argv`` is executed directly (``argv[0]`` looked up on the run's PATH). With
+    ``shell=True``, ``argv[0]`` is a script for ``/bin/sh -c`` and ``argv[1:]`` become
+    ``$1...``. ``env`` is added to a minimal clean base, never to the node's environment.
+    ``timeout`` stops the run (state TIMED_OUT); ``grace`` is the SIGTERM->SIGKILL delay
+    for this run (the runner's default when ``None``).
+    """
+
+    run_id: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    shell: bool = False
+    user: str | None = None
+    group: str | None = None
+    timeout: float | None = None
+    grace: float | None = None
+    limits: Limits | None = None
+    job_name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    """The outcome of a finished run.
+
+    Death by signal: ``signal`` is the number and ``exit_code`` is ``None``. A run that
+    could not start is FAILED with ``error`` set and neither code nor signal.
+    ``limits_applied`` is ``"cgroup"``, ``"rlimit"`` or ``None`` (no limits asked).
+    """
+
+    state: RunState
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime
+    limits_applied: str | None
+    stdout_bytes: int
+    stderr_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chunk:
+    """A piece of output: ``offset`` within its stream, ``seq`` global per run from 0."""
+
+    stream: Stream
+    offset: int
+    seq: int
+    data: bytes
+
+
+class OutputSink(Protocol):
+    """Receives a run's output in the order it was read, then ``close()`` once.
+
+    Calls are strictly sequential (never concurrent). A slow sink slows the reading of
+    the pipes (the runner buffers a bounded amount, then stops reading), so a sink
+    should be quick; followers are never affected. An exception from ``write`` detaches
+    the sink (logged; the output is still in the spool) and ``close`` is still called.
+    """
+
+    async def write(self, chunk: Chunk) -> None: ...
+
+    async def close(self) -> None: ...
