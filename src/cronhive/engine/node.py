@@ -1,0 +1,217 @@
+"""One node: scheduler loop + worker + reaper + heartbeat (+ the API), one task group.
+
+The lease: the node renews its row every third of the TTL. If it cannot renew before
+its own deadline it stops its runs itself (the cluster may be giving them away); when
+the store says the lease is gone (Fenced) it registers again as a new node. Shutdown
+(SIGTERM): stop claiming, let running runs finish for a grace period, stop the rest,
+leave the cluster cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+from cronhive import runner
+from cronhive.engine.clock import Clock, SystemClock
+from cronhive.engine.retry import decide_retry
+from cronhive.engine.scheduler import Scheduler
+from cronhive.engine.worker import Worker
+from cronhive.errors import CronhiveError, Fenced
+from cronhive.model import Node
+from cronhive.store import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT_CAP = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    name: str
+    spool_dir: Path
+    tags: frozenset[str] = frozenset()
+    capacity: int = 16
+    lease_ttl: float = 5.0
+    grace: float = 10.0  # for running runs at shutdown, and SIGTERM->SIGKILL of a stop
+    output_cap: int = DEFAULT_OUTPUT_CAP
+    schedule: bool = True  # run the scheduler loop
+    work: bool = True  # claim and run executions
+    extra: tuple[Callable[[NodeContext], Awaitable[None]], ...] = field(default=())
+
+
+@dataclass(kw_only=True)
+class NodeContext:
+    """What services started beside the engine (the API, the web UI) may use."""
+
+    store: Store
+    clock: Clock
+    config: NodeConfig
+    node: Node
+    runner: runner.Runner
+
+
+class NodeProcess:
+    def __init__(self, store: Store, config: NodeConfig, clock: Clock | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.runner = runner.Runner(config.spool_dir, default_grace=config.grace)
+        self._node: Node | None = None
+        self._stop = asyncio.Event()
+        self.worker = Worker(
+            store,
+            self.runner,
+            self.clock,
+            node_id=lambda: self.node.id,
+            tags=config.tags,
+            capacity=config.capacity if config.work else 0,
+            output_cap=config.output_cap,
+        )
+        self.scheduler: Scheduler | None = None
+        self.ready = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def node(self) -> Node:
+        assert self._node is not None, "node not registered yet"
+        return self._node
+
+    def shutdown(self) -> None:
+        """Asks the node to stop (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Runs the node until `shutdown()`; raises if the store refuses to register it."""
+        await self._register()
+        ctx = NodeContext(
+            store=self.store,
+            clock=self.clock,
+            config=self.config,
+            node=self.node,
+            runner=self.runner,
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                services = [
+                    tg.create_task(self._heartbeat(), name="heartbeat"),
+                    tg.create_task(self._reaper(), name="reaper"),
+                    tg.create_task(self._listen(), name="listener"),
+                ]
+                if self.config.work:
+                    services.append(tg.create_task(self.worker.run(), name="worker"))
+                if self.config.schedule:
+                    self.scheduler = Scheduler(
+                        self.store,
+                        self.clock,
+                        self.worker if self.config.work else None,
+                        self.node.id,
+                    )
+                    services.append(tg.create_task(self.scheduler.run(), name="scheduler"))
+                for start in self.config.extra:
+                    services.append(
+                        tg.create_task(start(ctx), name=getattr(start, "__name__", "extra"))
+                    )
+                self.ready.set()
+                await self._stop.wait()
+                await self._drain()
+                for task in services:
+                    task.cancel()
+        finally:
+            await self.runner.stop_all(grace=1.0)
+            try:
+                await self.store.deregister_node(self.node.id, now=self.clock.now())
+            except CronhiveError:
+                log.warning("could not deregister node %s", self.node.name)
+
+    async def _register(self) -> None:
+        self._node = await self.store.register_node(
+            name=self.config.name,
+            tags=self.config.tags,
+            capacity=self.config.capacity,
+            ttl=self.config.lease_ttl,
+            now=self.clock.now(),
+        )
+        if self.scheduler is not None:
+            self.scheduler.node_id = self._node.id
+        log.info("node %s (%s) joined", self._node.name, self._node.id)
+
+    async def _drain(self) -> None:
+        self.worker.claiming = False
+        if not await self.worker.drain(self.config.grace):
+            await self.worker.stop_all("node shutting down", grace=self.config.grace)
+            await self.worker.drain(self.config.grace + 2)
+
+    async def _heartbeat(self) -> None:
+        ttl = self.config.lease_ttl
+        deadline = self.clock.now() + timedelta(seconds=ttl)
+        wake = asyncio.Event()
+        while True:
+            await self.clock.sleep_until(self.clock.now() + timedelta(seconds=ttl / 3), wake)
+            now = self.clock.now()
+            try:
+                stops = await self.store.renew_lease(self.node.id, ttl=ttl, now=now)
+                deadline = now + timedelta(seconds=ttl)
+                for execution_id in stops:
+                    await self.worker.stop(execution_id, "stop requested")
+            except Fenced:
+                await self._fence("the cluster expired this node's lease")
+                await self._register()
+                deadline = self.clock.now() + timedelta(seconds=ttl)
+            except CronhiveError:
+                log.exception("lease renewal failed")
+                if self.clock.now() >= deadline - timedelta(seconds=ttl / 6):
+                    # Our lease is about to lapse: the runs may be given away; the old
+                    # copies must not keep going.
+                    await self._fence("lease could not be renewed")
+
+    async def _fence(self, why: str) -> None:
+        running = self.worker.running()
+        if running:
+            log.error("%s: stopping %d runs", why, len(running))
+            await self.worker.stop_all(f"fenced: {why}", grace=1.0)
+
+    async def _reaper(self) -> None:
+        wake = asyncio.Event()
+        while True:
+            await self.clock.sleep_until(
+                self.clock.now() + timedelta(seconds=self.config.lease_ttl / 2), wake
+            )
+            try:
+                lost = await self.store.reap(now=self.clock.now(), retry=decide_retry)
+            except CronhiveError:
+                log.exception("reaping failed")
+                continue
+            if lost:
+                log.warning("reaped %d lost runs", len(lost))
+                self.worker.wake()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.store.listen() as notes:
+                    async for note in notes:
+                        self._dispatch(note.topic, note.key)
+            except CronhiveError:
+                log.exception("listening for notifications failed; retrying")
+                await asyncio.sleep(1.0)
+
+    def _dispatch(self, topic: str, key: str) -> None:
+        if topic == "jobs" and self.scheduler is not None:
+            self.scheduler.wake()
+        elif topic == "runs":
+            self.worker.wake()
+        elif topic == "stop":
+            try:
+                execution_id = UUID(key)
+            except ValueError:
+                return
+            if execution_id in self.worker.running():
+                task = asyncio.create_task(self.worker.stop(execution_id, "stop requested"))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)

@@ -1,0 +1,131 @@
+"""What a due job does at a tick: pure decisions, no I/O, so every policy is testable alone.
+
+Given a job whose `next_fire_at` has passed, the planner lists its slots up to `now`,
+applies the misfire policy to slots that are late and the concurrency policy to the ones
+that will run, and says where `next_fire_at` moves. Every slot that will not run becomes
+a `skipped` execution with its reason: nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from cronhive.model import Concurrency, Execution, Job, Misfire, RunState
+
+# A slot is on time when fired at most this late; later ones fall to the misfire policy.
+ON_TIME = timedelta(seconds=5)
+# The most slots one job may produce in one tick; beyond it the job jumps to the present
+# and one event says how many slots were passed over (a year of every-second slots would
+# otherwise be 31 million rows).
+MAX_CATCHUP = 500
+
+
+@dataclass(kw_only=True)
+class Plan:
+    queued: list[Execution] = field(default_factory=list)
+    skipped: list[Execution] = field(default_factory=list)
+    stop: list[UUID] = field(default_factory=list)  # active runs to replace
+    next_fire_at: datetime | None = None
+    passed_over: int = 0  # slots beyond MAX_CATCHUP, not recorded one by one
+
+
+def plan(job: Job, now: datetime, active: list[Execution]) -> Plan:
+    """Decides the executions for every slot of `job` due at `now`.
+
+    `active` holds the job's queued or running executions (for the concurrency policy).
+    """
+    schedule = job.spec.schedule
+    result = Plan()
+    if schedule is None or job.next_fire_at is None:
+        return result
+    slots: list[datetime] = []
+    t: datetime | None = job.next_fire_at
+    while t is not None and t <= now and len(slots) < MAX_CATCHUP:
+        slots.append(t)
+        t = schedule.next_after(t)
+    if t is not None and t <= now:
+        # Too far behind: jump to the present; the count goes into an event.
+        result.passed_over = _count_until(job, t, now)
+        t = schedule.next_after(now)
+    result.next_fire_at = t
+
+    to_run = _apply_misfire(job, now, slots, result)
+    busy = [e.id for e in active]
+    for slot in to_run:
+        if job.spec.concurrency is Concurrency.FORBID and busy:
+            result.skipped.append(
+                _execution(
+                    job, slot, now, RunState.SKIPPED, "overlap: an earlier run is still active"
+                )
+            )
+            continue
+        if job.spec.concurrency is Concurrency.REPLACE and busy:
+            result.stop.extend(i for i in busy if i not in result.stop)
+            # The runs being replaced are stopping; only the new one counts as active.
+            busy = []
+        execution = _execution(job, slot, now, RunState.QUEUED, None)
+        result.queued.append(execution)
+        busy.append(execution.id)
+    return result
+
+
+def _apply_misfire(job: Job, now: datetime, slots: list[datetime], result: Plan) -> list[datetime]:
+    late = [s for s in slots if now - s > ON_TIME]
+    on_time = [s for s in slots if now - s <= ON_TIME]
+    policy = job.spec.misfire
+    if not late or policy is Misfire.ALL:
+        return slots
+    if policy is Misfire.SKIP:
+        for s in late:
+            result.skipped.append(_execution(job, s, now, RunState.SKIPPED, _late(s, now, "skip")))
+        return on_time
+    # ONCE: the latest late slot stands for all of them, unless an on-time slot runs
+    # anyway or the latest is beyond the grace time.
+    grace = timedelta(seconds=job.spec.misfire_grace)
+    keep = late[-1] if not on_time and now - late[-1] <= grace else None
+    for s in late:
+        if s != keep:
+            reason = _late(s, now, "once") + (
+                "; beyond the misfire grace" if keep is None and s == late[-1] else ""
+            )
+            result.skipped.append(_execution(job, s, now, RunState.SKIPPED, reason))
+    return ([keep] if keep else []) + on_time
+
+
+def _late(slot: datetime, now: datetime, policy: str) -> str:
+    return f"misfire: {(now - slot).total_seconds():.0f}s late (policy {policy})"
+
+
+def _count_until(job: Job, start: datetime, now: datetime) -> int:
+    schedule = job.spec.schedule
+    assert schedule is not None
+    n, t = 0, start
+    # Bounded: counting costs what iterating costs, so stop at a large cap.
+    for t in schedule.iter_after(start - timedelta(microseconds=1)):
+        if t > now or n >= 1_000_000:
+            break
+        n += 1
+    return n
+
+
+def _execution(
+    job: Job, slot: datetime, now: datetime, state: RunState, reason: str | None
+) -> Execution:
+    return Execution(
+        id=uuid.uuid4(),
+        job_id=job.id,
+        job_name=job.name,
+        owner=job.owner,
+        run=job.spec.run,
+        retry=job.spec.retry,
+        scheduled_for=slot,
+        attempt=1,
+        state=state,
+        reason=reason,
+        not_before=now,
+        queued_at=now,
+        finished_at=now if state is RunState.SKIPPED else None,
+    )

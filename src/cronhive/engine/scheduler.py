@@ -1,0 +1,103 @@
+"""The scheduler loop: turns due jobs into executions, exactly once, on whichever node ticks.
+
+Every node runs it. A tick takes the due jobs in one transaction (locked with SKIP LOCKED
+on PostgreSQL, so ticking nodes split the work), inserts one execution per slot (the
+unique slot key makes a double fire impossible) and advances `next_fire_at`. The loop
+then sleeps until the earliest `next_fire_at` or until a job changes, never a fixed
+period. When this node has room, it claims the runs it just queued in the same
+transaction (the fast path that keeps fire lag to one round trip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from cronhive.engine.clock import Clock
+from cronhive.engine.planner import plan
+from cronhive.engine.worker import Worker
+from cronhive.errors import CronhiveError, Fenced
+from cronhive.model import Event, Execution
+from cronhive.store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 200  # due jobs per transaction
+MAX_SLEEP = timedelta(seconds=30)  # re-check at least this often (a missed NOTIFY)
+
+
+class Scheduler:
+    def __init__(self, store: Store, clock: Clock, worker: Worker | None, node_id: UUID) -> None:
+        self._store = store
+        self._clock = clock
+        self._worker = worker
+        self.node_id = node_id
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.tick() >= BATCH:
+                    pass  # more due jobs than one batch: keep going
+                upcoming = await self._store.next_fire_at()
+            except CronhiveError:
+                log.exception("scheduler tick failed")
+                upcoming = None
+            now = self._clock.now()
+            until = now + MAX_SLEEP if upcoming is None else min(upcoming, now + MAX_SLEEP)
+            self._wake.clear()
+            await self._clock.sleep_until(until, self._wake)
+
+    async def tick(self) -> int:
+        """Fires every due job (up to one batch); returns how many jobs were due."""
+        now = self._clock.now()
+        events: list[Event] = []
+        fast: list[Execution] = []
+        async with self._store.firing(now, BATCH) as batch:
+            jobs = list(batch.jobs)
+            if not jobs:
+                return 0
+            active = await batch.active_runs([j.id for j in jobs])
+            free = self._worker.free if self._worker else 0
+            mine: list[UUID] = []
+            for job in jobs:
+                p = plan(job, now, active.get(job.id, []))
+                for execution_id in p.stop:
+                    await batch.request_stop(execution_id, "replaced by a newer run")
+                for e in p.skipped:
+                    await batch.insert(e)
+                for e in p.queued:
+                    if await batch.insert(e) and free > len(mine) and self._fits(e):
+                        mine.append(e.id)
+                await batch.advance(job.id, p.next_fire_at)
+                if p.passed_over:
+                    events.append(_passed_over_event(job.id, job.owner, p.passed_over, now))
+            if mine:
+                try:
+                    fast = await batch.claim(mine, self.node_id, now)
+                except Fenced:
+                    fast = []
+        if fast and self._worker is not None:
+            self._worker.adopt(fast)
+        for event in events:
+            await self._store.add_event(event)
+        return len(jobs)
+
+    def _fits(self, execution: Execution) -> bool:
+        return self._worker is not None and execution.run.target_tags <= self._worker.tags
+
+
+def _passed_over_event(job_id: UUID, owner: str, count: int, now: datetime) -> Event:
+    return Event(
+        id=0,
+        at=now,
+        kind="job.misfire",
+        owner=owner,
+        job_id=job_id,
+        message=f"{count} missed slots passed over without a record (too far behind)",
+    )

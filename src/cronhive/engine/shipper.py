@@ -1,0 +1,106 @@
+"""Ships a run's output from the runner into the store, in batches, within a cap.
+
+Batches go out when they reach `batch_bytes` or `interval` after their first chunk,
+whichever comes first, so a live reader on another node lags by about `interval`. Past
+`cap` bytes (both streams together) nothing more is stored and the run is marked capped;
+the node's spool file still holds everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from cronhive import runner
+from cronhive.errors import CronhiveError, Fenced
+from cronhive.model import OutputChunk, Stream
+from cronhive.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class OutputShipper:
+    """An `OutputSink` for one run. Not thread-safe; the runner calls it sequentially."""
+
+    def __init__(
+        self,
+        store: Store,
+        execution_id: UUID,
+        node_id: UUID,
+        *,
+        cap: int,
+        batch_bytes: int = 256 * 1024,
+        interval: float = 0.1,
+    ) -> None:
+        self._store = store
+        self._execution_id = execution_id
+        self._node_id = node_id
+        self._cap = cap
+        self._batch_bytes = batch_bytes
+        self._interval = interval
+        self._pending: list[OutputChunk] = []
+        self._pending_bytes = 0
+        self._stored = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.capped = False
+        self.fenced = False
+
+    async def write(self, chunk: runner.Chunk) -> None:
+        if self.capped or self.fenced:
+            return
+        data = chunk.data
+        room = self._cap - self._stored - self._pending_bytes
+        if len(data) > room:
+            data, self.capped = data[: max(room, 0)], True
+        if data:
+            self._pending.append(
+                OutputChunk(
+                    execution_id=self._execution_id,
+                    stream=Stream(chunk.stream),
+                    offset=chunk.offset,
+                    seq=chunk.seq,
+                    data=data,
+                )
+            )
+            self._pending_bytes += len(data)
+        if self._pending_bytes >= self._batch_bytes or self.capped:
+            await self.flush()
+        elif self._pending and self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._interval, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        self._flushing = asyncio.ensure_future(self.flush())
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
+            if not batch or self.fenced:
+                return
+            try:
+                await self._store.append_output(
+                    self._execution_id, node_id=self._node_id, chunks=batch
+                )
+                self._stored += sum(len(c.data) for c in batch)
+            except Fenced:
+                # The run was given away: stop shipping; the node is stopping it.
+                self.fenced = True
+            except CronhiveError:
+                # Output must not be dropped silently: keep the batch for the next flush.
+                log.exception("shipping output of %s failed; will retry", self._execution_id)
+                self._pending[:0] = batch
+                self._pending_bytes += sum(len(c.data) for c in batch)
+
+    async def close(self) -> None:
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+        await self.flush()
+        if self._pending and not self.fenced:
+            await self.flush()  # one more try after a transient failure
