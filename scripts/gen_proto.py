@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,30 @@ def generate(out: Path) -> None:
         *protos,
     ]  # fmt: skip
     subprocess.run(cmd, check=True)
+    _qualify_imports(out, protos)
     for d in [out, *(p for p in out.rglob("*") if p.is_dir())]:
         (d / "__init__.py").touch()
+
+
+def _qualify_imports(out: Path, protos: list[str]) -> None:
+    """protoc names a module by its proto path (`cronhive.v1.cronhive_pb2`), which would
+    shadow our own `cronhive` package: point references at where the code really lives.
+    Quoted names (descriptor pool keys) are left alone."""
+    pkg = ".".join(OUT.relative_to(ROOT / "src").parts)  # also when `out` is a temp dir
+    mods = [p.removesuffix(".proto").replace("/", ".") + "_pb2" for p in protos]
+    for f in [*out.rglob("*.py"), *out.rglob("*.pyi")]:
+        text = new = f.read_text()
+        for mod in mods:
+            parent, _, name = mod.rpartition(".")
+            new = re.sub(rf"(?<![\w.'\"]){re.escape(mod)}\b", f"{pkg}.{mod}", new)
+            new = re.sub(
+                rf"^from {re.escape(parent)} import {name}\b",
+                f"from {pkg}.{parent} import {name}",
+                new,
+                flags=re.M,
+            )
+        if new != text:
+            f.write_text(new)
 
 
 def files(root: Path) -> set[str]:
