@@ -1,0 +1,151 @@
+"""Cron expressions: parsing by cronsim, DST by us.
+
+cronsim does the calendar arithmetic on *naive* wall-clock times (where it has no DST
+logic of its own); `_dst` then maps each wall time to real instants under the schedule's
+policy. Debian cron's behaviour is one setting of that policy (`resolve_auto`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from cronsim import CronSim, CronSimError
+
+from cronhive.errors import InvalidSchedule
+from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
+
+# cronsim 2.8 does not take macros; these are the five fields cron(8) documents for them.
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+_FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
+_ALLOWED = {
+    "second": "0-59",
+    "minute": "0-59",
+    "hour": "0-23",
+    "day-of-month": "1-31, L or LW",
+    "month": "1-12 or JAN-DEC",
+    "day-of-week": "0-7 or SUN-SAT, with L (last) and # (nth)",
+}
+# Any date is found within cronsim's own 50-year horizon; start the walk this early.
+_REFERENCE = datetime(2000, 1, 1)
+MAX_EXPRESSION = 1000
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CronSpec:
+    """A validated cron expression: its fields and whether it is a fixed-time job."""
+
+    fields: str  # five fields, or six with a leading seconds field
+    fixed_time: bool
+
+    def resolve_auto(
+        self, repeated: DstRepeated, skipped: DstSkipped
+    ) -> tuple[DstRepeated, DstSkipped]:
+        """AUTO as Debian cron: by whether the minute or hour field starts with ``*``.
+
+        Debian cron flags a job whose minute or hour field starts with ``*`` as a wildcard
+        job; it runs at every real matching time (a repeated hour twice, a skipped hour
+        never). Any other job is fixed-time: once in a repeated hour (the first time) and,
+        when its time is skipped, right when the gap ends.
+        """
+        if repeated is DstRepeated.AUTO:
+            repeated = DstRepeated.FIRST if self.fixed_time else DstRepeated.BOTH
+        if skipped is DstSkipped.AUTO:
+            skipped = DstSkipped.SHIFT if self.fixed_time else DstSkipped.SKIP
+        return repeated, skipped
+
+    def describe(self) -> str:
+        """cronsim's English, lower-cased to sit inside a sentence; the fields if it fails."""
+        try:
+            text = CronSim(self.fields, _REFERENCE).explain()
+        except Exception:  # explain() is best effort; the expression itself is never wrong
+            return self.fields
+        return text[:1].lower() + text[1:]
+
+
+def compile_cron(expression: str) -> CronSpec:
+    """Validates a cron expression (5 fields, 6 with leading seconds, or a macro).
+
+    Raises `InvalidSchedule` (field ``schedule``) naming the bad field and its value.
+    """
+    text = expression.strip()
+    if len(text) > MAX_EXPRESSION:
+        raise InvalidSchedule("cron expression is too long", field="schedule")
+    if text.startswith("@"):
+        fields = MACROS.get(text.lower())
+        if fields is None:
+            raise InvalidSchedule(
+                f"unknown cron macro {text!r}; known: {', '.join(MACROS)}", field="schedule"
+            )
+    else:
+        fields = " ".join(text.split())
+    parts = fields.split(" ")
+    if len(parts) not in (5, 6):
+        raise InvalidSchedule(
+            f"cron expression {text!r} has {len(parts) if fields else 0} fields; "
+            "expected 5 (minute hour day month weekday) or 6 (seconds first)",
+            field="schedule",
+        )
+    try:
+        CronSim(fields, _REFERENCE)
+    except CronSimError as exc:
+        raise InvalidSchedule(_explain_error(text, parts, str(exc)), field="schedule") from exc
+    except (ValueError, IndexError, AssertionError) as exc:  # a cronsim edge we did not foresee
+        raise InvalidSchedule(f"bad cron expression {text!r}", field="schedule") from exc
+    minute, hour = parts[-5], parts[-4]
+    return CronSpec(
+        fields=fields, fixed_time=not minute.startswith("*") and not hour.startswith("*")
+    )
+
+
+def _explain_error(text: str, parts: list[str], message: str) -> str:
+    # cronsim says "Bad minute"; name the value too, so the one error line is enough.
+    names = _FIELDS if len(parts) == 6 else _FIELDS[1:]
+    for index, name in enumerate(names):
+        if message == f"Bad {name}":
+            return (
+                f"bad {name} field {parts[index]!r} in cron expression {text!r} "
+                f"(allowed: {_ALLOWED[name]})"
+            )
+    return f"bad cron expression {text!r}: {message}"
+
+
+def next_cron(
+    spec: CronSpec,
+    zone: ZoneInfo,
+    repeated: DstRepeated,
+    skipped: DstSkipped,
+    after: datetime,
+) -> datetime | None:
+    """The first instant (UTC) strictly after `after` at which `spec` fires in `zone`.
+
+    `repeated`/`skipped` must be resolved. Walks matching wall times in order from the
+    earliest one that could still fire after `after`, and stops as soon as no later wall
+    time can beat the best instant found (`readings` gives a non-decreasing lower bound).
+    """
+    after = after.astimezone(UTC)
+    # A wall time w can fire at t > after only if w > after + offset(t); offsets change
+    # only at transitions, so the smallest offset in the next two days bounds the start.
+    offset = min(
+        (after + timedelta(days=d)).astimezone(zone).utcoffset() or timedelta() for d in (0, 1, 2)
+    )
+    start = (after + offset).replace(tzinfo=None, microsecond=0) - timedelta(seconds=1)
+    best: datetime | None = None
+    for wall in CronSim(spec.fields, start):
+        kind, candidates = readings(wall, zone)
+        if best is not None and candidates[0] >= best:
+            break
+        for instant in apply_policy(kind, candidates, repeated, skipped):
+            if instant > after and (best is None or instant < best):
+                best = instant
+    return best

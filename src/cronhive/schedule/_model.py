@@ -1,0 +1,202 @@
+"""The `Schedule` model: one of three kinds, an IANA zone, and an explicit DST policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronhive.errors import InvalidInput, InvalidSchedule
+from cronhive.schedule._cron import CronSpec, compile_cron, next_cron
+from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
+from cronhive.schedule._duration import describe_period, parse_duration
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class ScheduleKind(StrEnum):
+    CRON = "cron"
+    INTERVAL = "interval"
+    ONCE = "once"
+
+
+def kind_of(expression: str) -> ScheduleKind:
+    """Guesses the kind from the text: ``every ...`` interval, ``at ...`` once, else cron."""
+    head = expression.strip().lower()
+    if head.startswith("every ") or head == "every":
+        return ScheduleKind.INTERVAL
+    if head.startswith("at ") or head == "at":
+        return ScheduleKind.ONCE
+    return ScheduleKind.CRON
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Compiled:
+    """What `next_after` needs, worked out once per Schedule."""
+
+    zone: ZoneInfo
+    cron: CronSpec | None = None
+    repeated: DstRepeated = DstRepeated.AUTO  # resolved for cron
+    skipped: DstSkipped = DstSkipped.AUTO
+    period: timedelta | None = None
+    once: tuple[datetime, ...] = ()  # UTC instants, ascending
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """When a job fires. Built from the five stored strings; validated on construction.
+
+    Raises `InvalidSchedule` whose ``field`` is ``schedule``, ``timezone``,
+    ``dst_repeated`` or ``dst_skipped``. Equal schedules compare and hash equal.
+    """
+
+    kind: ScheduleKind
+    expression: str
+    timezone: str = "UTC"
+    dst_repeated: DstRepeated = DstRepeated.AUTO
+    dst_skipped: DstSkipped = DstSkipped.AUTO
+    _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # Accept the stored strings; keep the enums so callers compare like with like.
+        kind = _enum(ScheduleKind, self.kind, "schedule", "schedule kind")
+        repeated = _enum(DstRepeated, self.dst_repeated, "dst_repeated", "dst_repeated policy")
+        skipped = _enum(DstSkipped, self.dst_skipped, "dst_skipped", "dst_skipped policy")
+        if not isinstance(self.expression, str):
+            raise InvalidSchedule("schedule expression must be text", field="schedule")
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "dst_repeated", repeated)
+        object.__setattr__(self, "dst_skipped", skipped)
+        zone = _zone(self.timezone)
+        object.__setattr__(
+            self, "_compiled", _compile(kind, self.expression, zone, repeated, skipped)
+        )
+
+    def next_after(self, instant: datetime) -> datetime | None:
+        """The first fire time strictly after `instant` (aware), as an aware UTC datetime.
+
+        None when the schedule is exhausted (a `once` in the past) or the next fire would
+        fall beyond year 9999. Raises `ValueError` on a naive `instant`.
+        """
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            raise ValueError("next_after needs an aware datetime")
+        c = self._compiled
+        after = instant.astimezone(UTC)
+        try:
+            if c.cron is not None:
+                return next_cron(c.cron, c.zone, c.repeated, c.skipped, after)
+            if c.period is not None:
+                # Aligned to the Unix epoch: stateless, the same on every node.
+                return EPOCH + ((after - EPOCH) // c.period + 1) * c.period
+        except OverflowError:
+            return None
+        return next((t for t in c.once if t > after), None)
+
+    def iter_after(self, instant: datetime) -> Iterator[datetime]:
+        """Fire times strictly after `instant`, strictly increasing, aware UTC."""
+        current: datetime | None = instant
+        while current is not None and (current := self.next_after(current)) is not None:
+            yield current
+
+    def describe(self) -> str:
+        """In words: ``at 03:00 every day (Europe/Berlin)``, ``every 5 minutes``, ..."""
+        c = self._compiled
+        if c.cron is not None:
+            return f"{c.cron.describe()} ({self.timezone})"
+        if c.period is not None:
+            return describe_period(c.period)
+        return "once at " + " and ".join(t.astimezone(c.zone).isoformat() for t in c.once)
+
+
+def parse_schedule(
+    kind: str,
+    expression: str,
+    *,
+    timezone: str = "UTC",
+    dst_repeated: str = "auto",
+    dst_skipped: str = "auto",
+) -> Schedule:
+    """Builds a `Schedule` from stored or user strings, validating every part.
+
+    Raises `InvalidSchedule(message, field=...)`, field in ``schedule``, ``timezone``,
+    ``dst_repeated``, ``dst_skipped``; never anything else for any string input.
+    """
+    return Schedule(
+        kind=kind,  # type: ignore[arg-type]  # __post_init__ converts and validates
+        expression=expression,
+        timezone=timezone,
+        dst_repeated=dst_repeated,  # type: ignore[arg-type]
+        dst_skipped=dst_skipped,  # type: ignore[arg-type]
+    )
+
+
+def _enum(cls: type[_E], value: object, field_name: str, label: str) -> _E:
+    try:
+        return cls(value)  # type: ignore[arg-type]  # any stored value is checked here
+    except ValueError:
+        choices = ", ".join(member.value for member in cls)
+        raise InvalidSchedule(
+            f"unknown {label} {value!r}; use one of: {choices}", field=field_name
+        ) from None
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
+        raise InvalidSchedule(f"unknown time zone {name!r}", field="timezone") from None
+
+
+def _compile(
+    kind: ScheduleKind,
+    expression: str,
+    zone: ZoneInfo,
+    repeated: DstRepeated,
+    skipped: DstSkipped,
+) -> _Compiled:
+    if kind is ScheduleKind.CRON:
+        spec = compile_cron(expression)
+        repeated, skipped = spec.resolve_auto(repeated, skipped)
+        return _Compiled(zone=zone, cron=spec, repeated=repeated, skipped=skipped)
+    text = expression.strip()
+    if kind is ScheduleKind.INTERVAL:
+        body = text[5:] if text.lower().startswith("every") else text
+        try:
+            return _Compiled(zone=zone, period=parse_duration(body, field="schedule"))
+        except InvalidInput as exc:
+            raise InvalidSchedule(f"bad interval {text!r}: {exc}", field="schedule") from None
+    body = text[2:].strip() if text.lower().startswith("at") else text
+    return _Compiled(zone=zone, once=_once(body, zone, repeated, skipped))
+
+
+def _once(
+    text: str, zone: ZoneInfo, repeated: DstRepeated, skipped: DstSkipped
+) -> tuple[datetime, ...]:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidSchedule(
+            f"bad instant {text!r}: use ISO 8601, e.g. 2026-12-01T09:00:00+01:00",
+            field="schedule",
+        ) from None
+    if when.tzinfo is not None:
+        return (when.astimezone(UTC),)
+    # A naive instant is a wall time in the zone: DST policy as for a fixed-time cron job.
+    if repeated is DstRepeated.AUTO:
+        repeated = DstRepeated.FIRST
+    if skipped is DstSkipped.AUTO:
+        skipped = DstSkipped.SHIFT
+    try:
+        found = apply_policy(*readings(when, zone), repeated, skipped)
+    except OverflowError:
+        found = ()
+    if not found:
+        raise InvalidSchedule(
+            f"{text} does not exist in {zone.key} (skipped by DST) and dst_skipped is skip",
+            field="schedule",
+        )
+    return found
