@@ -12,4 +12,6 @@ from cronhive.cli._app import cli, main
 from cronhive.cli import _cron  # noqa: E402, F401  # isort: skip
 from cronhive.cli import _certs  # noqa: E402, F401  # isort: skip
 
+from cronhive.cli import _server  # noqa: E402, F401  # isort: skip
+
 __all__ = ["cli", "main"]

@@ -1,0 +1,120 @@
+"""A node's settings. Precedence: command-line flag > config file > default.
+
+The embedded default needs nothing: an SQLite file, a spool folder and development
+certificates under one data directory, an API on 127.0.0.1:7433.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from cronhive.errors import InvalidInput
+
+DEFAULT_LISTEN = "127.0.0.1:7433"
+DEFAULT_WEB = "127.0.0.1:7434"
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=-]{0,62}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    data_dir: Path
+    db: str | None = None  # None: sqlite file in data_dir
+    listen: str = DEFAULT_LISTEN
+    web: str | None = DEFAULT_WEB
+    name: str = ""
+    tags: frozenset[str] = frozenset()
+    capacity: int = 16
+    lease_ttl: float = 5.0
+    grace: float = 10.0
+    certs_dir: Path | None = None  # None: data_dir/certs, created on first start
+    policy: Path | None = None
+    output_cap: int = 64 * 1024 * 1024
+
+    @property
+    def db_url(self) -> str:
+        return self.db or f"sqlite:///{self.data_dir / 'cronhive.db'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def node_name(self) -> str:
+        return self.name or socket.gethostname().split(".")[0] or "node"
+
+
+def parse_listen(value: str, *, field: str = "listen") -> tuple[str, int]:
+    """`host:port` (IPv6 as `[::1]:7433`) -> (host, port)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]]*):(\d{1,5})", value.strip())
+    if not m:
+        raise InvalidInput(f"{field}: expected HOST:PORT, got {value!r}", field=field)
+    host = m.group(1) or m.group(3) or "0.0.0.0"  # noqa: S104 - an explicit ":PORT" asks for all
+    port = int(m.group(2) or m.group(4))
+    if not 0 < port < 65536:
+        raise InvalidInput(f"{field}: port {port} out of range 1-65535", field=field)
+    return host, port
+
+
+def parse_tags(value: str | list[str] | tuple[str, ...], *, field: str = "tags") -> frozenset[str]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    tags = {t.strip() for t in items if t.strip()}
+    for tag in tags:
+        if not _TAG.fullmatch(tag):
+            raise InvalidInput(
+                f"{field}: bad tag {tag!r} (letters, digits and _.:=- ; at most 63)", field=field
+            )
+    return frozenset(tags)
+
+
+def load_server_config(path: Path | None, **flags: Any) -> ServerConfig:
+    """Builds the config from an optional TOML file (keys = flag names) and flags that
+    were given (None = not given). Raises InvalidInput naming the bad key."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise InvalidInput(f"config {path}: {exc.strerror}", field="config") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"config {path}: {exc}", field="config") from exc
+        known = {f.name for f in fields(ServerConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInput(f"config {path}: unknown key {unknown[0]!r}", field=unknown[0])
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if "data_dir" not in values:
+        raise InvalidInput("data_dir is required", field="data_dir")
+    return _validated(ServerConfig(data_dir=Path(values.pop("data_dir"))), values)
+
+
+def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in ("certs_dir", "policy"):
+            out[key] = Path(value)
+        elif key == "tags":
+            out[key] = parse_tags(value)
+        elif key in ("listen", "web"):
+            parse_listen(str(value), field=key)
+            out[key] = str(value)
+        elif key == "name":
+            if not _NAME.fullmatch(str(value)):
+                raise InvalidInput(f"name: bad node name {value!r}", field="name")
+            out[key] = str(value)
+        elif key in ("capacity", "output_cap"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(f"{key}: expected a whole number >= 0", field=key)
+            out[key] = value
+        elif key in ("lease_ttl", "grace"):
+            if not isinstance(value, int | float) or not 0 < value <= 3600:
+                raise InvalidInput(f"{key}: expected seconds in (0, 3600]", field=key)
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return replace(config, **out)

@@ -1,0 +1,49 @@
+"""The composition root: everything one `cronhive server` process is, wired in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+from cronhive.auth import ensure_dev_certs
+from cronhive.config import ServerConfig
+from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.store import open_store
+
+log = logging.getLogger("cronhive")
+
+
+async def serve(config: ServerConfig) -> None:
+    """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start."""
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if config.certs_dir is None:
+        certs = ensure_dev_certs(config.data_dir)
+        log.info("development certificates in %s (client: admin.crt/admin.key)", certs.dir)
+    store = await open_store(config.db_url)
+    try:
+        node = NodeProcess(
+            store,
+            NodeConfig(
+                name=config.node_name,
+                spool_dir=config.spool_dir,
+                tags=config.tags,
+                capacity=config.capacity,
+                lease_ttl=config.lease_ttl,
+                grace=config.grace,
+                output_cap=config.output_cap,
+            ),
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.shutdown)
+        log.info(
+            "node %s starting (pid %d, db %s)",
+            config.node_name,
+            os.getpid(),
+            config.db_url.split("@")[-1],
+        )
+        await node.run()
+    finally:
+        await store.close()
