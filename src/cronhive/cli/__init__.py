@@ -9,9 +9,9 @@ from __future__ import annotations
 from cronhive.cli._app import cli, main
 
 # Importing a verb module registers its commands on `cli`.
-from cronhive.cli import _cron  # noqa: E402, F401  # isort: skip
-from cronhive.cli import _certs  # noqa: E402, F401  # isort: skip
+from cronhive.cli import _cron  # noqa: F401  # isort: skip
+from cronhive.cli import _certs  # noqa: F401  # isort: skip
 
-from cronhive.cli import _server  # noqa: E402, F401  # isort: skip
+from cronhive.cli import _server  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]
