@@ -19,6 +19,7 @@ from uuid import UUID
 
 from cronhive import runner
 from cronhive.engine.clock import Clock, SystemClock
+from cronhive.engine.hub import Hub
 from cronhive.engine.retry import decide_retry
 from cronhive.engine.scheduler import Scheduler
 from cronhive.engine.worker import Worker
@@ -54,6 +55,8 @@ class NodeContext:
     config: NodeConfig
     node: Node
     runner: runner.Runner
+    hub: Hub  # wake-ups from every node, fanned out (see engine.hub)
+    process: NodeProcess
 
 
 class NodeProcess:
@@ -76,6 +79,7 @@ class NodeProcess:
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self.hub = Hub()
 
     @property
     def node(self) -> Node:
@@ -95,6 +99,8 @@ class NodeProcess:
             config=self.config,
             node=self.node,
             runner=self.runner,
+            hub=self.hub,
+            process=self,
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -202,6 +208,7 @@ class NodeProcess:
                 await asyncio.sleep(1.0)
 
     def _dispatch(self, topic: str, key: str) -> None:
+        self.hub.publish(topic, key)
         if topic == "jobs" and self.scheduler is not None:
             self.scheduler.wake()
         elif topic == "runs":
