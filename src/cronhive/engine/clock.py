@@ -41,7 +41,7 @@ class ManualClock:
 
     def __init__(self, start: datetime) -> None:
         self._now = start
-        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+        self._sleepers: list[tuple[datetime, asyncio.Future[bool]]] = []
 
     def now(self) -> datetime:
         return self._now
@@ -55,7 +55,7 @@ class ManualClock:
         self._sleepers = [(t, f) for t, f in self._sleepers if t > instant]
         for f in due:
             if not f.done():
-                f.set_result(None)
+                f.set_result(True)
         # Let the woken tasks run before the caller looks at their effects.
         for _ in range(5):
             await asyncio.sleep(0)
@@ -63,11 +63,11 @@ class ManualClock:
     async def sleep_until(self, instant: datetime, wake: asyncio.Event) -> None:
         if instant <= self._now or wake.is_set():
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._sleepers.append((instant, fut))
-        waker = asyncio.ensure_future(wake.wait())
+        waker: asyncio.Future[bool] = asyncio.ensure_future(wake.wait())
         try:
-            await asyncio.wait({fut, waker}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([fut, waker], return_when=asyncio.FIRST_COMPLETED)
         finally:
             waker.cancel()
             if not fut.done():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -43,7 +43,7 @@ class NodeConfig:
     output_cap: int = DEFAULT_OUTPUT_CAP
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
-    extra: tuple[Callable[[NodeContext], Awaitable[None]], ...] = field(default=())
+    extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
 
 
 @dataclass(kw_only=True)

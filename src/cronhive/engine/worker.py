@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from uuid import UUID
 
 from cronhive import runner
@@ -86,9 +87,9 @@ class Worker:
         for execution in executions:
             task = asyncio.create_task(self._execute(execution), name=f"run-{execution.id}")
             self._tasks[execution.id] = task
-            task.add_done_callback(lambda _t, i=execution.id: self._done(i))
+            task.add_done_callback(partial(self._done, execution.id))
 
-    def _done(self, execution_id: UUID) -> None:
+    def _done(self, execution_id: UUID, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(execution_id, None)
         self._handles.pop(execution_id, None)
         self._stopping.pop(execution_id, None)
@@ -109,13 +110,13 @@ class Worker:
     async def stop_all(self, reason: str, grace: float | None = None) -> None:
         await asyncio.gather(*(self.stop(i, reason, grace) for i in list(self._tasks)))
 
-    async def drain(self, timeout: float) -> bool:
-        """Waits up to `timeout` seconds for running runs to end; True if all did."""
+    async def drain(self, within: float) -> bool:
+        """Waits up to `within` seconds for running runs to end; True if all did."""
         self.claiming = False
         tasks = list(self._tasks.values())
         if not tasks:
             return True
-        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        _done, pending = await asyncio.wait(tasks, timeout=within)
         return not pending
 
     async def _execute(self, execution: Execution) -> None:

@@ -1,0 +1,148 @@
+"""The planner's decisions, table by table: misfire and concurrency policies, catch-up."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cronhive.engine.planner import MAX_CATCHUP, plan
+from cronhive.model import (
+    Concurrency,
+    Execution,
+    Job,
+    JobSpec,
+    Misfire,
+    RunSpec,
+    RunState,
+)
+from cronhive.schedule import parse_schedule
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def job(
+    expr: str = "* * * * *",
+    *,
+    next_fire_at: datetime = T0,
+    misfire: Misfire = Misfire.ONCE,
+    concurrency: Concurrency = Concurrency.ALLOW,
+    grace: float = 300.0,
+) -> Job:
+    kind = "interval" if expr.startswith("every") else "cron"
+    return Job(
+        id=uuid.uuid4(),
+        spec=JobSpec(
+            name="j",
+            owner="user:alice",
+            run=RunSpec(command=("/bin/true",)),
+            schedule=parse_schedule(kind, expr),
+            misfire=misfire,
+            concurrency=concurrency,
+            misfire_grace=grace,
+        ),
+        next_fire_at=next_fire_at,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def active_run(j: Job) -> Execution:
+    return Execution(
+        id=uuid.uuid4(),
+        job_id=j.id,
+        job_name=j.name,
+        owner=j.owner,
+        run=j.spec.run,
+        scheduled_for=T0 - timedelta(minutes=1),
+        state=RunState.RUNNING,
+        not_before=T0,
+        queued_at=T0,
+    )
+
+
+def test_on_time_slot_is_queued_and_next_fire_advances() -> None:
+    p = plan(job(), T0 + timedelta(milliseconds=20), [])
+    assert [e.scheduled_for for e in p.queued] == [T0]
+    assert p.queued[0].state is RunState.QUEUED and p.queued[0].attempt == 1
+    assert p.skipped == [] and p.next_fire_at == T0 + timedelta(minutes=1)
+
+
+def test_not_due_yet_plans_nothing_but_keeps_next_fire() -> None:
+    p = plan(job(next_fire_at=T0 + timedelta(minutes=1)), T0, [])
+    assert p.queued == [] and p.next_fire_at == T0 + timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("misfire", "down_minutes", "queued", "skipped"),
+    [
+        # Down 10 minutes: slots T0..T0+9 late, T0+10 on time.
+        (Misfire.ALL, 10, list(range(11)), []),
+        (Misfire.SKIP, 10, [10], list(range(10))),
+        # once: an on-time slot runs anyway, so every late one is skipped.
+        (Misfire.ONCE, 10, [10], list(range(10))),
+    ],
+)
+def test_misfire_policies(
+    misfire: Misfire, down_minutes: int, queued: list[int], skipped: list[int]
+) -> None:
+    now = T0 + timedelta(minutes=down_minutes, seconds=1)
+    p = plan(job(misfire=misfire), now, [])
+    assert [e.scheduled_for for e in p.queued] == [T0 + timedelta(minutes=m) for m in queued]
+    assert [e.scheduled_for for e in p.skipped] == [T0 + timedelta(minutes=m) for m in skipped]
+    assert all(e.state is RunState.SKIPPED and "misfire" in (e.reason or "") for e in p.skipped)
+    assert p.next_fire_at == T0 + timedelta(minutes=down_minutes + 1)
+
+
+def test_misfire_once_runs_latest_late_slot_within_grace() -> None:
+    j = job("0 * * * *", misfire=Misfire.ONCE, grace=3600)
+    now = T0 + timedelta(hours=2, minutes=30)  # slots 12:00, 13:00, 14:00 all late
+    p = plan(j, now, [])
+    assert [e.scheduled_for for e in p.queued] == [T0 + timedelta(hours=2)]
+    assert [e.scheduled_for for e in p.skipped] == [T0, T0 + timedelta(hours=1)]
+
+
+def test_misfire_once_beyond_grace_skips_everything_with_reason() -> None:
+    j = job("0 * * * *", misfire=Misfire.ONCE, grace=60)
+    p = plan(j, T0 + timedelta(hours=2, minutes=30), [])
+    assert p.queued == []
+    assert len(p.skipped) == 3
+    assert "beyond the misfire grace" in (p.skipped[-1].reason or "")
+
+
+def test_forbid_skips_while_a_run_is_active() -> None:
+    j = job(concurrency=Concurrency.FORBID)
+    p = plan(j, T0, [active_run(j)])
+    assert p.queued == []
+    assert [e.reason for e in p.skipped] == ["overlap: an earlier run is still active"]
+
+
+def test_forbid_runs_once_free_and_counts_its_own_new_run() -> None:
+    j = job(misfire=Misfire.ALL, concurrency=Concurrency.FORBID)
+    p = plan(j, T0 + timedelta(minutes=2), [])
+    # The first slot queues a run; the two after it overlap with that run.
+    assert [e.scheduled_for for e in p.queued] == [T0]
+    assert len(p.skipped) == 2
+
+
+def test_replace_stops_the_active_run() -> None:
+    j = job(concurrency=Concurrency.REPLACE)
+    old = active_run(j)
+    p = plan(j, T0, [old])
+    assert p.stop == [old.id] and len(p.queued) == 1
+
+
+def test_allow_runs_alongside() -> None:
+    j = job(concurrency=Concurrency.ALLOW)
+    p = plan(j, T0, [active_run(j)])
+    assert len(p.queued) == 1 and p.stop == [] and p.skipped == []
+
+
+def test_far_behind_jumps_to_the_present_and_counts_what_it_passed_over() -> None:
+    j = job("every 1s", misfire=Misfire.SKIP)
+    now = T0 + timedelta(seconds=MAX_CATCHUP + 99.5)
+    p = plan(j, now, [])
+    assert len(p.skipped) + len(p.queued) == MAX_CATCHUP
+    assert p.passed_over == 100
+    assert p.next_fire_at == T0 + timedelta(seconds=MAX_CATCHUP + 100)
