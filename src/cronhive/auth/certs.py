@@ -19,6 +19,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
+import secrets
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -150,11 +151,14 @@ def _key_usage(*, signs_certs: bool) -> x509.KeyUsage:
 
 
 def create_ca(
-    *, common_name: str = "cronhive CA", days: int = 3650, now: dt.datetime | None = None
+    *, common_name: str | None = None, days: int = 3650, now: dt.datetime | None = None
 ) -> KeyPair:
-    """Creates a self-signed CA that may sign end-entity certificates only (path length 0)."""
+    """Creates a self-signed CA that may sign end-entity certificates only (path length 0).
+
+    The default name carries a random suffix so two clusters' CAs are never confused."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cn = common_name or f"cronhive CA {secrets.token_hex(4)}"
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     cert = (
         _builder(name, name, key.public_key(), days=days, now=now)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -308,8 +312,9 @@ def _read(path: Path) -> bytes:
 
 def load_cert(path: Path) -> x509.Certificate:
     """Reads a PEM certificate; InvalidInput naming the file if missing or not a certificate."""
+    data = _read(path)  # outside the try: InvalidInput is a ValueError too
     try:
-        return x509.load_pem_x509_certificate(_read(path))
+        return x509.load_pem_x509_certificate(data)
     except ValueError:
         raise InvalidInput(f"{path}: not a PEM certificate", field=str(path)) from None
 
@@ -321,8 +326,9 @@ def load_pair(cert_path: Path, key_path: Path) -> KeyPair:
     key, or whose key does not match the certificate.
     """
     cert = load_cert(cert_path)
+    data = _read(key_path)
     try:
-        key = serialization.load_pem_private_key(_read(key_path), password=None)
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         raise InvalidInput(
             f"{key_path}: not an unencrypted PEM private key", field=str(key_path)
