@@ -367,8 +367,9 @@ class RunHandle:
             self._signal_tree(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._exited), grace)
-        self._signal_tree(signal.SIGKILL)
+        killed = self._signal_tree(signal.SIGKILL)
         await self._exited
+        await _limits.wait_gone(killed, within=1.0)
         if self._pipes:  # only escaped processes hold them now; do not wait for EOF
             self._drain_now()
 
@@ -377,16 +378,19 @@ class RunHandle:
             with contextlib.suppress(OSError):
                 os.killpg(self.pid, sig)
 
-    def _signal_tree(self, sig: int) -> None:
-        """Signal the group, then everything else found to belong to the run."""
+    def _signal_tree(self, sig: int) -> set[int]:
+        """Signal the group, then everything else found to belong to the run; return
+        the PIDs found."""
         self._signal_group(sig)
         if self._cgroup is not None and sig == signal.SIGKILL:
             _limits.CgroupParent.kill(self._cgroup)
         if self.pid is None:
-            return
-        for pid in _limits.tagged_pids(self.run_id, self.pid):
+            return set()
+        found = _limits.tagged_pids(self.run_id, self.pid)
+        for pid in found:
             with contextlib.suppress(OSError):
                 os.kill(pid, sig)
+        return found
 
     def _remove_cgroup(self) -> None:
         if self._cgroup is not None:

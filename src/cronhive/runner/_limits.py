@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
@@ -127,3 +128,21 @@ def tagged_pids(run_id: str, session: int) -> set[int]:
         except OSError:
             continue
     return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+async def wait_gone(pids: set[int], within: float) -> None:
+    """Wait (polling /proc, only on the stop path) until ``pids`` are dead or zombies."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while pids and loop.time() < deadline:
+        pids = {p for p in pids if not _gone(p)}
+        if pids:
+            await asyncio.sleep(0.01)
