@@ -1,0 +1,38 @@
+"""New executions outside the scheduler: triggers of a job and ad-hoc runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from cronhive.model import Execution, Job, RetryPolicy, RunSpec
+
+
+def triggered(job: Job, now: datetime) -> Execution:
+    """A run of `job` now, by hand; it keeps the job's retry policy."""
+    return Execution(
+        id=uuid.uuid4(),
+        job_id=job.id,
+        job_name=job.name,
+        owner=job.owner,
+        run=job.spec.run,
+        retry=job.spec.retry,
+        scheduled_for=now,
+        not_before=now,
+        queued_at=now,
+    )
+
+
+def adhoc(owner: str, run: RunSpec, now: datetime, retry: RetryPolicy | None = None) -> Execution:
+    """A one-off run of a command, owned by `owner`, belonging to no job."""
+    return Execution(
+        id=uuid.uuid4(),
+        job_id=None,
+        job_name=None,
+        owner=owner,
+        run=run,
+        retry=retry or RetryPolicy(),
+        scheduled_for=now,
+        not_before=now,
+        queued_at=now,
+    )

@@ -1,0 +1,115 @@
+"""Helpers for engine tests: jobs, ad-hoc runs and nodes built from real parts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cronhive.engine import runs
+from cronhive.engine.clock import Clock, SystemClock
+from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.model import (
+    Concurrency,
+    Execution,
+    Job,
+    JobSpec,
+    Misfire,
+    RetryPolicy,
+    RunSpec,
+)
+from cronhive.schedule import parse_schedule
+from cronhive.store import Store
+
+
+def job_spec(
+    command: tuple[str, ...],
+    *,
+    name: str | None = None,
+    schedule: str | None = None,
+    timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.05,
+    concurrency: Concurrency = Concurrency.ALLOW,
+    misfire: Misfire = Misfire.ONCE,
+    tags: frozenset[str] = frozenset(),
+) -> JobSpec:
+    sched = None
+    if schedule is not None:
+        kind = "interval" if schedule.startswith("every") else "cron"
+        sched = parse_schedule(kind, schedule)
+    return JobSpec(
+        name=name or f"job-{uuid.uuid4().hex[:8]}",
+        owner="user:alice",
+        run=RunSpec(command=command, timeout=timeout, target_tags=tags),
+        schedule=sched,
+        retry=RetryPolicy(max_retries=retries, delay=retry_delay, backoff=2.0),
+        concurrency=concurrency,
+        misfire=misfire,
+    )
+
+
+def adhoc(command: tuple[str, ...], now: datetime, **run: Any) -> Execution:
+    return runs.adhoc("user:alice", RunSpec(command=command, **run), now)
+
+
+async def create_job(store: Store, spec: JobSpec, now: datetime) -> Job:
+    first = spec.schedule.next_after(now) if spec.schedule else None
+    return await store.create_job(spec, next_fire_at=first, created_by="alice", now=now)
+
+
+@contextlib.asynccontextmanager
+async def running_node(
+    store: Store,
+    tmp_path: Path,
+    *,
+    clock: Clock | None = None,
+    name: str = "n1",
+    capacity: int = 8,
+    tags: frozenset[str] = frozenset(),
+    lease_ttl: float = 5.0,
+    grace: float = 2.0,
+) -> AsyncIterator[NodeProcess]:
+    node = NodeProcess(
+        store,
+        NodeConfig(
+            name=name,
+            spool_dir=tmp_path / f"spool-{name}",
+            tags=tags,
+            capacity=capacity,
+            lease_ttl=lease_ttl,
+            grace=grace,
+        ),
+        clock or SystemClock(),
+    )
+    task = asyncio.create_task(node.run())
+    await asyncio.wait_for(node.ready.wait(), 10)
+    try:
+        yield node
+    finally:
+        node.shutdown()
+        await asyncio.wait_for(task, 30)
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], *, within: float = 15.0, every: float = 0.05
+) -> None:
+    """Polls `check` until true; fails the test after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(every)
+
+
+async def executions_of(store: Store, job_id: uuid.UUID | None = None) -> list[Execution]:
+    return await store.list_executions(visible_to=None, job_id=job_id, limit=10_000)
+
+
+async def terminal(store: Store, execution_id: uuid.UUID) -> bool:
+    e = await store.get_execution(execution_id, visible_to=None)
+    return e.state.terminal
