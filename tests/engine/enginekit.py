@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -113,3 +116,43 @@ async def executions_of(store: Store, job_id: uuid.UUID | None = None) -> list[E
 async def terminal(store: Store, execution_id: uuid.UUID) -> bool:
     e = await store.get_execution(execution_id, visible_to=None)
     return e.state.terminal
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def spawn_node(
+    db_url: str, tmp_path: Path, name: str, *, capacity: int = 16
+) -> subprocess.Popen[bytes]:
+    """A node as a separate OS process (`cronhive server`), logging to tmp_path/NAME.log."""
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cronhive",
+            "server",
+            "--db",
+            db_url,
+            "--data-dir",
+            str(tmp_path / name),
+            "--name",
+            name,
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--web",
+            f"127.0.0.1:{free_port()}",
+            "--capacity",
+            str(capacity),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def node_logs(tmp_path: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in tmp_path.glob("*.log"))

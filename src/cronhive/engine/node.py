@@ -185,9 +185,9 @@ class NodeProcess:
     async def _reaper(self) -> None:
         wake = asyncio.Event()
         while True:
-            await self.clock.sleep_until(
-                self.clock.now() + timedelta(seconds=self.config.lease_ttl / 2), wake
-            )
+            # Often, so that failover takes little more than the lease TTL.
+            period = min(1.0, self.config.lease_ttl / 4)
+            await self.clock.sleep_until(self.clock.now() + timedelta(seconds=period), wake)
             try:
                 lost = await self.store.reap(now=self.clock.now(), retry=decide_retry)
             except CronhiveError:
