@@ -1,1 +1,15 @@
-"""store."""
+"""The store: every row cronhive keeps, on SQLite (one node) or PostgreSQL (a cluster).
+
+    store = await open_store("sqlite:///var/lib/cronhive/cronhive.db")
+    store = await open_store("postgresql://cronhive@db.example/cronhive")
+
+The contract is `Store` (cronhive.store.base); docs/store.md explains how each
+coordination guarantee is enforced.
+"""
+
+from __future__ import annotations
+
+from cronhive.store._open import open_store
+from cronhive.store.base import FiringBatch, Notification, RetryDecider, Store, Visibility
+
+__all__ = ["FiringBatch", "Notification", "RetryDecider", "Store", "Visibility", "open_store"]

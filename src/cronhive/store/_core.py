@@ -1,0 +1,149 @@
+"""The transaction plumbing and backend hooks under every SQL store operation."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.dml import Insert
+
+from cronhive.model import Execution, RunState
+from cronhive.store import _rows as rows
+from cronhive.store._errors import translating
+from cronhive.store.base import RetryDecider, Store, Visibility
+from cronhive.store.schema import executions, jobs
+
+QUEUED = str(RunState.QUEUED)
+RUNNING = str(RunState.RUNNING)
+ACTIVE = (QUEUED, RUNNING)
+FAILURES = (str(RunState.FAILED), str(RunState.TIMED_OUT), str(RunState.LOST))
+
+
+@dataclass(eq=False)
+class Tx:
+    """One write transaction and the notifications to send once it commits."""
+
+    conn: AsyncConnection
+    notes: dict[tuple[str, str], None] = field(default_factory=dict)
+
+    def note(self, topic: str, key: str = "") -> None:
+        self.notes[(topic, key)] = None
+
+    async def run(self, stmt: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
+        return await self.conn.execute(stmt, params)
+
+
+def visible(column: sa.ColumnElement[str | None], visible_to: Visibility) -> ColumnElement[bool]:
+    """The row filter for a caller who may see `visible_to` (None: everything)."""
+    if visible_to is None:
+        return sa.true()
+    return column.in_(sorted(visible_to))
+
+
+def retry_of(ex: Execution, not_before: datetime, now: datetime) -> Execution:
+    """The next attempt of `ex`: a new row, same slot (history is append-only)."""
+    return Execution(
+        id=uuid4(),
+        job_id=ex.job_id,
+        job_name=ex.job_name,
+        owner=ex.owner,
+        run=ex.run,
+        scheduled_for=ex.scheduled_for,
+        attempt=ex.attempt + 1,
+        not_before=not_before,
+        queued_at=now,
+    )
+
+
+def job_tally(ex: Execution) -> sa.Update:
+    """The job's counters and last run after `ex` ended."""
+    state = str(ex.state)
+    return (
+        jobs.update()
+        .where(jobs.c.id == ex.job_id)
+        .values(
+            success_count=jobs.c.success_count + (1 if ex.state is RunState.SUCCEEDED else 0),
+            failure_count=jobs.c.failure_count + (1 if state in FAILURES else 0),
+            last_run_at=ex.started_at or ex.finished_at,
+            last_state=state,
+        )
+    )
+
+
+class SqlBase(Store):
+    """Engines, transactions and the hooks a backend fills in."""
+
+    def __init__(self, *, writer: AsyncEngine, reader: AsyncEngine) -> None:
+        self._writer = writer
+        self._reader = reader
+
+    # --- backend hooks ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _insert(self, table: sa.Table) -> Insert:
+        """A dialect INSERT offering `on_conflict_do_nothing()`."""
+
+    @abc.abstractmethod
+    def _tags_subset(self, column: sa.Column[Any], tags: frozenset[str]) -> ColumnElement[bool]:
+        """SQL for: every tag in `column` is in `tags` (empty column: true)."""
+
+    async def _send_notes(self, tx: Tx) -> None:
+        """Sends `tx.notes` inside the transaction (delivered on commit), if the backend can."""
+
+    def _after_commit(self, tx: Tx) -> None:
+        """Delivers `tx.notes` after commit, if the backend cannot do it in the transaction."""
+
+    async def _release_node_lock(self) -> None:
+        """Lets another node use the database (SQLite's one-node lock)."""
+
+    # --- transactions ----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Tx]:
+        with translating():
+            async with self._writer.connect() as conn:
+                tx = Tx(conn)
+                async with conn.begin():
+                    yield tx
+                    if tx.notes:
+                        await self._send_notes(tx)
+            if tx.notes:
+                self._after_commit(tx)
+
+    async def _read(self, stmt: sa.Executable) -> Sequence[RowMapping]:
+        with translating():
+            async with self._reader.connect() as conn:
+                return (await conn.execute(stmt)).mappings().all()
+
+    async def close(self) -> None:
+        await self._release_node_lock()
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+    async def _queue_retry(
+        self, tx: Tx, ex: Execution, retry: RetryDecider, now: datetime
+    ) -> Execution | None:
+        at = retry(ex)
+        if at is None:
+            return None
+        nxt = retry_of(ex, at, now)
+        stmt = (
+            self._insert(executions)
+            .values(rows.execution_values(nxt))
+            .on_conflict_do_nothing()  # type: ignore[attr-defined]
+            .returning(executions.c.id)
+        )
+        if (await tx.run(stmt)).first() is None:
+            return None  # another writer queued this attempt already
+        tx.note("runs")
+        return nxt

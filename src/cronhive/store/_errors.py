@@ -1,0 +1,62 @@
+"""Driver errors become cronhive errors here, where they enter; nothing else leaks."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+from cronhive.errors import Conflict, CronhiveError, StoreError, StoreUnavailable
+
+# SQLite errors that mean "the file cannot be used", not "this statement failed".
+_SQLITE_UNAVAILABLE = ("unable to open", "disk i/o", "readonly database", "no such table")
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, psycopg.errors.UniqueViolation):
+        return True
+    return isinstance(orig, sqlite3.IntegrityError) and "UNIQUE constraint" in str(orig)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, psycopg.OperationalError):
+        state = orig.sqlstate
+        return state is None or state.startswith(("08", "57P", "53"))
+    if isinstance(orig, sqlite3.OperationalError):
+        return str(orig).lower().startswith(_SQLITE_UNAVAILABLE)
+    return isinstance(orig, psycopg.InterfaceError | OSError)
+
+
+def describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def translate_error(exc: BaseException) -> CronhiveError:
+    """The cronhive error for a driver or SQLAlchemy error."""
+    if isinstance(exc, CronhiveError):
+        return exc
+    if is_unique_violation(exc):
+        return Conflict(f"conflicts with a stored row: {describe(exc)}")
+    if isinstance(exc, sa_exc.TimeoutError | TimeoutError) or _unavailable(exc):
+        return StoreUnavailable(f"database unavailable: {describe(exc)}")
+    return StoreError(f"database error: {describe(exc)}")
+
+
+_DRIVER_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, sqlite3.Error, OSError, TimeoutError)
+
+
+@contextmanager
+def translating() -> Iterator[None]:
+    """Re-raises driver errors (SQLAlchemy, psycopg, sqlite3, sockets) as cronhive errors."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        raise translate_error(exc) from exc

@@ -1,0 +1,156 @@
+"""Nodes, leases and the reaper: liveness enforced in SQL.
+
+A lease is `nodes.lease_expires_at`. Renewal is a conditional UPDATE that refuses an
+expired lease, so a node that missed its deadline learns it is fenced instead of
+silently coming back. Reaping locks the dead node's row (PostgreSQL `FOR UPDATE SKIP
+LOCKED`; SQLite's write lock), so each lost run is handled by exactly one reaper.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+
+from cronhive.errors import Conflict, Fenced
+from cronhive.model import Event, Execution, Node, RunState
+from cronhive.store import _rows as rows
+from cronhive.store._core import RUNNING, SqlBase, Tx, job_tally
+from cronhive.store.base import RetryDecider
+from cronhive.store.schema import events, executions, nodes
+
+
+def _running_on(node_id: UUID) -> sa.ColumnElement[bool]:
+    return sa.and_(executions.c.node_id == node_id, executions.c.state == RUNNING)
+
+
+class NodeOps(SqlBase):
+    """register_node, renew_lease, deregister_node, list_nodes, reap."""
+
+    async def _check_alive(self, tx: Tx, node_id: UUID, now: datetime) -> None:
+        """Raises `Fenced` unless `node_id` holds a live lease at `now`."""
+        alive = await tx.run(
+            sa.select(nodes.c.id).where(nodes.c.id == node_id, nodes.c.lease_expires_at > now)
+        )
+        if alive.first() is None:
+            raise Fenced(f"node {node_id} has no live lease")
+
+    async def register_node(
+        self, *, name: str, tags: frozenset[str], capacity: int, ttl: float, now: datetime
+    ) -> Node:
+        node = Node(
+            id=uuid4(),
+            name=name,
+            tags=tags,
+            capacity=capacity,
+            started_at=now,
+            heartbeat_at=now,
+            lease_expires_at=now + timedelta(seconds=ttl),
+        )
+        async with self._write() as tx:
+            await tx.run(
+                nodes.insert().values(
+                    id=node.id,
+                    name=name,
+                    tags=rows.tags_value(tags),
+                    capacity=capacity,
+                    started_at=now,
+                    heartbeat_at=now,
+                    lease_expires_at=node.lease_expires_at,
+                )
+            )
+        return node
+
+    async def renew_lease(self, node_id: UUID, *, ttl: float, now: datetime) -> list[UUID]:
+        c = executions.c
+        async with self._write() as tx:
+            renewed = await tx.run(
+                nodes.update()
+                .where(nodes.c.id == node_id, nodes.c.lease_expires_at > now)
+                .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=ttl))
+            )
+            if renewed.rowcount == 0:
+                raise Fenced(f"lease of node {node_id} expired before {now.isoformat()}")
+            stops = await tx.run(sa.select(c.id).where(_running_on(node_id), c.stop_requested))
+            return [r[0] for r in stops]
+
+    async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:
+        busy = sa.exists().where(_running_on(node_id))
+        async with self._write() as tx:
+            gone = await tx.run(nodes.delete().where(nodes.c.id == node_id, ~busy))
+            if gone.rowcount == 0:
+                left = await tx.run(sa.select(sa.func.count()).where(_running_on(node_id)))
+                count = left.scalar_one()
+                if count:
+                    raise Conflict(f"node {node_id} still has {count} running executions")
+        await self._release_node_lock()
+
+    async def list_nodes(self, *, now: datetime) -> list[Node]:
+        running = (
+            sa.select(sa.func.count())
+            .where(executions.c.node_id == nodes.c.id, executions.c.state == RUNNING)
+            .scalar_subquery()
+        )
+        found = await self._read(
+            sa.select(nodes, running.label("running")).order_by(nodes.c.name, nodes.c.id)
+        )
+        return [rows.row_to_node(r, r["running"]) for r in found]
+
+    async def reap(self, *, now: datetime, retry: RetryDecider) -> list[Execution]:
+        expired = await self._read(
+            sa.select(nodes.c.id).where(nodes.c.lease_expires_at <= now).order_by(nodes.c.id)
+        )
+        lost: list[Execution] = []
+        for row in expired:
+            lost.extend(await self._reap_node(row["id"], now, retry))
+        return lost
+
+    async def _reap_node(
+        self, node_id: UUID, now: datetime, retry: RetryDecider
+    ) -> list[Execution]:
+        async with self._write() as tx:
+            # The row lock makes concurrent reapers of this node take turns; whoever comes
+            # second finds the row gone (or skips it while it is locked) and does nothing.
+            locked = await tx.run(
+                sa.select(nodes.c.name)
+                .where(nodes.c.id == node_id, nodes.c.lease_expires_at <= now)
+                .with_for_update(skip_locked=True)
+            )
+            name = locked.scalar_one_or_none()
+            if name is None:
+                return []
+            reason = f"node {name} lease expired"
+            result = await tx.run(
+                executions.update()
+                .where(_running_on(node_id))
+                .values(state=str(RunState.LOST), reason=reason, finished_at=now)
+                .returning(*executions.c)
+            )
+            lost = [rows.row_to_execution(r) for r in result.mappings()]
+            for ex in lost:
+                if ex.job_id is not None:
+                    await tx.run(job_tally(ex))
+                await self._queue_retry(tx, ex, retry, now)
+                tx.note("output", str(ex.id))
+            if lost:
+                await tx.run(
+                    events.insert(),
+                    [
+                        rows.event_values(
+                            Event(
+                                id=0,
+                                at=now,
+                                kind="run.lost",
+                                owner=ex.owner,
+                                job_id=ex.job_id,
+                                execution_id=ex.id,
+                                message=reason,
+                            )
+                        )
+                        for ex in lost
+                    ],
+                )
+                tx.note("events")
+            await tx.run(nodes.delete().where(nodes.c.id == node_id))
+        return lost

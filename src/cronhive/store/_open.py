@@ -1,0 +1,84 @@
+"""`open_store`: a URL in, a migrated Store out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from cronhive.errors import CronhiveError, InvalidInput, StoreUnavailable
+from cronhive.store._errors import translate_error
+from cronhive.store.base import Store
+from cronhive.store.postgres import PostgresStore
+from cronhive.store.sql import SqlStore
+from cronhive.store.sqlite import SqliteStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock key: nodes starting together migrate one after the other.
+_MIGRATE_LOCK = 0x63726F6E68697665 & 0x7FFFFFFFFFFFFFFF  # "cronhive"
+
+
+def _parse(url: str) -> str | URL:
+    """A SQLite path or a PostgreSQL URL; raises InvalidInput for anything else."""
+    if "://" not in url:
+        if not url.strip():
+            raise InvalidInput("database URL is empty", field="db")
+        return url  # a bare filesystem path: SQLite
+    if url.startswith("sqlite:///") and url != "sqlite:///" and ":memory:" not in url:
+        return url.removeprefix("sqlite:///")
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise InvalidInput(f"bad database URL {url!r}: {exc}", field="db") from exc
+        return parsed.set(drivername="postgresql+psycopg")
+    shown = url.split("@")[-1] if "@" in url else url
+    raise InvalidInput(
+        f"unsupported database URL {shown!r}: use sqlite:///path/to.db, a file path, "
+        "or postgresql://user@host/db",
+        field="db",
+    )
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(store: SqlStore) -> None:
+    """Brings the schema to the newest revision, in one transaction."""
+    async with store._writer.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATE_LOCK)))
+        await conn.run_sync(_upgrade)
+
+
+async def open_store(url: str) -> Store:
+    """Opens (and migrates to head) the database at `url`: `sqlite:///path/to.db`, a bare
+    file path, or `postgresql://...`. Raises `InvalidInput` for a URL it cannot use and
+    `StoreUnavailable` when the database cannot be reached or opened."""
+    target = _parse(url)
+    store: SqlStore
+    if isinstance(target, URL):
+        store = PostgresStore(target)
+        shown = target.set(drivername="postgresql").render_as_string(hide_password=True)
+    else:
+        store = SqliteStore(target)
+        shown = target
+    try:
+        await migrate(store)
+    except BaseException as exc:
+        await store.close()
+        error = translate_error(exc) if not isinstance(exc, CronhiveError) else exc
+        if isinstance(error, StoreUnavailable):
+            raise StoreUnavailable(f"cannot reach database {shown}: {error}") from exc
+        if isinstance(exc, Exception):
+            raise error from exc
+        raise
+    return store

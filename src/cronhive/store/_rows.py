@@ -1,0 +1,244 @@
+"""Model objects to column values and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.engine import RowMapping
+
+from cronhive.model import (
+    Concurrency,
+    Event,
+    Execution,
+    Job,
+    JobSpec,
+    Misfire,
+    Node,
+    OutputChunk,
+    RetryPolicy,
+    RunSpec,
+    RunState,
+    Stream,
+)
+from cronhive.schedule import Schedule, parse_schedule
+
+Row = RowMapping
+
+
+def tags_value(tags: Iterable[str]) -> list[str]:
+    return sorted(tags)
+
+
+def run_values(run: RunSpec) -> dict[str, Any]:
+    return {
+        "command": list(run.command),
+        "shell": run.shell,
+        "env": dict(run.env),
+        "cwd": run.cwd,
+        "timeout": run.timeout,
+        "run_as": run.run_as,
+        "target_tags": tags_value(run.target_tags),
+        "output_cap": run.output_cap,
+    }
+
+
+def row_to_run(row: Row) -> RunSpec:
+    return RunSpec(
+        command=tuple(row["command"]),
+        shell=row["shell"],
+        env=dict(row["env"]),
+        cwd=row["cwd"],
+        timeout=row["timeout"],
+        run_as=row["run_as"],
+        target_tags=frozenset(row["target_tags"]),
+        output_cap=row["output_cap"],
+    )
+
+
+def spec_values(spec: JobSpec) -> dict[str, Any]:
+    """The columns a job's owner controls (everything but ids, counters and stamps)."""
+    sched = spec.schedule
+    return {
+        "name": spec.name,
+        "owner": spec.owner,
+        **run_values(spec.run),
+        "schedule_kind": None if sched is None else str(sched.kind),
+        "schedule_expression": None if sched is None else str(sched.expression),
+        "schedule_timezone": None if sched is None else str(sched.timezone),
+        "schedule_dst_repeated": None if sched is None else str(sched.dst_repeated),
+        "schedule_dst_skipped": None if sched is None else str(sched.dst_skipped),
+        "enabled": spec.enabled,
+        "retry_max_retries": spec.retry.max_retries,
+        "retry_delay": spec.retry.delay,
+        "retry_backoff": spec.retry.backoff,
+        "retry_max_delay": spec.retry.max_delay,
+        "concurrency": str(spec.concurrency),
+        "misfire": str(spec.misfire),
+        "misfire_grace": spec.misfire_grace,
+        "description": spec.description,
+    }
+
+
+@lru_cache(maxsize=4096)
+def _schedule(
+    kind: str, expression: str, timezone: str, dst_repeated: str, dst_skipped: str
+) -> Schedule:
+    # Parsing is not free and the same few schedules come back on every tick.
+    return parse_schedule(
+        kind,
+        expression,
+        timezone=timezone,
+        dst_repeated=dst_repeated,
+        dst_skipped=dst_skipped,
+    )
+
+
+def row_to_job(row: Row) -> Job:
+    schedule = None
+    if row["schedule_kind"] is not None:
+        schedule = _schedule(
+            row["schedule_kind"],
+            row["schedule_expression"],
+            row["schedule_timezone"],
+            row["schedule_dst_repeated"],
+            row["schedule_dst_skipped"],
+        )
+    spec = JobSpec(
+        name=row["name"],
+        owner=row["owner"],
+        run=row_to_run(row),
+        schedule=schedule,
+        enabled=row["enabled"],
+        retry=RetryPolicy(
+            max_retries=row["retry_max_retries"],
+            delay=row["retry_delay"],
+            backoff=row["retry_backoff"],
+            max_delay=row["retry_max_delay"],
+        ),
+        concurrency=Concurrency(row["concurrency"]),
+        misfire=Misfire(row["misfire"]),
+        misfire_grace=row["misfire_grace"],
+        description=row["description"],
+    )
+    last_state = row["last_state"]
+    return Job(
+        id=row["id"],
+        spec=spec,
+        next_fire_at=row["next_fire_at"],
+        success_count=row["success_count"],
+        failure_count=row["failure_count"],
+        last_run_at=row["last_run_at"],
+        last_state=None if last_state is None else RunState(last_state),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def execution_values(ex: Execution) -> dict[str, Any]:
+    return {
+        "id": ex.id,
+        "job_id": ex.job_id,
+        "job_name": ex.job_name,
+        "owner": ex.owner,
+        **run_values(ex.run),
+        "scheduled_for": ex.scheduled_for,
+        "attempt": ex.attempt,
+        "state": str(ex.state),
+        "reason": ex.reason,
+        "not_before": ex.not_before,
+        "node_id": ex.node_id,
+        "exit_code": ex.exit_code,
+        "signal": ex.signal,
+        "queued_at": ex.queued_at,
+        "started_at": ex.started_at,
+        "finished_at": ex.finished_at,
+        "stop_requested": ex.stop_requested,
+        "stdout_bytes": ex.stdout_bytes,
+        "stderr_bytes": ex.stderr_bytes,
+        "output_capped": ex.output_capped,
+    }
+
+
+def row_to_execution(row: Row) -> Execution:
+    return Execution(
+        id=row["id"],
+        job_id=row["job_id"],
+        job_name=row["job_name"],
+        owner=row["owner"],
+        run=row_to_run(row),
+        scheduled_for=row["scheduled_for"],
+        attempt=row["attempt"],
+        state=RunState(row["state"]),
+        reason=row["reason"],
+        not_before=row["not_before"],
+        node_id=row["node_id"],
+        exit_code=row["exit_code"],
+        signal=row["signal"],
+        queued_at=row["queued_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        stop_requested=row["stop_requested"],
+        stdout_bytes=row["stdout_bytes"],
+        stderr_bytes=row["stderr_bytes"],
+        output_capped=row["output_capped"],
+    )
+
+
+def row_to_node(row: Row, running: int = 0) -> Node:
+    return Node(
+        id=row["id"],
+        name=row["name"],
+        tags=frozenset(row["tags"]),
+        capacity=row["capacity"],
+        started_at=row["started_at"],
+        heartbeat_at=row["heartbeat_at"],
+        lease_expires_at=row["lease_expires_at"],
+        running=running,
+    )
+
+
+def event_values(ev: Event) -> dict[str, Any]:
+    return {
+        "at": ev.at,
+        "kind": ev.kind,
+        "owner": ev.owner,
+        "job_id": ev.job_id,
+        "execution_id": ev.execution_id,
+        "message": ev.message,
+    }
+
+
+def row_to_event(row: Row) -> Event:
+    return Event(
+        id=row["id"],
+        at=row["at"],
+        kind=row["kind"],
+        owner=row["owner"],
+        job_id=row["job_id"],
+        execution_id=row["execution_id"],
+        message=row["message"],
+    )
+
+
+def chunk_values(execution_id: UUID, chunk: OutputChunk) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "stream": str(chunk.stream),
+        "offset": chunk.offset,
+        "seq": chunk.seq,
+        "data": chunk.data,
+    }
+
+
+def row_to_chunk(row: Row) -> OutputChunk:
+    return OutputChunk(
+        execution_id=row["execution_id"],
+        stream=Stream(row["stream"]),
+        offset=row["offset"],
+        seq=row["seq"],
+        data=bytes(row["data"]),
+    )

@@ -1,0 +1,152 @@
+"""The tables, as SQLAlchemy Core metadata: the one declaration migrations must match.
+
+Columns mirror cronhive.model. Where a guarantee lives in the schema it says so:
+- `uq_jobs_owner_name`: a name is unique per owner.
+- `uq_executions_slot`: one execution per (job, slot, attempt): a double fire cannot be
+  stored, whichever nodes race. Ad-hoc runs have job_id NULL, which never clashes.
+- No foreign key from executions to jobs or nodes: history outlives both.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cronhive.store._types import UTCDateTime, id_type, json_type, tags_type
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def _run_columns() -> list[sa.Column[object]]:
+    """The RunSpec columns, shared by jobs and the executions that snapshot them."""
+    return [
+        sa.Column("command", json_type(), nullable=False),
+        sa.Column("shell", sa.Boolean(), nullable=False),
+        sa.Column("env", json_type(), nullable=False),
+        sa.Column("cwd", sa.Text()),
+        sa.Column("timeout", sa.Float()),
+        sa.Column("run_as", sa.Text()),
+        sa.Column("target_tags", tags_type(), nullable=False),
+        sa.Column("output_cap", sa.BigInteger()),
+    ]
+
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("owner", sa.Text(), nullable=False),
+    *_run_columns(),
+    sa.Column("schedule_kind", sa.Text()),
+    sa.Column("schedule_expression", sa.Text()),
+    sa.Column("schedule_timezone", sa.Text()),
+    sa.Column("schedule_dst_repeated", sa.Text()),
+    sa.Column("schedule_dst_skipped", sa.Text()),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("retry_max_retries", sa.Integer(), nullable=False),
+    sa.Column("retry_delay", sa.Float(), nullable=False),
+    sa.Column("retry_backoff", sa.Float(), nullable=False),
+    sa.Column("retry_max_delay", sa.Float(), nullable=False),
+    sa.Column("concurrency", sa.Text(), nullable=False),
+    sa.Column("misfire", sa.Text(), nullable=False),
+    sa.Column("misfire_grace", sa.Float(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("next_fire_at", UTCDateTime()),
+    sa.Column("success_count", sa.BigInteger(), nullable=False),
+    sa.Column("failure_count", sa.BigInteger(), nullable=False),
+    sa.Column("last_run_at", UTCDateTime()),
+    sa.Column("last_state", sa.Text()),
+    sa.Column("created_by", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("owner", "name"),
+)
+# Partial: the scheduler's tick reads only due, enabled jobs; its cost follows them.
+sa.Index(
+    "ix_jobs_due",
+    jobs.c.next_fire_at,
+    postgresql_where=jobs.c.enabled,
+    sqlite_where=jobs.c.enabled,
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("job_id", sa.Uuid()),
+    sa.Column("job_name", sa.Text()),
+    sa.Column("owner", sa.Text(), nullable=False),
+    *_run_columns(),
+    sa.Column("scheduled_for", UTCDateTime(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("state", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text()),
+    sa.Column("not_before", UTCDateTime(), nullable=False),
+    sa.Column("node_id", sa.Uuid()),
+    sa.Column("exit_code", sa.Integer()),
+    sa.Column("signal", sa.Integer()),
+    sa.Column("queued_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("stop_requested", sa.Boolean(), nullable=False),
+    sa.Column("stdout_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("stderr_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("output_capped", sa.Boolean(), nullable=False),
+    sa.UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_executions_slot"),
+)
+# Claiming: queued rows by due time.
+sa.Index("ix_executions_claim", executions.c.state, executions.c.not_before)
+# History of one job, newest first; and all runs, newest first.
+sa.Index("ix_executions_history", executions.c.job_id, executions.c.queued_at)
+sa.Index("ix_executions_queued_at", executions.c.queued_at, executions.c.id)
+# Reaping and node load: the running rows of one node.
+sa.Index(
+    "ix_executions_running",
+    executions.c.node_id,
+    postgresql_where=executions.c.state == "running",
+    sqlite_where=executions.c.state == "running",
+)
+
+output_chunks = sa.Table(
+    "output_chunks",
+    metadata,
+    sa.Column("execution_id", sa.Uuid(), primary_key=True),
+    sa.Column("stream", sa.Text(), primary_key=True),
+    sa.Column("offset", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
+)
+sa.Index("ix_output_chunks_seq", output_chunks.c.execution_id, output_chunks.c.seq)
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("tags", tags_type(), nullable=False),
+    sa.Column("capacity", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_nodes_lease", nodes.c.lease_expires_at)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("kind", sa.Text(), nullable=False),
+    sa.Column("owner", sa.Text()),
+    sa.Column("job_id", sa.Uuid()),
+    sa.Column("execution_id", sa.Uuid()),
+    sa.Column("message", sa.Text(), nullable=False),
+)

@@ -1,0 +1,482 @@
+"""The Store contract in SQLAlchemy Core, shared by both backends.
+
+A backend (sqlite.py, postgres.py) supplies engines and a few hooks (see `_core.SqlBase`):
+the tag subset predicate, insert-or-ignore, how notifications leave a transaction, and
+listening. Every write runs in one transaction (`_write`) that collects its
+notifications, so the store, not its callers, tells listeners what changed, and only
+once it is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+
+from cronhive.errors import Conflict, Fenced, NotFound
+from cronhive.model import (
+    Event,
+    Execution,
+    Job,
+    JobSpec,
+    Outcome,
+    OutputChunk,
+    RunState,
+    Stream,
+)
+from cronhive.store import _rows as rows
+from cronhive.store._core import ACTIVE, QUEUED, RUNNING, Tx, job_tally, visible
+from cronhive.store._nodes import NodeOps
+from cronhive.store.base import FiringBatch, RetryDecider, Visibility
+from cronhive.store.schema import events, executions, jobs, nodes, output_chunks
+
+
+def _stop_stmt(execution_id: UUID, visible_to: Visibility, reason: str, now: datetime) -> Any:
+    """One statement for request_stop: queued -> stopped, running -> stop_requested,
+    terminal -> unchanged; RETURNING the row (none: missing or invisible)."""
+    c = executions.c
+    is_queued = c.state == QUEUED
+    return (
+        executions.update()
+        .where(c.id == execution_id, visible(c.owner, visible_to))
+        .values(
+            state=sa.case((is_queued, str(RunState.STOPPED)), else_=c.state),
+            reason=sa.case((is_queued, reason), else_=c.reason),
+            finished_at=sa.case((is_queued, now), else_=c.finished_at),
+            stop_requested=sa.case((c.state == RUNNING, sa.true()), else_=c.stop_requested),
+        )
+        .returning(*executions.c)
+    )
+
+
+def _finish_message(outcome: Outcome) -> str:
+    parts = [str(outcome.state)]
+    if outcome.exit_code is not None:
+        parts.append(f"exit {outcome.exit_code}")
+    if outcome.signal is not None:
+        parts.append(f"signal {outcome.signal}")
+    text = " ".join(parts)
+    return f"{text}: {outcome.reason}" if outcome.reason else text
+
+
+class SqlStore(NodeOps):
+    """The shared implementation; see cronhive.store.base for every method's contract."""
+
+    # --- jobs ------------------------------------------------------------------------
+
+    async def create_job(
+        self, spec: JobSpec, *, next_fire_at: datetime | None, created_by: str, now: datetime
+    ) -> Job:
+        job = Job(
+            id=uuid4(),
+            spec=spec,
+            next_fire_at=next_fire_at,
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+        )
+        values = {
+            "id": job.id,
+            **rows.spec_values(spec),
+            "next_fire_at": next_fire_at,
+            "success_count": 0,
+            "failure_count": 0,
+            "created_by": created_by,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self._write() as tx:
+                await tx.run(jobs.insert().values(values))
+                tx.note("jobs")
+        except Conflict as exc:
+            raise Conflict(f"{spec.owner} already has a job named {spec.name!r}") from exc
+        return job
+
+    async def get_job(self, job_id: UUID, *, visible_to: Visibility) -> Job:
+        found = await self._read(
+            sa.select(jobs).where(jobs.c.id == job_id, visible(jobs.c.owner, visible_to))
+        )
+        if not found:
+            raise NotFound(f"no job {job_id}")
+        return rows.row_to_job(found[0])
+
+    async def find_job(self, name: str, *, owner: str, visible_to: Visibility) -> Job:
+        found = await self._read(
+            sa.select(jobs).where(
+                jobs.c.owner == owner, jobs.c.name == name, visible(jobs.c.owner, visible_to)
+            )
+        )
+        if not found:
+            raise NotFound(f"no job {name!r} of {owner}")
+        return rows.row_to_job(found[0])
+
+    async def list_jobs(
+        self,
+        *,
+        visible_to: Visibility,
+        owner: str | None = None,
+        name_prefix: str | None = None,
+        enabled: bool | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        stmt = sa.select(jobs).where(visible(jobs.c.owner, visible_to))
+        if owner is not None:
+            stmt = stmt.where(jobs.c.owner == owner)
+        if name_prefix:
+            stmt = stmt.where(jobs.c.name.startswith(name_prefix, autoescape=True))
+        if enabled is not None:
+            stmt = stmt.where(jobs.c.enabled == enabled)
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(jobs.c.owner, jobs.c.name) > sa.tuple_(*after))
+        stmt = stmt.order_by(jobs.c.owner, jobs.c.name).limit(limit)
+        return [rows.row_to_job(r) for r in await self._read(stmt)]
+
+    async def _update_job(
+        self, job_id: UUID, values: dict[str, Any], visible_to: Visibility
+    ) -> Job:
+        stmt = (
+            jobs.update()
+            .where(jobs.c.id == job_id, visible(jobs.c.owner, visible_to))
+            .values(values)
+            .returning(*jobs.c)
+        )
+        async with self._write() as tx:
+            row = (await tx.run(stmt)).mappings().first()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            tx.note("jobs")
+        return rows.row_to_job(row)
+
+    async def update_job(
+        self,
+        job_id: UUID,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        visible_to: Visibility,
+        now: datetime,
+    ) -> Job:
+        values = {**rows.spec_values(spec), "next_fire_at": next_fire_at, "updated_at": now}
+        try:
+            return await self._update_job(job_id, values, visible_to)
+        except Conflict as exc:
+            raise Conflict(f"{spec.owner} already has a job named {spec.name!r}") from exc
+
+    async def set_enabled(
+        self,
+        job_id: UUID,
+        enabled: bool,
+        *,
+        next_fire_at: datetime | None,
+        visible_to: Visibility,
+        now: datetime,
+    ) -> Job:
+        values = {"enabled": enabled, "next_fire_at": next_fire_at, "updated_at": now}
+        return await self._update_job(job_id, values, visible_to)
+
+    async def delete_job(self, job_id: UUID, *, visible_to: Visibility, now: datetime) -> None:
+        async with self._write() as tx:
+            gone = await tx.run(
+                jobs.delete()
+                .where(jobs.c.id == job_id, visible(jobs.c.owner, visible_to))
+                .returning(jobs.c.id)
+            )
+            if gone.first() is None:
+                raise NotFound(f"no job {job_id}")
+            await tx.run(
+                executions.update()
+                .where(executions.c.job_id == job_id, executions.c.state == QUEUED)
+                .values(state=str(RunState.SKIPPED), reason="job deleted", finished_at=now)
+            )
+            tx.note("jobs")
+
+    # --- firing and claiming ---------------------------------------------------------
+
+    @asynccontextmanager
+    async def firing(self, now: datetime, limit: int) -> AsyncIterator[FiringBatch]:
+        due = (
+            sa.select(jobs)
+            .where(jobs.c.enabled, jobs.c.next_fire_at <= now)
+            .order_by(jobs.c.next_fire_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # SQLite: the write transaction serialises
+        )
+        async with self._write() as tx:
+            found = (await tx.run(due)).mappings().all()
+            batch = _Batch(self, tx, now, [rows.row_to_job(r) for r in found])
+            yield batch
+            if batch.unclaimed:
+                tx.note("runs")
+
+    async def next_fire_at(self) -> datetime | None:
+        earliest = sa.func.min(jobs.c.next_fire_at).label("at")  # keeps the column type
+        found = await self._read(sa.select(earliest).where(jobs.c.enabled))
+        value: datetime | None = found[0]["at"]
+        return value
+
+    async def enqueue(self, execution: Execution) -> Execution:
+        try:
+            async with self._write() as tx:
+                await tx.run(executions.insert().values(rows.execution_values(execution)))
+                if execution.state is RunState.QUEUED:
+                    tx.note("runs")
+        except Conflict as exc:
+            raise Conflict(
+                f"job {execution.job_name or execution.job_id} already has attempt "
+                f"{execution.attempt} of the slot {execution.scheduled_for.isoformat()}"
+            ) from exc
+        return execution
+
+    def _claim_stmt(self, pick: Any, node_id: UUID, now: datetime) -> Any:
+        alive = sa.exists().where(nodes.c.id == node_id, nodes.c.lease_expires_at > now)
+        return (
+            executions.update()
+            .where(executions.c.id.in_(pick), executions.c.state == QUEUED, alive)
+            .values(state=RUNNING, node_id=node_id, started_at=now)
+            .returning(*executions.c)
+        )
+
+    async def claim(
+        self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
+    ) -> list[Execution]:
+        c = executions.c
+        pick = (
+            sa.select(c.id)
+            .where(c.state == QUEUED, c.not_before <= now, self._tags_subset(c.target_tags, tags))
+            .order_by(c.not_before, c.queued_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._write() as tx:
+            claimed = (await tx.run(self._claim_stmt(pick, node_id, now))).mappings().all()
+            if not claimed:
+                await self._check_alive(tx, node_id, now)
+        return sorted(
+            map(rows.row_to_execution, claimed), key=lambda e: (e.not_before, e.queued_at)
+        )
+
+    async def finish(
+        self,
+        execution_id: UUID,
+        *,
+        node_id: UUID,
+        outcome: Outcome,
+        retry: RetryDecider,
+    ) -> tuple[Execution, Execution | None]:
+        c = executions.c
+        stmt = (
+            executions.update()
+            .where(c.id == execution_id, c.state == RUNNING, c.node_id == node_id)
+            .values(
+                state=str(outcome.state),
+                exit_code=outcome.exit_code,
+                signal=outcome.signal,
+                reason=outcome.reason,
+                finished_at=outcome.finished_at,
+                stdout_bytes=outcome.stdout_bytes,
+                stderr_bytes=outcome.stderr_bytes,
+                output_capped=outcome.output_capped,
+            )
+            .returning(*executions.c)
+        )
+        async with self._write() as tx:
+            row = (await tx.run(stmt)).mappings().first()
+            if row is None:
+                raise Fenced(f"run {execution_id} is no longer running on node {node_id}")
+            done = rows.row_to_execution(row)
+            if done.job_id is not None:
+                await tx.run(job_tally(done))
+            event = Event(
+                id=0,
+                at=outcome.finished_at,
+                kind="run.finished",
+                owner=done.owner,
+                job_id=done.job_id,
+                execution_id=done.id,
+                message=_finish_message(outcome),
+            )
+            await tx.run(events.insert().values(rows.event_values(event)))
+            tx.note("events")
+            tx.note("output", str(execution_id))
+            again = await self._queue_retry(tx, done, retry, outcome.finished_at)
+        return done, again
+
+    async def request_stop(
+        self, execution_id: UUID, *, visible_to: Visibility, reason: str, now: datetime
+    ) -> Execution:
+        async with self._write() as tx:
+            ex = await _stop(tx, execution_id, visible_to, reason, now)
+        if ex is None:
+            raise NotFound(f"no run {execution_id}")
+        return ex
+
+    async def get_execution(self, execution_id: UUID, *, visible_to: Visibility) -> Execution:
+        found = await self._read(
+            sa.select(executions).where(
+                executions.c.id == execution_id, visible(executions.c.owner, visible_to)
+            )
+        )
+        if not found:
+            raise NotFound(f"no run {execution_id}")
+        return rows.row_to_execution(found[0])
+
+    async def list_executions(
+        self,
+        *,
+        visible_to: Visibility,
+        job_id: UUID | None = None,
+        states: Collection[RunState] | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        limit: int = 100,
+    ) -> list[Execution]:
+        c = executions.c
+        stmt = sa.select(executions).where(visible(c.owner, visible_to))
+        if job_id is not None:
+            stmt = stmt.where(c.job_id == job_id)
+        if states is not None:
+            stmt = stmt.where(c.state.in_(sorted(str(s) for s in states)))
+        if before is not None:
+            stmt = stmt.where(
+                sa.tuple_(c.queued_at, c.id)
+                < sa.tuple_(
+                    sa.literal(before[0], type_=c.queued_at.type),
+                    sa.literal(before[1], type_=c.id.type),
+                )
+            )
+        stmt = stmt.order_by(c.queued_at.desc(), c.id.desc()).limit(limit)
+        return [rows.row_to_execution(r) for r in await self._read(stmt)]
+
+    # --- output ----------------------------------------------------------------------
+
+    async def append_output(
+        self, execution_id: UUID, *, node_id: UUID, chunks: Sequence[OutputChunk]
+    ) -> None:
+        c = executions.c
+        mine = (
+            sa.select(c.id)
+            .where(c.id == execution_id, c.state == RUNNING, c.node_id == node_id)
+            .with_for_update(read=True)  # a reaper waits until these bytes are in
+        )
+        async with self._write() as tx:
+            if (await tx.run(mine)).first() is None:
+                raise Fenced(f"run {execution_id} is not running on node {node_id}")
+            if chunks:
+                await tx.run(
+                    self._insert(output_chunks).on_conflict_do_nothing(),  # type: ignore[attr-defined]
+                    [rows.chunk_values(execution_id, ch) for ch in chunks],
+                )
+            tx.note("output", str(execution_id))
+
+    async def read_output(
+        self,
+        execution_id: UUID,
+        *,
+        streams: Collection[Stream],
+        after_seq: int = -1,
+        limit: int = 256,
+    ) -> list[OutputChunk]:
+        c = output_chunks.c
+        stmt = (
+            sa.select(output_chunks)
+            .where(
+                c.execution_id == execution_id,
+                c.stream.in_(sorted(str(s) for s in streams)),
+                c.seq > after_seq,
+            )
+            .order_by(c.seq)
+            .limit(limit)
+        )
+        return [rows.row_to_chunk(r) for r in await self._read(stmt)]
+
+    # --- events ----------------------------------------------------------------------
+
+    async def add_event(self, event: Event) -> None:
+        async with self._write() as tx:
+            await tx.run(events.insert().values(rows.event_values(event)))
+            tx.note("events")
+
+    async def list_events(
+        self, *, visible_to: Visibility, after_id: int = 0, limit: int = 100
+    ) -> list[Event]:
+        stmt = (
+            sa.select(events)
+            .where(events.c.id > after_id, visible(events.c.owner, visible_to))
+            .order_by(events.c.id)
+            .limit(limit)
+        )
+        return [rows.row_to_event(r) for r in await self._read(stmt)]
+
+
+async def _stop(
+    tx: Tx, execution_id: UUID, visible_to: Visibility, reason: str, now: datetime
+) -> Execution | None:
+    row = (await tx.run(_stop_stmt(execution_id, visible_to, reason, now))).mappings().first()
+    if row is None:
+        return None
+    ex = rows.row_to_execution(row)
+    if ex.state is RunState.RUNNING:
+        tx.note("stop", str(ex.id))
+    elif ex.state is RunState.STOPPED and ex.finished_at == now:
+        tx.note("output", str(ex.id))  # followers of a queued run learn it ended
+    return ex
+
+
+class _Batch(FiringBatch):
+    def __init__(self, store: SqlStore, tx: Tx, now: datetime, due: list[Job]) -> None:
+        self.jobs = due
+        self._store = store
+        self._tx = tx
+        self._now = now
+        self.unclaimed: set[UUID] = set()
+
+    async def active_runs(self, job_ids: Collection[UUID]) -> dict[UUID, list[Execution]]:
+        found: dict[UUID, list[Execution]] = {job_id: [] for job_id in job_ids}
+        if not found:
+            return found
+        c = executions.c
+        stmt = (
+            sa.select(executions)
+            .where(c.job_id.in_(list(found)), c.state.in_(ACTIVE))
+            .order_by(c.queued_at)
+        )
+        for row in (await self._tx.run(stmt)).mappings():
+            ex = rows.row_to_execution(row)
+            found[ex.job_id].append(ex)  # type: ignore[index]
+        return found
+
+    async def insert(self, execution: Execution) -> bool:
+        stmt = (
+            self._store._insert(executions)
+            .values(rows.execution_values(execution))
+            .on_conflict_do_nothing()  # type: ignore[attr-defined]
+            .returning(executions.c.id)
+        )
+        if (await self._tx.run(stmt)).first() is None:
+            return False
+        if execution.state is RunState.QUEUED:
+            self.unclaimed.add(execution.id)
+        return True
+
+    async def advance(self, job_id: UUID, next_fire_at: datetime | None) -> None:
+        await self._tx.run(
+            jobs.update().where(jobs.c.id == job_id).values(next_fire_at=next_fire_at)
+        )
+
+    async def request_stop(self, execution_id: UUID, reason: str) -> None:
+        await _stop(self._tx, execution_id, None, reason, self._now)
+
+    async def claim(
+        self, execution_ids: Collection[UUID], node_id: UUID, now: datetime
+    ) -> list[Execution]:
+        if not execution_ids:
+            return []
+        stmt = self._store._claim_stmt(list(execution_ids), node_id, now)
+        claimed = [rows.row_to_execution(r) for r in (await self._tx.run(stmt)).mappings()]
+        self.unclaimed.difference_update(ex.id for ex in claimed)
+        return claimed
