@@ -108,8 +108,12 @@ async def test_clean_environment(runner: Runner, monkeypatch: pytest.MonkeyPatch
 
 
 async def test_spool_permissions_and_discard(runner: Runner) -> None:
-    h = await runner.start(RunSpec(run_id="r", argv=["echo", "x"]))
+    h = await runner.start(RunSpec(run_id="r", argv=["echo x; echo y >&2"], shell=True))
     await h.wait()
+    quiet = await runner.start(RunSpec(run_id="quiet", argv=["true"]))
+    await quiet.wait()  # no output, no spool files (created on the first byte)
+    assert await read_all(runner, "quiet") == b""
+    runner.discard("quiet")
     assert stat.S_IMODE(runner.spool_dir.stat().st_mode) == 0o700
     files = sorted(p.name for p in runner.spool_dir.iterdir())
     assert files == ["r.stderr", "r.stdout"]

@@ -51,7 +51,7 @@ async def test_stalled_and_cancelled_followers_do_not_block(runner: Runner) -> N
     cancelled.cancel()
     res = await h.wait()
     assert res.state is RunState.SUCCEEDED and res.stdout_bytes == 8 << 20
-    await stalled.aclose()  # type: ignore[attr-defined]
+    await stalled.aclose()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
 

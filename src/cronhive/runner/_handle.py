@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,7 +90,7 @@ class RunHandle:
         self._request_stop(RunState.STOPPED, self._grace if grace is None else grace)
         return await self.wait()
 
-    def follow(self, stream: Stream, offset: int = 0) -> AsyncIterator[bytes]:
+    def follow(self, stream: Stream, offset: int = 0) -> AsyncGenerator[bytes, None]:
         """Bytes of ``stream`` from ``offset`` on: live while running, from the spool file.
 
         Ends once the stream is complete (its pipe closed, at the latest when the run
@@ -137,8 +137,6 @@ class RunHandle:
         read_fds: list[int] = []
         write_fds: list[int] = []
         try:
-            for out in self._out.values():
-                out.open()
             for _ in range(2):
                 r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 read_fds.append(r)

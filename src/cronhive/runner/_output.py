@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from cronhive.errors import NotFound
 
+log = logging.getLogger("cronhive.runner")
 FOLLOW_CHUNK = 1 << 20  # most bytes one follower step reads (bounds its memory)
 
 
@@ -21,7 +23,7 @@ class SpoolStream:
     beyond resolving its future.
     """
 
-    __slots__ = ("_waiters", "closed", "discarded", "fd", "path", "size")
+    __slots__ = ("_waiters", "broken", "closed", "discarded", "fd", "path", "size")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -29,19 +31,32 @@ class SpoolStream:
         self.size = 0
         self.closed = False
         self.discarded = False
+        self.broken = False
         self._waiters: list[asyncio.Future[None]] = []
 
-    def open(self) -> None:
-        """Create the file (0600, must not exist). OSError if it cannot be created."""
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-
     def append(self, data: bytes) -> None:
-        """Write ``data`` at the end, then wake followers."""
-        fd = self.fd
-        if fd is not None:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+        """Write ``data`` at the end, then wake followers.
+
+        The file is created on the first byte: creating files is the costliest part of
+        a short run on some file systems, and most short runs print nothing.
+        """
+        try:
+            if self.fd is None and not self.broken:
+                self.fd = os.open(
+                    self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+                )
+            if self.fd is not None:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+        except OSError:
+            # Disk full or the like: the run goes on, its output here is cut short
+            # (followers end at the last byte stored).
+            log.exception("spool file %s failed; output dropped", self.path)
+            self.broken = True
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
         self.size += len(data)
         self._wake()
 
@@ -60,20 +75,20 @@ class SpoolStream:
                     fut.set_result(None)
             self._waiters.clear()
 
-    async def follow(self, offset: int) -> AsyncIterator[bytes]:
+    async def follow(self, offset: int) -> AsyncGenerator[bytes, None]:
         """Yield the bytes from ``offset`` on, live, until the stream is closed and read."""
         if self.discarded:
             raise NotFound("the run's output was discarded")
+        loop = asyncio.get_running_loop()
+        fd: int | None = None
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            if self.size or not self.closed:
-                raise NotFound("the run's output was discarded") from None
-            return  # never created (the run failed before its spool existed)
-        try:
-            loop = asyncio.get_running_loop()
             while True:
                 if offset < self.size:
+                    if fd is None:
+                        try:
+                            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                        except FileNotFoundError:
+                            raise NotFound("the run's output was discarded") from None
                     data = os.pread(fd, min(self.size - offset, FOLLOW_CHUNK), offset)
                     if not data:  # the file shrank under us: nothing sane to add
                         return
@@ -86,4 +101,5 @@ class SpoolStream:
                     self._waiters.append(fut)
                     await fut
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)

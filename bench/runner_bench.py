@@ -1,0 +1,119 @@
+"""Runner throughput against the raw machine: spawn rate and output MB/s.
+
+Run: ``.venv/bin/python bench/runner_bench.py [--runs 2000] [--concurrency 50] [--mib 1024]``
+
+Prints short runs per second (``/bin/true``) through the Runner and through plain
+``asyncio.create_subprocess_exec`` + ``wait()`` at the same concurrency, and their ratio
+(target >= 0.8); then bytes per second of ``head -c N /dev/zero`` read by one follower
+against the same bytes through a plain ``| cat > /dev/null`` pipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from cronhive.runner import Runner, RunSpec, RunState, Stream
+
+
+async def rate(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def guarded(i: int) -> None:
+        async with sem:
+            await one(i)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(guarded(i) for i in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
+async def raw_rate(n: int, concurrency: int) -> float:
+    async def one(_: int) -> None:
+        proc = await asyncio.create_subprocess_exec("/bin/true")
+        await proc.wait()
+
+    return await rate(n, concurrency, one)
+
+
+async def raw_pipes_rate(n: int, concurrency: int) -> float:
+    async def one(_: int) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/true", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        await proc.communicate()
+
+    return await rate(n, concurrency, one)
+
+
+async def runner_rate(n: int, concurrency: int, spool: Path, tag: str) -> float:
+    runner = Runner(spool)
+
+    async def one(i: int) -> None:
+        h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"]))
+        res = await h.wait()
+        assert res.state is RunState.SUCCEEDED, res
+
+    r = await rate(n, concurrency, one)
+    for h in runner.handles():
+        runner.discard(h.run_id)
+    return r
+
+
+async def follow_mbps(mib: int, spool: Path) -> float:
+    runner = Runner(spool)
+    t0 = time.perf_counter()
+    h = await runner.start(RunSpec(run_id="big", argv=["head", "-c", f"{mib}M", "/dev/zero"]))
+    n = 0
+    async for data in h.follow(Stream.STDOUT):
+        n += len(data)
+    await h.wait()
+    dt = time.perf_counter() - t0
+    assert n == mib << 20
+    runner.discard("big")
+    return n / dt / 1e6
+
+
+def cat_mbps(mib: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(f"head -c {mib}M /dev/zero | cat > /dev/null", shell=True, check=True)
+    return (mib << 20) / (time.perf_counter() - t0) / 1e6
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3, help="best of N for each rate")
+    args = ap.parse_args()
+    n, c = args.runs, args.concurrency
+    with tempfile.TemporaryDirectory() as tmp:
+        spool = Path(tmp) / "spool"
+        await runner_rate(200, c, spool, "warm")  # warm caches for both
+        raw, pipes, ours = [], [], []
+        for k in range(args.rounds):  # interleaved so drift hits all three alike
+            raw.append(await raw_rate(n, c))
+            pipes.append(await raw_pipes_rate(n, c))
+            ours.append(await runner_rate(n, c, spool, f"b{k}-"))
+        print(f"short runs (/bin/true, {n} runs, {c} concurrent, best of {args.rounds}):")
+        print(f"  raw asyncio spawn+wait          {max(raw):8.0f} runs/s")
+        print(f"  raw asyncio spawn+pipes+wait    {max(pipes):8.0f} runs/s")
+        print(f"  runner start+wait (spooled)     {max(ours):8.0f} runs/s")
+        print(f"  ratio runner / raw              {max(ours) / max(raw):8.2f}  (target >= 0.8)")
+        print(f"  ratio runner / raw with pipes   {max(ours) / max(pipes):8.2f}")
+        follow = await follow_mbps(args.mib, spool)
+        cat = cat_mbps(args.mib)
+        print(f"output ({args.mib} MiB of zeros to stdout):")
+        print(f"  runner -> spool -> one follower {follow:8.0f} MB/s")
+        print(f"  plain `| cat > /dev/null`       {cat:8.0f} MB/s")
+        print(f"  ratio                           {follow / cat:8.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
