@@ -1,0 +1,69 @@
+"""What every servicer shares: the node's store, clock and hub, the policy, and the
+two steps each RPC begins with (read the request, know the caller)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from grpclib.server import Stream
+
+from cronhive.auth import Identity, Policy, identity_of, visible_owners
+from cronhive.engine.clock import Clock
+from cronhive.engine.hub import Hub
+from cronhive.errors import InvalidInput
+from cronhive.model import Event, JobSpec
+from cronhive.store.base import Store, Visibility
+
+T = TypeVar("T")
+
+# Notifications are hints: a follower also re-checks at this pace.
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Api:
+    """The dependencies of the servicers (one per node)."""
+
+    store: Store
+    clock: Clock
+    hub: Hub
+    policy: Policy
+    poll: float = POLL_SECONDS
+
+
+class Servicer:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    async def request(self, stream: Stream[T, Any]) -> tuple[T, Identity, Visibility]:
+        """The request, the caller and what the caller may see. Authentication first: an
+        unusable certificate is refused before the request is even read."""
+        identity = identity_of(stream, self.api.policy)
+        message = await stream.recv_message()
+        if message is None:
+            raise InvalidInput("request: no message", field="request")
+        return message, identity, visible_owners(identity)
+
+    async def event(self, **fields: Any) -> None:
+        """Records an event now (its id is the store's; the store wakes watchers)."""
+        await self.api.store.add_event(Event(id=0, at=self.api.clock.now(), **fields))
+
+
+async def wait_any(events: list[asyncio.Event], seconds: float) -> None:
+    """Returns when any of `events` is set, or after `seconds`."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+def next_fire(spec: JobSpec, now: datetime) -> datetime | None:
+    """When an enabled scheduled job fires next, counted from `now`; None otherwise."""
+    if not spec.enabled or spec.schedule is None:
+        return None
+    return spec.schedule.next_after(now)

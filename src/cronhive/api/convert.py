@@ -1,0 +1,130 @@
+"""Model -> protobuf: how stored things look on the wire (the reverse of api.validate)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from uuid import UUID
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.model import Event, Execution, Job, JobSpec, Node, OutputChunk, RunState
+
+__all__ = ["chunk_pb", "event_pb", "execution_pb", "job_pb", "node_pb", "spec_pb"]
+
+
+def _ts(target: Timestamp, value: datetime | None) -> None:
+    if value is not None:
+        target.FromDatetime(value)
+
+
+def spec_pb(spec: JobSpec, out: pb.Job | None = None) -> pb.Job:
+    """The spec fields of a Job message (what Create and Update read)."""
+    msg = out if out is not None else pb.Job()
+    run = spec.run
+    msg.name = spec.name
+    msg.owner = spec.owner
+    msg.command.extend(run.command)
+    msg.shell = run.shell
+    msg.env.update(run.env)
+    msg.cwd = run.cwd or ""
+    if spec.schedule is not None:
+        s = spec.schedule
+        msg.schedule.kind = s.kind.value
+        msg.schedule.expression = s.expression
+        msg.schedule.timezone = s.timezone
+        msg.schedule.dst_repeated = s.dst_repeated.value
+        msg.schedule.dst_skipped = s.dst_skipped.value
+    msg.enabled = spec.enabled
+    if run.timeout is not None:
+        msg.timeout_seconds = run.timeout
+    msg.retry.max_retries = spec.retry.max_retries
+    msg.retry.delay_seconds = spec.retry.delay
+    msg.retry.backoff = spec.retry.backoff
+    msg.retry.max_delay_seconds = spec.retry.max_delay
+    msg.concurrency = spec.concurrency.value
+    msg.misfire = spec.misfire.value
+    msg.misfire_grace_seconds = spec.misfire_grace
+    msg.target_tags.extend(sorted(run.target_tags))
+    msg.description = spec.description
+    msg.run_as = run.run_as or ""
+    if run.output_cap is not None:
+        msg.output_cap_bytes = run.output_cap
+    return msg
+
+
+def job_pb(job: Job) -> pb.Job:
+    msg = spec_pb(job.spec)
+    msg.id = str(job.id)
+    _ts(msg.next_fire_at, job.next_fire_at)
+    msg.success_count = job.success_count
+    msg.failure_count = job.failure_count
+    _ts(msg.last_run_at, job.last_run_at)
+    msg.last_state = job.last_state.value if job.last_state is not None else ""
+    _ts(msg.created_at, job.created_at)
+    _ts(msg.updated_at, job.updated_at)
+    return msg
+
+
+def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> pb.Execution:
+    msg = pb.Execution(
+        id=str(e.id),
+        job_id=str(e.job_id) if e.job_id else "",
+        job_name=e.job_name or "",
+        owner=e.owner,
+        attempt=e.attempt,
+        state=e.state.value,
+        node_id=str(e.node_id) if e.node_id else "",
+        node_name=(node_names or {}).get(e.node_id, "") if e.node_id else "",
+        reason=e.reason or "",
+        stdout_bytes=e.stdout_bytes,
+        stderr_bytes=e.stderr_bytes,
+        output_capped=e.output_capped,
+    )
+    # A failed run with neither exit code nor signal never started: its reason is the error.
+    if e.state is RunState.FAILED and e.exit_code is None and e.signal is None:
+        msg.error = e.reason or ""
+    if e.exit_code is not None:
+        msg.exit_code = e.exit_code
+    if e.signal is not None:
+        msg.signal = e.signal
+    _ts(msg.scheduled_for, e.scheduled_for)
+    _ts(msg.queued_at, e.queued_at)
+    _ts(msg.started_at, e.started_at)
+    _ts(msg.finished_at, e.finished_at)
+    return msg
+
+
+def node_pb(node: Node, now: datetime) -> pb.Node:
+    msg = pb.Node(
+        id=str(node.id),
+        name=node.name,
+        tags=sorted(node.tags),
+        capacity=node.capacity,
+        running=node.running,
+        alive=node.alive(now),
+    )
+    _ts(msg.heartbeat_at, node.heartbeat_at)
+    _ts(msg.started_at, node.started_at)
+    return msg
+
+
+def event_pb(event: Event) -> pb.Event:
+    msg = pb.Event(
+        id=event.id,
+        kind=event.kind,
+        job_id=str(event.job_id) if event.job_id else "",
+        execution_id=str(event.execution_id) if event.execution_id else "",
+        owner=event.owner or "",
+        message=event.message,
+    )
+    _ts(msg.at, event.at)
+    return msg
+
+
+def chunk_pb(chunk: OutputChunk, skip: int = 0) -> pb.OutputChunk:
+    """The chunk without its first `skip` bytes (a reader resuming mid-chunk)."""
+    return pb.OutputChunk(
+        stream=chunk.stream.value, offset=chunk.offset + skip, data=chunk.data[skip:]
+    )

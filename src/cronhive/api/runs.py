@@ -1,0 +1,175 @@
+"""RunService: ad-hoc runs, stop, status, history and live output.
+
+Any node answers for any run: status and output come from the store, never from the
+process, so a reader on node B follows a run on node A from its first byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from uuid import UUID
+
+from grpclib.server import Stream
+
+from cronhive.api import validate
+from cronhive.api._generated.cronhive.v1 import cronhive_grpc
+from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.api._service import Servicer, wait_any
+from cronhive.api.convert import chunk_pb, execution_pb
+from cronhive.api.errors import guard
+from cronhive.auth import check_run_as, resolve_owner
+from cronhive.engine import runs
+from cronhive.errors import NotFound
+from cronhive.model import Execution, RunState
+from cronhive.model import Stream as OutStream
+from cronhive.store.base import Visibility
+
+__all__ = ["READ_BATCH", "RunService"]
+
+READ_BATCH = 256  # chunks per store read
+
+
+class RunService(Servicer, cronhive_grpc.RunServiceBase):
+    async def Start(self, stream: Stream[pb.StartRunRequest, pb.Execution]) -> None:
+        async with guard("RunService.Start"):
+            req, who, _ = await self.request(stream)
+            owner = resolve_owner(who, req.owner)
+            run = validate.run_spec(
+                command=req.command,
+                shell=req.shell,
+                env=req.env,
+                cwd=req.cwd,
+                has_timeout=req.HasField("timeout_seconds"),
+                timeout=req.timeout_seconds,
+                target_tags=req.target_tags,
+                run_as=req.run_as,
+                has_output_cap=req.HasField("output_cap_bytes"),
+                output_cap=req.output_cap_bytes,
+            )
+            check_run_as(who, owner, run.run_as, self.api.policy)
+            execution = await self.api.store.enqueue(runs.adhoc(owner, run, self.api.clock.now()))
+            await self.event(
+                kind="run.queued",
+                owner=owner,
+                execution_id=execution.id,
+                message=f"ad-hoc run started by {who.user}",
+            )
+            await stream.send_message(execution_pb(execution))
+
+    async def Stop(self, stream: Stream[pb.StopRunRequest, pb.Execution]) -> None:
+        async with guard("RunService.Stop"):
+            req, who, visible = await self.request(stream)
+            execution_id = await self._visible(req.id, visible)
+            execution = await self.api.store.request_stop(
+                execution_id,
+                visible_to=visible,
+                reason=f"stopped by {who.user}",
+                now=self.api.clock.now(),
+            )
+            await stream.send_message(await self._pb(execution))
+
+    async def GetStatus(self, stream: Stream[pb.GetStatusRequest, pb.Execution]) -> None:
+        async with guard("RunService.GetStatus"):
+            req, _, visible = await self.request(stream)
+            execution = await self._execution(req.id, visible)
+            await stream.send_message(await self._pb(execution))
+
+    async def ListExecutions(
+        self, stream: Stream[pb.ListExecutionsRequest, pb.ListExecutionsResponse]
+    ) -> None:
+        async with guard("RunService.ListExecutions"):
+            req, _, visible = await self.request(stream)
+            job_id = validate.uuid_of(req.job_id, field="job_id") if req.job_id else None
+            states = validate.run_states(req.states)
+            size = validate.page_size(req.page_size)
+            token = validate.decode_token(req.page_token, 2)
+            before = None
+            if token:
+                before = (
+                    validate.instant_of(token[0], "page_token"),
+                    validate.uuid_of(token[1], field="page_token"),
+                )
+            rows = await self._list(job_id, states, before, size + 1, visible)
+            names = await self._node_names()
+            reply = pb.ListExecutionsResponse(
+                executions=[execution_pb(e, names) for e in rows[:size]]
+            )
+            if len(rows) > size:
+                last = rows[size - 1]
+                reply.next_page_token = validate.encode_token(
+                    [last.queued_at.isoformat(), str(last.id)]
+                )
+            await stream.send_message(reply)
+
+    async def StreamOutput(self, stream: Stream[pb.StreamOutputRequest, pb.OutputChunk]) -> None:
+        async with guard("RunService.StreamOutput"):
+            req, _, visible = await self.request(stream)
+            execution_id = await self._visible(req.id, visible)
+            streams = validate.stream_choice(req.stream)
+            start = {OutStream.STDOUT: req.stdout_offset, OutStream.STDERR: req.stderr_offset}
+            store, hub = self.api.store, self.api.hub
+            last_seq = -1
+            with (
+                hub.subscribe("output", str(execution_id)) as output,
+                hub.subscribe("events") as events,
+            ):
+                while True:
+                    output.clear()
+                    events.clear()
+                    # Terminal before reading: then every byte is stored already (the
+                    # worker ships all output before it records the end).
+                    state = (await store.get_execution(execution_id, visible_to=visible)).state
+                    while True:
+                        chunks = await store.read_output(
+                            execution_id, streams=streams, after_seq=last_seq, limit=READ_BATCH
+                        )
+                        for chunk in chunks:
+                            last_seq = chunk.seq
+                            skip = max(0, start[chunk.stream] - chunk.offset)
+                            if skip < len(chunk.data):
+                                await stream.send_message(chunk_pb(chunk, skip))
+                        if len(chunks) < READ_BATCH:
+                            break
+                    if not req.follow or state.terminal:
+                        return
+                    await wait_any([output, events], self.api.poll)
+
+    # --- helpers -------------------------------------------------------------------
+
+    async def _execution(self, text: str, visible: Visibility) -> Execution:
+        execution_id = validate.uuid_of(text)
+        try:
+            return await self.api.store.get_execution(execution_id, visible_to=visible)
+        except NotFound:
+            raise NotFound(f"no such execution: {execution_id}") from None
+
+    async def _visible(self, text: str, visible: Visibility) -> UUID:
+        return (await self._execution(text, visible)).id
+
+    async def _list(
+        self,
+        job_id: UUID | None,
+        states: Collection[RunState] | None,
+        before: tuple[datetime, UUID] | None,
+        limit: int,
+        visible: Visibility,
+    ) -> list[Execution]:
+        rows = await self.api.store.list_executions(
+            visible_to=visible, job_id=job_id, states=states, before=before, limit=limit
+        )
+        if job_id is not None and not rows and before is None:
+            # The history of a deleted job stays listable; an unknown or foreign job is
+            # NOT_FOUND, as everywhere else.
+            try:
+                await self.api.store.get_job(job_id, visible_to=visible)
+            except NotFound:
+                raise NotFound(f"no such job: {job_id}") from None
+        return rows
+
+    async def _node_names(self) -> dict[UUID, str]:
+        return {n.id: n.name for n in await self.api.store.list_nodes(now=self.api.clock.now())}
+
+    async def _pb(self, execution: Execution) -> pb.Execution:
+        names = await self._node_names() if execution.node_id else {}
+        return execution_pb(execution, names)

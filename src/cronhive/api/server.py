@@ -1,0 +1,142 @@
+"""The gRPC server every node runs: the four cronhive services, grpc.health.v1 and server
+reflection on one port, over mutual TLS 1.3 only (auth.tls.server_context).
+
+    serve_api(ctx, host=..., port=..., certs=..., policy=...)   for NodeConfig.extra
+    ApiService(host=..., port=..., certs=..., policy=...)       the same, port discoverable
+    start_api(api, host=..., port=..., certs=...) -> ApiServer  lower level, for tests
+
+Closing (cancellation of the service task) stops accepting connections, cancels running
+calls (followers and watchers end) and waits for them, bounded by `CLOSE_TIMEOUT`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from grpclib.health.service import Health
+from grpclib.reflection.service import ServerReflection
+from grpclib.server import Server
+
+from cronhive.api._service import POLL_SECONDS, Api
+from cronhive.api.events import EventService
+from cronhive.api.jobs import JobService
+from cronhive.api.nodes import NodeService
+from cronhive.api.runs import RunService
+from cronhive.auth import CertPaths, Policy, server_context
+from cronhive.engine.node import NodeContext
+
+__all__ = ["ApiServer", "ApiService", "serve_api", "start_api"]
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0
+
+
+class ApiServer:
+    """A started server. `port` is the bound port (useful after binding port 0)."""
+
+    def __init__(self, server: Server, port: int) -> None:
+        self.server = server
+        self.port = port
+
+    async def close(self) -> None:
+        """Stops accepting, cancels running calls and waits for them (bounded)."""
+        self.server.close()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.server.wait_closed()
+        except TimeoutError:
+            log.warning("API calls still running after %.0fs at close", CLOSE_TIMEOUT)
+
+
+def handlers(api: Api) -> list[Any]:
+    services: list[Any] = [
+        JobService(api),
+        RunService(api),
+        NodeService(api),
+        EventService(api),
+    ]
+    return [*ServerReflection.extend([*services, Health()]), *services, Health()]
+
+
+async def start_api(api: Api, *, host: str, port: int, certs: CertPaths) -> ApiServer:
+    """Binds and starts serving. Raises InvalidInput for bad certificate files, OSError
+    when the address cannot be bound."""
+    ssl = server_context(certs)
+    server = Server(handlers(api))
+    await server.start(host, port, ssl=ssl)
+    # grpclib keeps the asyncio server private; its sockets tell the port bound for 0.
+    listener = cast(asyncio.Server | None, server._server)
+    bound = int(listener.sockets[0].getsockname()[1]) if listener and listener.sockets else port
+    log.info("gRPC API on %s:%d (mTLS 1.3)", host, bound)
+    return ApiServer(server, bound)
+
+
+async def serve_api(
+    ctx: NodeContext,
+    *,
+    host: str,
+    port: int,
+    certs: CertPaths,
+    policy: Policy,
+    on_bound: Callable[[int], None] | None = None,
+    poll: float | None = None,
+) -> None:
+    """Serves the API of the node `ctx` until cancelled; `on_bound(port)` once listening."""
+    api = Api(
+        store=ctx.store,
+        clock=ctx.clock,
+        hub=ctx.hub,
+        policy=policy,
+        poll=POLL_SECONDS if poll is None else poll,
+    )
+    server = await start_api(api, host=host, port=port, certs=certs)
+    try:
+        if on_bound is not None:
+            on_bound(server.port)
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        await server.close()
+
+
+class ApiService:
+    """`serve_api` as a NodeConfig.extra entry whose bound port can be awaited."""
+
+    __name__ = "api"
+
+    def __init__(
+        self, *, host: str, port: int, certs: CertPaths, policy: Policy, poll: float | None = None
+    ) -> None:
+        self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
+        self._bound: asyncio.Future[int] | None = None
+
+    def _future(self) -> asyncio.Future[int]:
+        if self._bound is None:
+            self._bound = asyncio.get_running_loop().create_future()
+        return self._bound
+
+    async def __call__(self, ctx: NodeContext) -> None:
+        bound = self._future()
+        try:
+            await serve_api(
+                ctx,
+                host=self.host,
+                port=self.port,
+                certs=self.certs,
+                policy=self.policy,
+                on_bound=bound.set_result,
+                poll=self.poll,
+            )
+        except BaseException as exc:
+            if not bound.done():
+                bound.set_exception(
+                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
+                )
+            raise
+
+    async def bound_port(self) -> int:
+        """The port the server listens on, once it does (raises what stopped it)."""
+        return await asyncio.shield(self._future())

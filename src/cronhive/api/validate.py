@@ -1,0 +1,369 @@
+"""Request checking: every field with a documented limit, turned into the model or refused.
+
+Each function either returns model values that satisfy every limit below or raises
+`InvalidInput` whose ``field`` (and message) name the offending request field; none of
+them touches the store, so a refused request has changed nothing. The limits are the
+API's contract (docs/api.md keeps the same table).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.errors import InvalidInput
+from cronhive.model import Concurrency, JobSpec, Misfire, RetryPolicy, RunSpec, RunState, Stream
+from cronhive.schedule import Schedule, kind_of, parse_schedule
+
+__all__ = [
+    "LIMITS",
+    "decode_token",
+    "encode_token",
+    "enum_value",
+    "job_spec",
+    "name",
+    "page_size",
+    "run_spec",
+    "run_states",
+    "stream_choice",
+    "uuid_of",
+]
+
+KIB = 1024
+DAY = 86_400.0
+
+MAX_NAME = 100
+MAX_ARGS = 256
+MAX_ARG_BYTES = 4 * KIB
+MAX_COMMAND_BYTES = 64 * KIB
+MAX_ENV = 128
+MAX_ENV_NAME = 128
+MAX_ENV_VALUE_BYTES = 4 * KIB
+MAX_CWD_BYTES = 4 * KIB
+MAX_DESCRIPTION = 2 * KIB
+MAX_TIMEOUT = 7 * DAY
+MAX_RETRIES = 100
+MAX_RETRY_DELAY = DAY
+MAX_BACKOFF = 10.0
+MAX_RETRY_MAX_DELAY = 7 * DAY
+MAX_MISFIRE_GRACE = 7 * DAY
+MAX_TAGS = 32
+MAX_OUTPUT_CAP = 1024 * KIB * KIB  # 1 GiB
+MAX_SCHEDULE_TEXT = 1 * KIB
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_TOKEN = 1 * KIB
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=-]{0,62}")
+
+# field -> limit in words; docs/api.md renders the same table.
+LIMITS: Mapping[str, str] = {
+    "name": f"1-{MAX_NAME} characters of A-Z a-z 0-9 _ . -",
+    "command": (
+        f"1-{MAX_ARGS} arguments, each at most {MAX_ARG_BYTES} bytes, "
+        f"{MAX_COMMAND_BYTES} bytes in all, no NUL; the first not empty"
+    ),
+    "env": (
+        f"at most {MAX_ENV} variables; names [A-Za-z_][A-Za-z0-9_]* up to {MAX_ENV_NAME}; "
+        f"values at most {MAX_ENV_VALUE_BYTES} bytes, no NUL"
+    ),
+    "cwd": f"empty or an absolute path of at most {MAX_CWD_BYTES} bytes, no NUL",
+    "description": f"at most {MAX_DESCRIPTION} characters, no NUL",
+    "timeout_seconds": f"absent, or 0 < t <= {MAX_TIMEOUT:g} (7 days)",
+    "retry.max_retries": f"0-{MAX_RETRIES}",
+    "retry.delay_seconds": f"0 (= 10) or 0 < d <= {MAX_RETRY_DELAY:g}",
+    "retry.backoff": f"0 (= 2) or 1 <= b <= {MAX_BACKOFF:g}",
+    "retry.max_delay_seconds": f"0 (= 3600) or delay <= m <= {MAX_RETRY_MAX_DELAY:g}",
+    "misfire_grace_seconds": f"0 (= 300) or 0 < g <= {MAX_MISFIRE_GRACE:g}",
+    "target_tags": f"at most {MAX_TAGS}, each [A-Za-z0-9][A-Za-z0-9_.:=-]{{0,62}}",
+    "output_cap_bytes": f"absent, or 1-{MAX_OUTPUT_CAP} (1 GiB)",
+    "schedule": f"expression at most {MAX_SCHEDULE_TEXT} characters; kind cron|interval|once",
+    "page_size": f"0 (= {DEFAULT_PAGE_SIZE}) or 1-{MAX_PAGE_SIZE}",
+    "ids": "UUID strings (job and execution ids)",
+}
+
+
+def _bad(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", field=field)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def uuid_of(text: str, *, field: str = "id") -> UUID:
+    """A UUID from its string form; InvalidInput naming `field` otherwise."""
+    if not text or len(text) > 64:
+        raise _bad(field, "must be a UUID")
+    try:
+        return UUID(text)
+    except ValueError:
+        raise _bad(field, f"{text[:40]!r} is not a UUID") from None
+
+
+def page_size(size: int) -> int:
+    """0 means the default (100); otherwise 1..1000."""
+    if size == 0:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise _bad("page_size", f"must be 0 (default) or 1-{MAX_PAGE_SIZE}, got {size}")
+    return size
+
+
+def encode_token(values: list[Any]) -> str:
+    """An opaque page token (the keyset position of the last row sent)."""
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def decode_token(token: str, arity: int) -> list[Any] | None:
+    """The values of a token made by `encode_token`, None for "", InvalidInput if bad."""
+    if not token:
+        return None
+    try:
+        if len(token) > MAX_TOKEN:
+            raise ValueError("too long")
+        values = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise _bad("page_token", "not a token this server issued") from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise _bad("page_token", "not a token this server issued")
+    if not all(isinstance(v, str) for v in values):
+        raise _bad("page_token", "not a token this server issued")
+    return values
+
+
+def name(text: str) -> str:
+    if not _NAME_RE.fullmatch(text):
+        raise _bad("name", f"must be {LIMITS['name']}")
+    return text
+
+
+def enum_value(cls: type[Any], text: str, field: str, default: Any) -> Any:
+    """`cls(text)` for a StrEnum, `default` for "", InvalidInput naming the choices."""
+    if text == "":
+        return default
+    try:
+        return cls(text)
+    except ValueError:
+        choices = ", ".join(m.value for m in cls)
+        raise _bad(field, f"unknown value {text[:40]!r}; use one of: {choices}") from None
+
+
+def run_states(values: Iterable[str]) -> frozenset[RunState] | None:
+    states = frozenset(enum_value(RunState, v, "states", None) for v in values)
+    if None in states:
+        raise _bad("states", "empty state name")
+    return states or None
+
+
+def stream_choice(text: str) -> frozenset[Stream]:
+    """ "" = both streams."""
+    if text == "":
+        return frozenset(Stream)
+    return frozenset({enum_value(Stream, text, "stream", None)})
+
+
+def _command(args: Iterable[str]) -> tuple[str, ...]:
+    argv = tuple(args)
+    if not argv:
+        raise _bad("command", "must have at least one argument")
+    if len(argv) > MAX_ARGS:
+        raise _bad("command", f"at most {MAX_ARGS} arguments, got {len(argv)}")
+    total = 0
+    for i, arg in enumerate(argv):
+        size = _utf8_len(arg)
+        if size > MAX_ARG_BYTES:
+            raise _bad("command", f"argument {i} is longer than {MAX_ARG_BYTES} bytes")
+        if "\x00" in arg:
+            raise _bad("command", f"argument {i} contains NUL")
+        total += size
+    if total > MAX_COMMAND_BYTES:
+        raise _bad("command", f"longer than {MAX_COMMAND_BYTES} bytes in all")
+    if not argv[0]:
+        raise _bad("command", "the first argument must not be empty")
+    return argv
+
+
+def _env(env: Mapping[str, str]) -> dict[str, str]:
+    if len(env) > MAX_ENV:
+        raise _bad("env", f"at most {MAX_ENV} variables, got {len(env)}")
+    for key, value in env.items():
+        if not _ENV_NAME_RE.fullmatch(key):
+            raise _bad("env", f"bad variable name {key[:40]!r}")
+        if "\x00" in value or _utf8_len(value) > MAX_ENV_VALUE_BYTES:
+            raise _bad(
+                "env", f"value of {key} is longer than {MAX_ENV_VALUE_BYTES} bytes or has NUL"
+            )
+    return dict(sorted(env.items()))
+
+
+def _cwd(cwd: str) -> str | None:
+    if cwd == "":
+        return None
+    if not cwd.startswith("/") or "\x00" in cwd or _utf8_len(cwd) > MAX_CWD_BYTES:
+        raise _bad("cwd", LIMITS["cwd"])
+    return cwd
+
+
+def _seconds(value: float, field: str, *, low: float, high: float, default: float) -> float:
+    """0 = `default`; otherwise low <= value <= high (low exclusive when it is 0)."""
+    if value == 0:
+        return default
+    ok = math.isfinite(value) and (value > low if low == 0 else value >= low) and value <= high
+    if not ok:
+        raise _bad(field, f"must be 0 (default {default:g}) or within {low:g}..{high:g}")
+    return float(value)
+
+
+def _timeout(has: bool, value: float) -> float | None:
+    if not has:
+        return None
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise _bad("timeout_seconds", f"must be absent or 0 < t <= {MAX_TIMEOUT:g}")
+    return float(value)
+
+
+def _tags(tags: Iterable[str]) -> frozenset[str]:
+    items = list(tags)
+    if len(items) > MAX_TAGS:
+        raise _bad("target_tags", f"at most {MAX_TAGS} tags, got {len(items)}")
+    for tag in items:
+        if not _TAG_RE.fullmatch(tag):
+            raise _bad("target_tags", f"bad tag {tag[:40]!r}")
+    return frozenset(items)
+
+
+def _output_cap(has: bool, value: int) -> int | None:
+    if not has:
+        return None
+    if not 1 <= value <= MAX_OUTPUT_CAP:
+        raise _bad("output_cap_bytes", f"must be absent or 1-{MAX_OUTPUT_CAP}")
+    return value
+
+
+def _run_as(text: str) -> str | None:
+    return text or None  # checked against the policy by auth.check_run_as
+
+
+def run_spec(
+    *,
+    command: Iterable[str],
+    shell: bool,
+    env: Mapping[str, str],
+    cwd: str,
+    has_timeout: bool,
+    timeout: float,
+    target_tags: Iterable[str],
+    run_as: str,
+    has_output_cap: bool,
+    output_cap: int,
+) -> RunSpec:
+    """What to run, checked against every limit (run_as is left to the policy)."""
+    return RunSpec(
+        command=_command(command),
+        shell=shell,
+        env=_env(env),
+        cwd=_cwd(cwd),
+        timeout=_timeout(has_timeout, timeout),
+        run_as=_run_as(run_as),
+        target_tags=_tags(target_tags),
+        output_cap=_output_cap(has_output_cap, output_cap),
+    )
+
+
+def _schedule(msg: pb.Job) -> Schedule | None:
+    if not msg.HasField("schedule"):
+        return None
+    s = msg.schedule
+    if len(s.expression) > MAX_SCHEDULE_TEXT:
+        raise _bad("schedule", f"expression longer than {MAX_SCHEDULE_TEXT} characters")
+    if not s.expression.strip():
+        raise _bad("schedule", "expression must not be empty")
+    kind = s.kind or kind_of(s.expression).value
+    return parse_schedule(
+        kind,
+        s.expression,
+        timezone=s.timezone or "UTC",
+        dst_repeated=s.dst_repeated or "auto",
+        dst_skipped=s.dst_skipped or "auto",
+    )
+
+
+def _retry(msg: pb.Job) -> RetryPolicy:
+    if not msg.HasField("retry"):
+        return RetryPolicy()
+    r = msg.retry
+    defaults = RetryPolicy()
+    if r.max_retries > MAX_RETRIES:
+        raise _bad("retry.max_retries", f"must be 0-{MAX_RETRIES}, got {r.max_retries}")
+    delay = _seconds(
+        r.delay_seconds, "retry.delay_seconds", low=0, high=MAX_RETRY_DELAY, default=defaults.delay
+    )
+    backoff = _seconds(
+        r.backoff, "retry.backoff", low=1, high=MAX_BACKOFF, default=defaults.backoff
+    )
+    max_delay = _seconds(
+        r.max_delay_seconds,
+        "retry.max_delay_seconds",
+        low=delay,
+        high=MAX_RETRY_MAX_DELAY,
+        default=max(defaults.max_delay, delay),
+    )
+    return RetryPolicy(max_retries=r.max_retries, delay=delay, backoff=backoff, max_delay=max_delay)
+
+
+def job_spec(msg: pb.Job, *, owner: str) -> JobSpec:
+    """The spec fields of `msg` as a JobSpec owned by `owner` (already resolved and
+    checked by the caller). Output-only fields are ignored."""
+    if len(msg.description) > MAX_DESCRIPTION or "\x00" in msg.description:
+        raise _bad("description", LIMITS["description"])
+    return JobSpec(
+        name=name(msg.name),
+        owner=owner,
+        run=run_spec(
+            command=msg.command,
+            shell=msg.shell,
+            env=msg.env,
+            cwd=msg.cwd,
+            has_timeout=msg.HasField("timeout_seconds"),
+            timeout=msg.timeout_seconds,
+            target_tags=msg.target_tags,
+            run_as=msg.run_as,
+            has_output_cap=msg.HasField("output_cap_bytes"),
+            output_cap=msg.output_cap_bytes,
+        ),
+        schedule=_schedule(msg),
+        enabled=msg.enabled,
+        retry=_retry(msg),
+        concurrency=enum_value(Concurrency, msg.concurrency, "concurrency", Concurrency.ALLOW),
+        misfire=enum_value(Misfire, msg.misfire, "misfire", Misfire.ONCE),
+        misfire_grace=_seconds(
+            msg.misfire_grace_seconds,
+            "misfire_grace_seconds",
+            low=0,
+            high=MAX_MISFIRE_GRACE,
+            default=300.0,
+        ),
+        description=msg.description,
+    )
+
+
+def instant_of(text: str, field: str) -> datetime:
+    """An ISO 8601 instant from a page token."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad(field, "not a token this server issued") from None
+    if value.tzinfo is None:
+        raise _bad(field, "not a token this server issued")
+    return value
