@@ -7,8 +7,10 @@ import logging
 import os
 import signal
 
-from cronhive.auth import ensure_dev_certs
+from cronhive.api.server import ApiService
+from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.config import ServerConfig
+from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.store import open_store
 
@@ -21,6 +23,10 @@ async def serve(config: ServerConfig) -> None:
     if config.certs_dir is None:
         certs = ensure_dev_certs(config.data_dir)
         log.info("development certificates in %s (client: admin.crt/admin.key)", certs.dir)
+    else:
+        certs = CertPaths(dir=config.certs_dir)
+    host, port = parse_listen(config.listen)
+    api = ApiService(host=host, port=port, certs=certs, policy=load_policy(config.policy))
     store = await open_store(config.db_url)
     try:
         node = NodeProcess(
@@ -33,6 +39,7 @@ async def serve(config: ServerConfig) -> None:
                 lease_ttl=config.lease_ttl,
                 grace=config.grace,
                 output_cap=config.output_cap,
+                extra=(api,),
             ),
         )
         loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ from cronhive.api.nodes import NodeService
 from cronhive.api.runs import RunService
 from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.node import NodeContext
+from cronhive.errors import InvalidInput
 
 __all__ = ["ApiServer", "ApiService", "serve_api", "start_api"]
 
@@ -63,11 +64,16 @@ def handlers(api: Api) -> list[Any]:
 
 
 async def start_api(api: Api, *, host: str, port: int, certs: CertPaths) -> ApiServer:
-    """Binds and starts serving. Raises InvalidInput for bad certificate files, OSError
-    when the address cannot be bound."""
+    """Binds and starts serving. Raises InvalidInput for bad certificate files or an
+    address that cannot be bound (field ``listen``)."""
     ssl = server_context(certs)
     server = Server(handlers(api))
-    await server.start(host, port, ssl=ssl)
+    try:
+        await server.start(host, port, ssl=ssl)
+    except OSError as exc:
+        raise InvalidInput(
+            f"listen: cannot listen on {host}:{port} ({exc.strerror})", field="listen"
+        ) from exc
     # grpclib keeps the asyncio server private; its sockets tell the port bound for 0.
     listener = cast(asyncio.Server | None, server._server)
     bound = int(listener.sockets[0].getsockname()[1]) if listener and listener.sockets else port
