@@ -46,7 +46,9 @@ def _stop_stmt(execution_id: UUID, visible_to: Visibility, reason: str, now: dat
         .values(
             state=sa.case((is_queued, str(RunState.STOPPED)), else_=c.state),
             reason=sa.case((is_queued, reason), else_=c.reason),
-            finished_at=sa.case((is_queued, now), else_=c.finished_at),
+            finished_at=sa.case(
+                (is_queued, sa.literal(now, c.finished_at.type)), else_=c.finished_at
+            ),
             stop_requested=sa.case((c.state == RUNNING, sa.true()), else_=c.stop_requested),
         )
         .returning(*executions.c)
@@ -245,16 +247,20 @@ class SqlStore(NodeOps):
     async def claim(
         self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
     ) -> list[Execution]:
-        c = executions.c
+        c = executions.alias("pick").c  # an alias: never correlated with the UPDATE
         pick = (
             sa.select(c.id)
             .where(c.state == QUEUED, c.not_before <= now, self._tags_subset(c.target_tags, tags))
             .order_by(c.not_before, c.queued_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            # Materialised: PostgreSQL may otherwise re-run the LIMITed subquery per row.
+            .cte("picked")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         async with self._write() as tx:
-            claimed = (await tx.run(self._claim_stmt(pick, node_id, now))).mappings().all()
+            stmt = self._claim_stmt(sa.select(pick.c.id), node_id, now)
+            claimed = (await tx.run(stmt)).mappings().all()
             if not claimed:
                 await self._check_alive(tx, node_id, now)
         return sorted(
