@@ -29,6 +29,7 @@ log = logging.getLogger("cronhive.runner")
 
 READ_SIZE = 1 << 18  # one read(2) of a pipe, and so one write(2) of the spool
 PIPE_SIZE = 1 << 18  # asked of the kernel for stdout (fewer wake-ups on big output)
+_ROOT = os.geteuid() == 0
 SINK_HIGH = 4 << 20  # queued bytes for a slow sink before the pipes are paused
 SINK_LOW = 1 << 20
 
@@ -143,8 +144,9 @@ class RunHandle:
                 write_fds.append(w)
             os.set_blocking(write_fds[0], True)
             os.set_blocking(write_fds[1], True)
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(read_fds[0], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            if _ROOT:  # others pay for big pipes in pipe-user-pages-soft
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(read_fds[0], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             preexec = None
             if spec.limits is not None:
                 self._cgroup = self._make_cgroup(cgroups)

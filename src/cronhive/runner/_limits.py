@@ -23,10 +23,11 @@ class CgroupParent:
     limits fall back to rlimits.
     """
 
-    def __init__(self, root: Path = CGROUP_ROOT) -> None:
+    def __init__(self, root: Path | None = CGROUP_ROOT) -> None:
         self.path: Path | None = None
-        with contextlib.suppress(OSError, ValueError):
-            self.path = self._prepare(root)
+        if root is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.path = self._prepare(root)
 
     @property
     def usable(self) -> bool:

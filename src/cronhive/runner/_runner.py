@@ -36,11 +36,7 @@ class Runner:
         os.chmod(self.spool_dir, 0o700)
         self.default_grace = default_grace
         self.drain_timeout = drain_timeout
-        self._cgroups = (
-            CgroupParent(cgroup_root)
-            if cgroup_root is not None
-            else CgroupParent(Path("/nonexistent"))
-        )
+        self._cgroups = CgroupParent(cgroup_root)  # None: never use cgroups
         self._runs: dict[str, RunHandle] = {}
 
     @property
