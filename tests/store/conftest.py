@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from storekit import StoreFactory
 
 from cronhive.store import Store, open_store
 
-StoreFactory = Callable[[], Awaitable[Store]]
 PgDatabaseFactory = Callable[[str | None], str]
 
 

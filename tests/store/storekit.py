@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from cronhive.model import Execution, JobSpec, RunSpec, RunState
+from cronhive.store import Store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = "user:alice"
 BOB = "user:bob"
 SEES_ALICE = frozenset({ALICE})
 SEES_BOB = frozenset({BOB})
+
+
+StoreFactory = Callable[[], Awaitable[Store]]
 
 
 def at(seconds: float) -> datetime:

@@ -53,9 +53,7 @@ async def test_invisible_job_is_not_found_like_a_missing_one(store: Store) -> No
         with pytest.raises(NotFound):
             await store.update_job(job_id, spec(), next_fire_at=None, visible_to=SEES_BOB, now=NOW)
         with pytest.raises(NotFound):
-            await store.set_enabled(
-                job_id, False, next_fire_at=None, visible_to=SEES_BOB, now=NOW
-            )
+            await store.set_enabled(job_id, False, next_fire_at=None, visible_to=SEES_BOB, now=NOW)
         with pytest.raises(NotFound):
             await store.delete_job(job_id, visible_to=SEES_BOB, now=NOW)
     with pytest.raises(NotFound):
@@ -107,9 +105,7 @@ async def test_update_and_set_enabled_keep_counters_and_creation(store: Store) -
     assert updated.spec == new
     assert (updated.next_fire_at, updated.created_at, updated.updated_at) == (at(5), NOW, at(1))
     assert updated.created_by == ALICE
-    paused = await store.set_enabled(
-        job.id, False, next_fire_at=None, visible_to=None, now=at(2)
-    )
+    paused = await store.set_enabled(job.id, False, next_fire_at=None, visible_to=None, now=at(2))
     assert (paused.spec.enabled, paused.next_fire_at, paused.updated_at) == (False, None, at(2))
     assert await store.get_job(job.id, visible_to=None) == paused
     assert await store.next_fire_at() is None

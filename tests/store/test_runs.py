@@ -190,7 +190,9 @@ async def test_request_stop_on_queued_running_terminal_and_invisible(store: Stor
     running = await store.enqueue(execution(not_before=at(-1)))
     await store.claim(node.id, frozenset(), 1, NOW)
     queued = await store.enqueue(execution(not_before=at(99)))
-    stopped = await store.request_stop(queued.id, visible_to=SEES_ALICE, reason="by alice", now=at(1))
+    stopped = await store.request_stop(
+        queued.id, visible_to=SEES_ALICE, reason="by alice", now=at(1)
+    )
     assert (stopped.state, stopped.reason, stopped.finished_at) == (
         RunState.STOPPED,
         "by alice",

@@ -69,6 +69,9 @@ async def open_store(url: str) -> Store:
         store = PostgresStore(target)
         shown = target.set(drivername="postgresql").render_as_string(hide_password=True)
     else:
+        parent = Path(target).expanduser().absolute().parent
+        if not parent.is_dir():
+            raise StoreUnavailable(f"cannot open database {target}: no directory {parent}")
         store = SqliteStore(target)
         shown = target
     try:
