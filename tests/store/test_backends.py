@@ -27,7 +27,7 @@ async def test_a_url_it_cannot_use_is_invalid_input(url: str) -> None:
 
 
 async def test_an_unreachable_database_is_unavailable(tmp_path: Path) -> None:
-    with pytest.raises(StoreUnavailable, match="127.0.0.1:1"):
+    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1"):
         await open_store("postgresql://postgres@127.0.0.1:1/nope?connect_timeout=2")
     with pytest.raises(StoreUnavailable, match="missing"):
         await open_store(str(tmp_path / "missing" / "dir" / "x.db"))
@@ -76,7 +76,7 @@ def _diff(url: str) -> list[Any]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(context, metadata)
+        diff: list[Any] = compare_metadata(context, metadata)
     engine.dispose()
     return diff
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,6 +45,13 @@ def _parse(url: str) -> str | URL:
     )
 
 
+def _check_directory(path: str) -> None:
+    # Checked up front: a failed aiosqlite connect leaves its thread behind.
+    parent = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
+    if not os.path.isdir(parent):
+        raise StoreUnavailable(f"cannot open database {path}: no directory {parent}")
+
+
 def _upgrade(connection: sa.Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -69,9 +77,7 @@ async def open_store(url: str) -> Store:
         store = PostgresStore(target)
         shown = target.set(drivername="postgresql").render_as_string(hide_password=True)
     else:
-        parent = Path(target).expanduser().absolute().parent
-        if not parent.is_dir():
-            raise StoreUnavailable(f"cannot open database {target}: no directory {parent}")
+        _check_directory(target)
         store = SqliteStore(target)
         shown = target
     try:
