@@ -135,3 +135,11 @@ async def test_one_gib_in_bounded_memory(runner: Runner) -> None:
     assert digest.hexdigest() == expected.hexdigest()
     assert peak - before < 50 << 20, f"RSS grew by {(peak - before) >> 20} MiB"
     runner.discard("r")
+
+
+async def test_sink_closed_when_the_run_cannot_start(runner: Runner) -> None:
+    for i, spec_kw in enumerate(({"argv": ["/no/such"]}, {"argv": ["id"], "user": "no-such-u"})):
+        sink = RecordingSink()
+        h = await runner.start(RunSpec(run_id=f"r{i}", **spec_kw), sink=sink)  # type: ignore[arg-type]
+        res = await h.wait()
+        assert res.state is RunState.FAILED and sink.closed == 1 and sink.chunks == []

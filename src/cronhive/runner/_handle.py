@@ -41,7 +41,14 @@ class RunHandle:
     leader exited, both streams are complete and the sink (if any) is closed.
     """
 
-    def __init__(self, spec: RunSpec, spool: Path, grace: float, drain_timeout: float) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        spool: Path,
+        grace: float,
+        drain_timeout: float,
+        sink: OutputSink | None = None,
+    ) -> None:
         self.spec = spec
         self.run_id = spec.run_id
         self.state = RunState.RUNNING
@@ -68,11 +75,13 @@ class RunHandle:
         self._stopper: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._seq = 0
-        self._sink: OutputSink | None = None
+        self._sink = sink
         self._sink_q: deque[Chunk] = deque()
         self._sink_bytes = 0
         self._sink_wake: asyncio.Future[None] | None = None
         self._sink_task: asyncio.Task[None] | None = None
+        if sink is not None:
+            self._sink_task = self._loop.create_task(self._pump(sink))
         self._paused = False
 
     # -- public ------------------------------------------------------------------------
@@ -127,14 +136,10 @@ class RunHandle:
         argv: list[str],
         env: dict[str, str],
         ident: Identity,
-        sink: OutputSink | None,
         cgroups: _limits.CgroupParent,
     ) -> None:
         """Spawn the process and wire its fds to the loop. OS errors end the run FAILED."""
         spec = self.spec
-        self._sink = sink
-        if sink is not None:
-            self._sink_task = self._loop.create_task(self._pump(sink))
         read_fds: list[int] = []
         write_fds: list[int] = []
         try:

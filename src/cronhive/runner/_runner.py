@@ -55,7 +55,7 @@ class Runner:
         _spec.validate(spec)
         if spec.run_id in self._runs:
             raise Conflict(f"run {spec.run_id!r} exists on this runner")
-        handle = RunHandle(spec, self.spool_dir, self.default_grace, self.drain_timeout)
+        handle = RunHandle(spec, self.spool_dir, self.default_grace, self.drain_timeout, sink)
         self._runs[spec.run_id] = handle
         try:
             ident = _spec.identity(spec)
@@ -63,7 +63,7 @@ class Runner:
             handle.fail(str(exc))
             return handle
         env = _spec.environment(spec, ident)
-        handle.launch(_spec.command(spec), env, ident, sink, self._cgroups)
+        handle.launch(_spec.command(spec), env, ident, self._cgroups)
         return handle
 
     def get(self, run_id: str) -> RunHandle:
