@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 
 import psutil
@@ -103,3 +104,16 @@ async def test_stop_all(runner: Runner) -> None:
     results = await runner.stop_all(grace=1)
     assert [r.state for r in results] == [RunState.STOPPED] * 5
     assert all(h.result is not None for h in hs)
+
+
+async def test_child_in_its_own_group_is_caught_by_session(runner: Runner) -> None:
+    # the child moves to its own process group, still inside the run's session
+    code = "import os, time; os.setpgid(0, 0); print(os.getpid(), flush=True); time.sleep(60)"
+    h = await runner.start(
+        RunSpec(run_id="r", argv=['"$1" -c "$2" & wait', sys.executable, code], shell=True)
+    )
+    child = (await pids_from(runner, "r", 1))[0]
+    assert os.getpgid(child) != h.pid and os.getsid(child) == h.pid
+    res = await h.stop(grace=0.2)
+    assert res.state is RunState.STOPPED
+    assert not alive(child)
