@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from uuid import uuid4
 
@@ -9,7 +10,7 @@ import pytest
 from storekit import ALICE, BOB, NOW, SEES_ALICE, SEES_BOB, at, execution, spec
 
 from cronhive.errors import Conflict, Fenced, NotFound
-from cronhive.model import Execution, Outcome, RunState
+from cronhive.model import Execution, Outcome, RetryPolicy, RunState
 from cronhive.store import Store
 
 
@@ -133,8 +134,10 @@ async def test_claim_by_a_node_without_a_live_lease_is_fenced(store: Store) -> N
 async def test_finish_records_outcome_counters_event_and_retry(store: Store) -> None:
     node = await store.register_node(name="n", tags=frozenset(), capacity=9, ttl=30, now=NOW)
     job = await store.create_job(spec(), next_fire_at=None, created_by=ALICE, now=NOW)
-    await store.enqueue(execution(job_id=job.id))
+    policy = RetryPolicy(max_retries=2, delay=3.0, backoff=1.5, max_delay=9.0)
+    await store.enqueue(replace(execution(job_id=job.id), retry=policy))
     [run] = await store.claim(node.id, frozenset(), 1, NOW)
+    assert run.retry == policy  # the snapshot travels with the run
     outcome = Outcome(
         state=RunState.FAILED, exit_code=3, finished_at=at(2), stdout_bytes=7, stderr_bytes=1
     )
@@ -153,7 +156,7 @@ async def test_finish_records_outcome_counters_event_and_retry(store: Store) -> 
         2,
         at(12),
     )
-    assert (retry.state, retry.queued_at) == (RunState.QUEUED, at(2))
+    assert (retry.state, retry.queued_at, retry.retry) == (RunState.QUEUED, at(2), policy)
     assert await store.get_execution(retry.id, visible_to=None) == retry
     after = await store.get_job(job.id, visible_to=None)
     assert (after.failure_count, after.success_count, after.last_state) == (1, 0, RunState.FAILED)

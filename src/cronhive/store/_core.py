@@ -57,6 +57,7 @@ def retry_of(ex: Execution, not_before: datetime, now: datetime) -> Execution:
         job_name=ex.job_name,
         owner=ex.owner,
         run=ex.run,
+        retry=ex.retry,
         scheduled_for=ex.scheduled_for,
         attempt=ex.attempt + 1,
         not_before=not_before,

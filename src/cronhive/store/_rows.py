@@ -58,6 +58,24 @@ def row_to_run(row: Row) -> RunSpec:
     )
 
 
+def retry_values(retry: RetryPolicy) -> dict[str, Any]:
+    return {
+        "retry_max_retries": retry.max_retries,
+        "retry_delay": retry.delay,
+        "retry_backoff": retry.backoff,
+        "retry_max_delay": retry.max_delay,
+    }
+
+
+def row_to_retry(row: Row) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=row["retry_max_retries"],
+        delay=row["retry_delay"],
+        backoff=row["retry_backoff"],
+        max_delay=row["retry_max_delay"],
+    )
+
+
 def spec_values(spec: JobSpec) -> dict[str, Any]:
     """The columns a job's owner controls (everything but ids, counters and stamps)."""
     sched = spec.schedule
@@ -71,10 +89,7 @@ def spec_values(spec: JobSpec) -> dict[str, Any]:
         "schedule_dst_repeated": None if sched is None else str(sched.dst_repeated),
         "schedule_dst_skipped": None if sched is None else str(sched.dst_skipped),
         "enabled": spec.enabled,
-        "retry_max_retries": spec.retry.max_retries,
-        "retry_delay": spec.retry.delay,
-        "retry_backoff": spec.retry.backoff,
-        "retry_max_delay": spec.retry.max_delay,
+        **retry_values(spec.retry),
         "concurrency": str(spec.concurrency),
         "misfire": str(spec.misfire),
         "misfire_grace": spec.misfire_grace,
@@ -112,12 +127,7 @@ def row_to_job(row: Row) -> Job:
         run=row_to_run(row),
         schedule=schedule,
         enabled=row["enabled"],
-        retry=RetryPolicy(
-            max_retries=row["retry_max_retries"],
-            delay=row["retry_delay"],
-            backoff=row["retry_backoff"],
-            max_delay=row["retry_max_delay"],
-        ),
+        retry=row_to_retry(row),
         concurrency=Concurrency(row["concurrency"]),
         misfire=Misfire(row["misfire"]),
         misfire_grace=row["misfire_grace"],
@@ -145,6 +155,7 @@ def execution_values(ex: Execution) -> dict[str, Any]:
         "job_name": ex.job_name,
         "owner": ex.owner,
         **run_values(ex.run),
+        **retry_values(ex.retry),
         "scheduled_for": ex.scheduled_for,
         "attempt": ex.attempt,
         "state": str(ex.state),
@@ -170,6 +181,7 @@ def row_to_execution(row: Row) -> Execution:
         job_name=row["job_name"],
         owner=row["owner"],
         run=row_to_run(row),
+        retry=row_to_retry(row),
         scheduled_for=row["scheduled_for"],
         attempt=row["attempt"],
         state=RunState(row["state"]),

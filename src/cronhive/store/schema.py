@@ -38,6 +38,16 @@ def _run_columns() -> list[sa.Column[object]]:
     ]
 
 
+def _retry_columns() -> list[sa.Column[object]]:
+    # On jobs, and snapshotted on executions: the reaper decides retries from the row.
+    return [
+        sa.Column("retry_max_retries", sa.Integer(), nullable=False),
+        sa.Column("retry_delay", sa.Float(), nullable=False),
+        sa.Column("retry_backoff", sa.Float(), nullable=False),
+        sa.Column("retry_max_delay", sa.Float(), nullable=False),
+    ]
+
+
 jobs = sa.Table(
     "jobs",
     metadata,
@@ -51,10 +61,7 @@ jobs = sa.Table(
     sa.Column("schedule_dst_repeated", sa.Text()),
     sa.Column("schedule_dst_skipped", sa.Text()),
     sa.Column("enabled", sa.Boolean(), nullable=False),
-    sa.Column("retry_max_retries", sa.Integer(), nullable=False),
-    sa.Column("retry_delay", sa.Float(), nullable=False),
-    sa.Column("retry_backoff", sa.Float(), nullable=False),
-    sa.Column("retry_max_delay", sa.Float(), nullable=False),
+    *_retry_columns(),
     sa.Column("concurrency", sa.Text(), nullable=False),
     sa.Column("misfire", sa.Text(), nullable=False),
     sa.Column("misfire_grace", sa.Float(), nullable=False),
@@ -85,6 +92,7 @@ executions = sa.Table(
     sa.Column("job_name", sa.Text()),
     sa.Column("owner", sa.Text(), nullable=False),
     *_run_columns(),
+    *_retry_columns(),
     sa.Column("scheduled_for", UTCDateTime(), nullable=False),
     sa.Column("attempt", sa.Integer(), nullable=False),
     sa.Column("state", sa.Text(), nullable=False),
