@@ -39,6 +39,7 @@ async def test_sqlite_accepts_a_bare_path_and_reopens_migrated(tmp_path: Path) -
     await store.enqueue(execution())
     await store.close()
     again = await open_store(f"sqlite:///{path}")
+    assert again.url == f"sqlite:///{path}"  # type: ignore[attr-defined]
     assert len(await again.list_executions(visible_to=None)) == 1
     await again.close()
 

@@ -83,6 +83,8 @@ def job_tally(ex: Execution) -> sa.Update:
 class SqlBase(Store):
     """Engines, transactions and the hooks a backend fills in."""
 
+    url: str = ""  # what open_store was given (a node hands it to its children)
+
     def __init__(self, *, writer: AsyncEngine, reader: AsyncEngine) -> None:
         self._writer = writer
         self._reader = reader

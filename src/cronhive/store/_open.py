@@ -90,4 +90,5 @@ async def open_store(url: str) -> Store:
         if isinstance(exc, Exception):
             raise error from exc
         raise
+    store.url = url
     return store
