@@ -74,7 +74,7 @@ async def running_node(
     name: str = "n1",
     capacity: int = 8,
     tags: frozenset[str] = frozenset(),
-    lease_ttl: float = 5.0,
+    lease_ttl: float | None = None,
     grace: float = 2.0,
 ) -> AsyncIterator[NodeProcess]:
     node = NodeProcess(
@@ -84,7 +84,8 @@ async def running_node(
             spool_dir=tmp_path / f"spool-{name}",
             tags=tags,
             capacity=capacity,
-            lease_ttl=lease_ttl,
+            # A manual clock jumps minutes at a time: a short lease would lapse on each.
+            lease_ttl=lease_ttl or (5.0 if clock is None else 24 * 3600.0),
             grace=grace,
         ),
         clock or SystemClock(),

@@ -45,7 +45,13 @@ def _stop_stmt(execution_id: UUID, visible_to: Visibility, reason: str, now: dat
         .where(c.id == execution_id, visible(c.owner, visible_to))
         .values(
             state=sa.case((is_queued, str(RunState.STOPPED)), else_=c.state),
-            reason=sa.case((is_queued, reason), else_=c.reason),
+            # A running run keeps the first reason it was asked to stop for; its node's
+            # finish reports it (the node itself does not know why).
+            reason=sa.case(
+                (is_queued, reason),
+                ((c.state == RUNNING) & ~c.stop_requested, reason),
+                else_=c.reason,
+            ),
             finished_at=sa.case(
                 (is_queued, sa.literal(now, c.finished_at.type)), else_=c.finished_at
             ),
@@ -283,7 +289,11 @@ class SqlStore(NodeOps):
                 state=str(outcome.state),
                 exit_code=outcome.exit_code,
                 signal=outcome.signal,
-                reason=outcome.reason,
+                reason=(
+                    sa.func.coalesce(c.reason, outcome.reason)
+                    if outcome.state is RunState.STOPPED
+                    else outcome.reason
+                ),
                 finished_at=outcome.finished_at,
                 stdout_bytes=outcome.stdout_bytes,
                 stderr_bytes=outcome.stderr_bytes,
