@@ -4,10 +4,14 @@ two steps each RPC begins with (read the request, know the caller)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from cronhive.auth import Identity, Policy, identity_of, visible_owners
@@ -32,6 +36,27 @@ class Api:
     hub: Hub
     policy: Policy
     poll: float = POLL_SECONDS
+    # Set when the server closes: streams end with UNAVAILABLE instead of hanging.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    streams: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Marks the current call as a long-lived stream the server waits for at close."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.streams.add(task)
+        try:
+            yield
+        finally:
+            self.streams.discard(task)
+
+    async def wait(self, events: list[asyncio.Event]) -> None:
+        """A stream's pause: until one of `events`, the next poll, or close (which
+        raises UNAVAILABLE so the client knows to reconnect, elsewhere if need be)."""
+        await wait_any([*events, self.closing], self.poll)
+        if self.closing.is_set():
+            raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; call again")
 
 
 class Servicer:

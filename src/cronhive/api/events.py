@@ -13,7 +13,7 @@ from grpclib.server import Stream
 from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api._service import Servicer, wait_any
+from cronhive.api._service import Servicer
 from cronhive.api.convert import event_pb
 from cronhive.api.errors import guard
 from cronhive.errors import InvalidInput, NotFound
@@ -36,7 +36,7 @@ class EventService(Servicer, cronhive_grpc.EventServiceBase):
             else:
                 after = await self._tail(visible)
             store = self.api.store
-            with self.api.hub.subscribe("events") as wake:
+            with self.api.streaming(), self.api.hub.subscribe("events") as wake:
                 while True:
                     wake.clear()
                     events = await store.list_events(
@@ -47,7 +47,7 @@ class EventService(Servicer, cronhive_grpc.EventServiceBase):
                         if job_id is None or event.job_id == job_id:
                             await stream.send_message(event_pb(event))
                     if len(events) < BATCH:
-                        await wait_any([wake], self.api.poll)
+                        await self.api.wait([wake])
 
     async def _job(self, text: str, visible: Visibility) -> UUID | None:
         if not text:

@@ -15,7 +15,7 @@ from grpclib.server import Stream
 from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api._service import Servicer, wait_any
+from cronhive.api._service import Servicer
 from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
 from cronhive.auth import check_run_as, resolve_owner
@@ -111,6 +111,7 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
             store, hub = self.api.store, self.api.hub
             last_seq = -1
             with (
+                self.api.streaming(),
                 hub.subscribe("output", str(execution_id)) as output,
                 hub.subscribe("events") as events,
             ):
@@ -133,7 +134,7 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
                             break
                     if not req.follow or state.terminal:
                         return
-                    await wait_any([output, events], self.api.poll)
+                    await self.api.wait([output, events])
 
     # --- helpers -------------------------------------------------------------------
 

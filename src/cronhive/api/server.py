@@ -39,12 +39,17 @@ CLOSE_TIMEOUT = 5.0
 class ApiServer:
     """A started server. `port` is the bound port (useful after binding port 0)."""
 
-    def __init__(self, server: Server, port: int) -> None:
+    def __init__(self, server: Server, port: int, api: Api) -> None:
         self.server = server
         self.port = port
+        self.api = api
 
     async def close(self) -> None:
-        """Stops accepting, cancels running calls and waits for them (bounded)."""
+        """Ends streams with UNAVAILABLE, stops accepting, cancels what still runs and
+        waits for it (bounded)."""
+        self.api.closing.set()
+        if self.api.streams:
+            await asyncio.wait(set(self.api.streams), timeout=CLOSE_TIMEOUT)
         self.server.close()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -78,7 +83,7 @@ async def start_api(api: Api, *, host: str, port: int, certs: CertPaths) -> ApiS
     listener = cast(asyncio.Server | None, server._server)
     bound = int(listener.sockets[0].getsockname()[1]) if listener and listener.sockets else port
     log.info("gRPC API on %s:%d (mTLS 1.3)", host, bound)
-    return ApiServer(server, bound)
+    return ApiServer(server, bound, api)
 
 
 async def serve_api(
