@@ -46,14 +46,15 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    tmp: Path, *, db_url: str | None = None, policy: Policy = DEFAULT_POLICY
+    tmp: Path, *, db_url: str | None = None, policy: Policy = DEFAULT_POLICY, work: bool = True
 ) -> AsyncIterator[Cluster]:
+    """`work=False`: the node claims nothing, so no queued command ever runs."""
     certs = make_certs(tmp / "certs")
     store = await open_store(db_url or f"sqlite:///{tmp / 'cronhive.db'}")
     api = ApiService(host="127.0.0.1", port=0, certs=certs, policy=policy, poll=0.2)
     node = NodeProcess(
         store,
-        NodeConfig(name="n1", spool_dir=tmp / "spool", grace=1.0, extra=(api,)),
+        NodeConfig(name="n1", spool_dir=tmp / "spool", grace=1.0, work=work, extra=(api,)),
     )
     task = asyncio.create_task(node.run())
     cluster = Cluster(node=node, store=store, port=0, certs=certs)
