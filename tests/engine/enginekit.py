@@ -111,7 +111,7 @@ async def wait_for(
 
 
 async def executions_of(store: Store, job_id: uuid.UUID | None = None) -> list[Execution]:
-    return await store.list_executions(visible_to=None, job_id=job_id, limit=10_000)
+    return await store.list_executions(visible_to=None, job_id=job_id, limit=1_000_000)
 
 
 async def terminal(store: Store, execution_id: uuid.UUID) -> bool:
@@ -130,29 +130,29 @@ def spawn_node(
     db_url: str, tmp_path: Path, name: str, *, capacity: int = 16
 ) -> subprocess.Popen[bytes]:
     """A node as a separate OS process (`cronhive server`), logging to tmp_path/NAME.log."""
-    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cronhive",
-            "server",
-            "--db",
-            db_url,
-            "--data-dir",
-            str(tmp_path / name),
-            "--name",
-            name,
-            "--listen",
-            f"127.0.0.1:{free_port()}",
-            "--web",
-            f"127.0.0.1:{free_port()}",
-            "--capacity",
-            str(capacity),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / f"{name}.log", "wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cronhive",
+                "server",
+                "--db",
+                db_url,
+                "--data-dir",
+                str(tmp_path / name),
+                "--name",
+                name,
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+                "--web",
+                f"127.0.0.1:{free_port()}",
+                "--capacity",
+                str(capacity),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def node_logs(tmp_path: Path) -> str:

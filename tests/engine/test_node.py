@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from enginekit import adhoc, create_job, executions_of, job_spec, running_node, terminal, wait_for
@@ -43,7 +44,7 @@ async def test_exit_code_signal_and_missing_executable(store: Store, tmp_path: P
         killed = await store.enqueue(adhoc(("sh", "-c", "kill -9 $$"), now))
         missing = await store.enqueue(adhoc(("/no/such/binary",), now))
         for e in (failed, killed, missing):
-            await wait_for(lambda e=e: terminal(store, e.id))
+            await wait_for(partial(terminal, store, e.id))
     f = await store.get_execution(failed.id, visible_to=None)
     k = await store.get_execution(killed.id, visible_to=None)
     m = await store.get_execution(missing.id, visible_to=None)

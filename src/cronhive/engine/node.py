@@ -109,8 +109,9 @@ class NodeProcess:
                     tg.create_task(self._reaper(), name="reaper"),
                     tg.create_task(self._listen(), name="listener"),
                 ]
+                producers = []  # what makes new work on this node; stopped first
                 if self.config.work:
-                    services.append(tg.create_task(self.worker.run(), name="worker"))
+                    producers.append(tg.create_task(self.worker.run(), name="worker"))
                 if self.config.schedule:
                     self.scheduler = Scheduler(
                         self.store,
@@ -118,13 +119,18 @@ class NodeProcess:
                         self.worker if self.config.work else None,
                         self.node.id,
                     )
-                    services.append(tg.create_task(self.scheduler.run(), name="scheduler"))
+                    producers.append(tg.create_task(self.scheduler.run(), name="scheduler"))
                 for start in self.config.extra:
-                    services.append(
-                        tg.create_task(start(ctx), name=getattr(start, "__name__", "extra"))
-                    )
+                    name = getattr(start, "__name__", "extra")
+                    services.append(tg.create_task(start(ctx), name=name))
                 self.ready.set()
                 await self._stop.wait()
+                # Claim and fire nothing more, then let what runs finish (the heartbeat
+                # keeps the lease meanwhile), then the rest.
+                self.worker.stop_claiming()
+                if self.scheduler is not None:
+                    self.scheduler.stop()
+                await asyncio.gather(*producers)
                 await self._drain()
                 for task in services:
                     task.cancel()

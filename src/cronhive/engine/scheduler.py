@@ -35,12 +35,19 @@ class Scheduler:
         self._worker = worker
         self.node_id = node_id
         self._wake = asyncio.Event()
+        self._running = True
 
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """Ends `run` after the current tick. Never cancel a tick instead: runs it has
+        claimed for this node would be committed but never started."""
+        self._running = False
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while self._running:
             try:
                 while await self.tick() >= BATCH:
                     pass  # more due jobs than one batch: keep going
@@ -51,7 +58,8 @@ class Scheduler:
             now = self._clock.now()
             until = now + MAX_SLEEP if upcoming is None else min(upcoming, now + MAX_SLEEP)
             self._wake.clear()
-            await self._clock.sleep_until(until, self._wake)
+            if self._running:
+                await self._clock.sleep_until(until, self._wake)
 
     async def tick(self) -> int:
         """Fires every due job (up to one batch); returns how many jobs were due."""

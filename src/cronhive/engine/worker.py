@@ -58,9 +58,15 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
+    def stop_claiming(self) -> None:
+        """Ends `run` at its next safe point (never cancel a claim: what it took would be
+        committed as running here but never started)."""
+        self.claiming = False
+        self._wake.set()
+
     async def run(self) -> None:
-        """Claims and starts runs until cancelled."""
-        while True:
+        """Claims and starts runs until `stop_claiming()`."""
+        while self.claiming:
             if self.free:
                 try:
                     claimed = await self._store.claim(
@@ -75,6 +81,8 @@ class Worker:
                 if len(claimed) and self.free:
                     continue  # there may be more waiting
             self._wake.clear()
+            if not self.claiming:
+                break
             try:
                 async with asyncio.timeout(POLL_INTERVAL):
                     await self._wake.wait()
@@ -113,11 +121,14 @@ class Worker:
     async def drain(self, within: float) -> bool:
         """Waits up to `within` seconds for running runs to end; True if all did."""
         self.claiming = False
-        tasks = list(self._tasks.values())
-        if not tasks:
-            return True
-        _done, pending = await asyncio.wait(tasks, timeout=within)
-        return not pending
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(list(self._tasks.values()), timeout=remaining)
+        return True
 
     async def _execute(self, execution: Execution) -> None:
         node_id = self._node_id()
