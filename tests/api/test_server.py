@@ -121,3 +121,20 @@ async def test_smoke_on_postgresql(tmp_path: Path, pg_database: object) -> None:
         assert b"".join(c.data for c in chunks if c.stream == "stderr") == b"err\n"
         final = await wait_terminal(alice, run.id)
         assert final.state == "failed" and final.exit_code == 3
+
+
+async def test_reflection_lists_the_services(cluster: Cluster) -> None:
+    from grpclib.reflection.v1 import reflection_grpc, reflection_pb2
+
+    stub = reflection_grpc.ServerReflectionStub(cluster["carol"].channel)
+    replies = await stub.ServerReflectionInfo(
+        [reflection_pb2.ServerReflectionRequest(list_services="")]
+    )
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {
+        "cronhive.v1.JobService",
+        "cronhive.v1.RunService",
+        "cronhive.v1.NodeService",
+        "cronhive.v1.EventService",
+        "grpc.health.v1.Health",
+    } <= names

@@ -64,8 +64,9 @@ def handlers(api: Api) -> list[Any]:
         RunService(api),
         NodeService(api),
         EventService(api),
+        Health(),
     ]
-    return [*ServerReflection.extend([*services, Health()]), *services, Health()]
+    return [*ServerReflection.extend(services), *services]
 
 
 async def start_api(api: Api, *, host: str, port: int, certs: CertPaths) -> ApiServer:
