@@ -17,6 +17,7 @@ from cronhive.api.client import Client, connect
 from cronhive.api.server import ApiService
 from cronhive.auth import DEFAULT_POLICY, CertPaths, Policy
 from cronhive.auth.certs import init_certs, issue_client_files
+from cronhive.engine.clock import Clock
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.store import Store, open_store
 
@@ -46,7 +47,13 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    tmp: Path, *, db_url: str | None = None, policy: Policy = DEFAULT_POLICY, work: bool = True
+    tmp: Path,
+    *,
+    db_url: str | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    work: bool = True,
+    clock: Clock | None = None,
+    lease_ttl: float = 5.0,
 ) -> AsyncIterator[Cluster]:
     """`work=False`: the node claims nothing, so no queued command ever runs."""
     certs = make_certs(tmp / "certs")
@@ -54,7 +61,15 @@ async def running_cluster(
     api = ApiService(host="127.0.0.1", port=0, certs=certs, policy=policy, poll=0.2)
     node = NodeProcess(
         store,
-        NodeConfig(name="n1", spool_dir=tmp / "spool", grace=1.0, work=work, extra=(api,)),
+        NodeConfig(
+            name="n1",
+            spool_dir=tmp / "spool",
+            grace=1.0,
+            work=work,
+            lease_ttl=lease_ttl,
+            extra=(api,),
+        ),
+        clock,
     )
     task = asyncio.create_task(node.run())
     cluster = Cluster(node=node, store=store, port=0, certs=certs)

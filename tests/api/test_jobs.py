@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from apikit import Cluster, create, job, status_of, wait_terminal
+from apikit import Cluster, create, job, running_cluster, status_of, wait_terminal
 from google.protobuf.field_mask_pb2 import FieldMask
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.engine.clock import ManualClock
 
 
 async def test_create_get_update_pause_resume_trigger_delete(cluster: Cluster) -> None:
@@ -151,3 +153,33 @@ async def test_ids_must_be_uuids(cluster: Cluster) -> None:
         alice.runs.ListExecutions(pb.ListExecutionsRequest(job_id="x")),
     ):
         assert await status_of(call) is Status.INVALID_ARGUMENT
+
+
+async def test_next_fire_follows_the_injected_clock(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    # A lease longer than the jumps of the clock: this node must not fence itself.
+    async with running_cluster(tmp_path, work=False, clock=clock, lease_ttl=1e6) as cluster:
+        alice = cluster["alice"]
+        hourly = pb.Schedule(kind="interval", expression="1h")
+        job = await create(alice, "hourly", schedule=hourly)
+        assert job.next_fire_at.ToDatetime(tzinfo=UTC) == datetime(2030, 1, 1, 1, tzinfo=UTC)
+        paused = await alice.jobs.Pause(pb.PauseJobRequest(id=job.id))
+        assert not paused.HasField("next_fire_at")
+        await clock.advance(3.5 * 3600)
+        resumed = await alice.jobs.Resume(pb.ResumeJobRequest(id=job.id))
+        assert resumed.next_fire_at.ToDatetime(tzinfo=UTC) == datetime(2030, 1, 1, 4, tzinfo=UTC)
+        noon = pb.Schedule(kind="cron", expression="0 12 * * *", timezone="Europe/Berlin")
+        moved = await alice.jobs.Update(
+            pb.UpdateJobRequest(
+                job=pb.Job(id=job.id, schedule=noon, owner="group:data"),
+                update_mask=FieldMask(paths=["schedule", "owner"]),
+            )
+        )
+        assert moved.next_fire_at.ToDatetime(tzinfo=UTC) == datetime(2030, 1, 1, 11, tzinfo=UTC)
+        assert moved.owner == "group:data"
+        # Bob, in the group, now sees it; carol still does not.
+        assert (await cluster["bob"].jobs.Get(pb.GetJobRequest(id=job.id))).name == "hourly"
+        assert (
+            await status_of(cluster["carol"].jobs.Get(pb.GetJobRequest(id=job.id)))
+            is Status.NOT_FOUND
+        )
