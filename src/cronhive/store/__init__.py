@@ -11,5 +11,14 @@ from __future__ import annotations
 
 from cronhive.store._open import open_store
 from cronhive.store.base import FiringBatch, Notification, RetryDecider, Store, Visibility
+from cronhive.store.tokens import Token
 
-__all__ = ["FiringBatch", "Notification", "RetryDecider", "Store", "Visibility", "open_store"]
+__all__ = [
+    "FiringBatch",
+    "Notification",
+    "RetryDecider",
+    "Store",
+    "Token",
+    "Visibility",
+    "open_store",
+]

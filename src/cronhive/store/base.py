@@ -36,6 +36,7 @@ from cronhive.model import (
     RunState,
     Stream,
 )
+from cronhive.store.tokens import Token
 
 Visibility = frozenset[str] | None
 
@@ -297,3 +298,25 @@ class Store(abc.ABC):
     def listen(self) -> AbstractAsyncContextManager[AsyncIterator[Notification]]:
         """Notifications from every node while the context is open. Delivery is a hint,
         not a guarantee: a listener must still poll at its own pace."""
+
+    # --- personal access tokens ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_token(self, token: Token) -> Token:
+        """Stores a new token (the caller made its id and digest, see store.tokens).
+        Raises `Conflict` if the user has a live (unrevoked) token of that name."""
+
+    @abc.abstractmethod
+    async def list_tokens(self, user: str) -> list[Token]:
+        """Every token of `user`, revoked and expired ones included, oldest first."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, user: str, token_id: UUID, *, now: datetime) -> Token:
+        """Revokes `user`'s token (revoking twice keeps the first instant). Raises
+        `NotFound` for a token that is missing or belongs to someone else."""
+
+    @abc.abstractmethod
+    async def find_token(self, token_id: UUID, digest: str, *, now: datetime) -> Token:
+        """The usable token with this id whose stored digest equals `digest` (compared
+        in constant time), recording `last_used_at = now`. Raises `NotFound` alike for a
+        missing, wrong, expired or revoked token."""

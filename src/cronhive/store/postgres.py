@@ -24,6 +24,7 @@ from sqlalchemy.sql.dml import Insert
 
 from cronhive.store._core import Tx
 from cronhive.store._errors import translating
+from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
 from cronhive.store.sql import SqlStore
@@ -33,7 +34,7 @@ _NOTIFY_MANY = sa.text(
 ).bindparams(sa.bindparam("payloads", type_=postgresql.ARRAY(sa.Text())))
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, TokenOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(self, url: URL, *, pool_size: int = 5) -> None:

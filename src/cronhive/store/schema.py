@@ -158,3 +158,27 @@ events = sa.Table(
     sa.Column("execution_id", sa.Uuid()),
     sa.Column("message", sa.Text(), nullable=False),
 )
+
+# Personal access tokens (web sign-in, JSON API): only a digest of the secret is kept.
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user", sa.Text(), nullable=False),
+    sa.Column("groups", tags_type(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("hash", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime()),
+    sa.Column("last_used_at", UTCDateTime()),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+# A name is unique among a user's live tokens; a revoked one frees its name.
+sa.Index(
+    "uq_tokens_live_name",
+    tokens.c.user,
+    tokens.c.name,
+    unique=True,
+    postgresql_where=tokens.c.revoked_at.is_(None),
+    sqlite_where=tokens.c.revoked_at.is_(None),
+)

@@ -31,6 +31,7 @@ from sqlalchemy.sql.dml import Insert
 from cronhive.errors import Conflict
 from cronhive.model import Node
 from cronhive.store._core import Tx
+from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import hub_for
 from cronhive.store.schema import nodes
@@ -69,7 +70,7 @@ def _engine(path: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SqlStore, TokenOps):
     """The Store on one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str) -> None:
