@@ -13,5 +13,8 @@ from cronhive.cli import _cron  # noqa: F401  # isort: skip
 from cronhive.cli import _certs  # noqa: F401  # isort: skip
 
 from cronhive.cli import _server  # noqa: F401  # isort: skip
+from cronhive.cli import _runs  # noqa: F401  # isort: skip
+from cronhive.cli import _jobs  # noqa: F401  # isort: skip
+from cronhive.cli import _nodes  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]

@@ -1,8 +1,10 @@
-"""The root click group and the exit-code convention shared by every verb."""
+"""The root click group, its connection flags, and the exit-code convention of every verb."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -13,15 +15,51 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Aliased(click.Group):
+    """A group where a command may answer to a second name (`logs` / `output`)."""
+
+    aliases: dict[str, str] = {"output": "logs"}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _, cmd, rest = super().resolve_command(ctx, args)
+        return (cmd.name if cmd else None), cmd, rest
+
+
+@click.group(cls=Aliased, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cronhive")
-def cli() -> None:
+@click.option(
+    "--server",
+    metavar="HOST:PORT",
+    help="Node to talk to [$CRONHIVE_SERVER, client.toml, 127.0.0.1:7433].",
+)
+@click.option(
+    "--certs",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder with ca.crt and NAME.crt/.key [$CRONHIVE_CERTS, client.toml, ./.cronhive/certs].",
+)
+@click.option(
+    "--as",
+    "cert_name",
+    metavar="NAME",
+    help="Which client certificate in --certs to present [client.toml, admin].",
+)
+@click.pass_context
+def cli(ctx: click.Context, server: str | None, certs: Path | None, cert_name: str | None) -> None:
     """cronhive: a distributed cron. Schedules fire exactly once, on any node."""
+    from cronhive.cli._connect import Flags  # the connection module is only for client verbs
+
+    ctx.obj = Flags(server=server, certs=certs, cert_name=cert_name)
 
 
-def fail(message: str, code: int = EXIT_FAILURE) -> None:
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Prints one line on stderr and exits with `code`."""
     click.echo(f"cronhive: {message}", err=True)
     sys.exit(code)

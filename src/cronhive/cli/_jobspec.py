@@ -1,0 +1,208 @@
+"""Job fields from flags or an apply file, written onto a `pb.Job`, and job addressing.
+
+One vocabulary for both: the keys of `apply_options` are the long flag names of `add`
+with `_` for `-` (`retry_delay`, `run_as`, ...), so a jobs.toml entry reads like the
+command line that would create it.
+
+Addressing: a UUID is a job id; `user:NAME/JOB` or `group:NAME/JOB` is that owner's job;
+a bare `JOB` is the caller's own (owner `user:<CN of the client certificate>`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+from uuid import UUID
+
+import click
+
+from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.api.client import Client
+from cronhive.errors import InvalidInput, NotFound
+from cronhive.schedule import parse_duration
+
+__all__ = ["KEYS", "apply_options", "find_job", "job_options", "owner_and_name"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+KEYS = frozenset(
+    {
+        "command", "shell", "cron", "every", "at", "tz", "dst_repeated", "dst_skipped",
+        "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
+        "run_as", "group", "description", "enabled",
+    }
+)  # fmt: skip
+_OWNER_REF = re.compile(r"(user|group):([A-Za-z0-9._@-]{1,64})/(.+)")
+
+
+def _bad(key: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{key}: {message}", field=key)
+
+
+def _duration(value: Any, key: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value <= 0:
+            raise _bad(key, "must be greater than zero")
+        return float(value)
+    if not isinstance(value, str):
+        raise _bad(key, "expected a duration like 90s, 5m, 1h30m")
+    return parse_duration(value, field=key).total_seconds()
+
+
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(key, "expected a string")
+    return value
+
+
+def _schedule(job: pb.Job, opts: Mapping[str, Any]) -> bool:
+    given = [k for k in ("cron", "every", "at") if opts.get(k) is not None]
+    if len(given) > 1:
+        raise _bad(given[1], f"give only one of cron, every, at (got {' and '.join(given)})")
+    extra = [k for k in ("tz", "dst_repeated", "dst_skipped") if opts.get(k) is not None]
+    if not given and not extra:
+        return False
+    if given:
+        key = given[0]
+        text = _text(opts[key], key).strip()
+        if key == "every":
+            job.schedule.kind = "interval"
+            job.schedule.expression = str(int(_duration(text, "every")))
+        else:
+            job.schedule.kind = "cron" if key == "cron" else "once"
+            job.schedule.expression = text
+    elif not job.HasField("schedule"):
+        raise _bad(extra[0], "needs a schedule (cron, every or at)")
+    if opts.get("tz") is not None:
+        job.schedule.timezone = _text(opts["tz"], "tz")
+    for key in ("dst_repeated", "dst_skipped"):
+        if opts.get(key) is not None:
+            setattr(job.schedule, key, _text(opts[key], key))
+    return True
+
+
+def _command(job: pb.Job, opts: Mapping[str, Any], paths: set[str]) -> None:
+    if opts.get("shell") is not None:
+        job.shell = bool(opts["shell"])
+        paths.add("shell")
+    command = opts.get("command")
+    if command is None:
+        return
+    if isinstance(command, str):
+        argv = [command]
+        if opts.get("shell") is None:  # a string in a file is a script
+            job.shell = True
+            paths.add("shell")
+    elif isinstance(command, list | tuple) and all(isinstance(a, str) for a in command):
+        argv = [" ".join(command)] if job.shell else list(command)
+    else:
+        raise _bad("command", "expected a list of strings or one script string")
+    del job.command[:]
+    job.command.extend(argv)
+    paths.add("command")
+
+
+def apply_options(job: pb.Job, opts: Mapping[str, Any]) -> set[str]:
+    """Writes the given options (None = not given) onto `job`; returns the Job field paths
+    changed (an update mask). Raises InvalidInput naming the key for bad syntax."""
+    unknown = sorted(set(opts) - KEYS)
+    if unknown:
+        raise _bad(unknown[0], f"unknown key; known: {', '.join(sorted(KEYS))}")
+    paths: set[str] = set()
+    _command(job, opts, paths)
+    if _schedule(job, opts):
+        paths.add("schedule")
+    if opts.get("timeout") is not None:
+        job.timeout_seconds = _duration(opts["timeout"], "timeout")
+        paths.add("timeout_seconds")
+    if opts.get("retries") is not None:
+        retries = opts["retries"]
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise _bad("retries", "expected a whole number >= 0")
+        job.retry.max_retries = retries
+        paths.add("retry")
+    if opts.get("retry_delay") is not None:
+        job.retry.delay_seconds = _duration(opts["retry_delay"], "retry_delay")
+        paths.add("retry")
+    for key in ("concurrency", "misfire", "cwd", "run_as", "description"):
+        if opts.get(key) is not None:
+            setattr(job, key, _text(opts[key], key))
+            paths.add(key)
+    if opts.get("tags") is not None:
+        tags = opts["tags"]
+        if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+            raise _bad("tags", "expected a list of strings")
+        del job.target_tags[:]
+        job.target_tags.extend(sorted(set(tags)))
+        paths.add("target_tags")
+    if opts.get("env") is not None:
+        env = opts["env"]
+        if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+            raise _bad("env", 'expected NAME = "value" pairs')
+        job.env.clear()
+        job.env.update(env)
+        paths.add("env")
+    if opts.get("group") is not None:
+        job.owner = f"group:{_text(opts['group'], 'group')}"
+        paths.add("owner")
+    if opts.get("enabled") is not None:
+        job.enabled = bool(opts["enabled"])
+        paths.add("enabled")
+    return paths
+
+
+def owner_and_name(ref: str, me: str) -> tuple[str, str]:
+    """(owner, name) of a job reference that is not an id."""
+    m = _OWNER_REF.fullmatch(ref)
+    if m:
+        return f"{m.group(1)}:{m.group(2)}", m.group(3)
+    return f"user:{me}", ref
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def find_job(client: Client, ref: str, me: str) -> pb.Job:
+    """The job a reference names (see the module docstring); NotFound if none."""
+    if _is_uuid(ref):
+        return await client.jobs.Get(pb.GetJobRequest(id=ref))
+    owner, name = owner_and_name(ref, me)
+    reply = await client.jobs.List(
+        pb.ListJobsRequest(owner=owner, name_prefix=name, page_size=1000)
+    )
+    for job in reply.jobs:
+        if job.name == name and job.owner == owner:
+            return job
+    raise NotFound(f"no such job: {ref}")
+
+
+def job_options(func: F) -> F:
+    """The flags `add` and `edit` share (every one optional; None = not given)."""
+    options = [
+        click.option("--cron", metavar="EXPR", help="Cron expression ('0 3 * * *', @daily)."),
+        click.option("--every", metavar="DURATION", help="Fixed interval (90s, 5m, 1h)."),
+        click.option("--at", metavar="TIME", help="Once, at an ISO 8601 time (naive = --tz)."),
+        click.option("--tz", metavar="ZONE", help="IANA time zone of the schedule [UTC]."),
+        click.option("--timeout", metavar="DURATION", help="Stop a run after this long."),
+        click.option("--retries", type=click.IntRange(0, 100), help="Retries of a failed run."),
+        click.option("--retry-delay", metavar="DURATION", help="Delay before the first retry."),
+        click.option("--concurrency", type=click.Choice(["allow", "forbid", "replace"])),
+        click.option("--misfire", type=click.Choice(["once", "all", "skip"])),
+        click.option("--dst-repeated", metavar="POLICY", help="Repeated wall time policy."),
+        click.option("--dst-skipped", metavar="POLICY", help="Skipped wall time policy."),
+        click.option("--tag", "tags", multiple=True, help="Node tag required (repeatable)."),
+        click.option("--env", multiple=True, metavar="K=V", help="Environment (repeatable)."),
+        click.option("--cwd", help="Working directory on the node (absolute)."),
+        click.option("--run-as", metavar="USER", help="OS user (needs a policy grant)."),
+        click.option("--group", metavar="G", help="Owned by group G instead of you."),
+        click.option("--description", metavar="TEXT"),
+        click.option("--shell/--no-shell", default=None, help="Run CMD as one sh script."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -1,0 +1,177 @@
+"""`run`, `status`, `stop`, `logs` (alias `output`): ad-hoc runs and any run's output."""
+
+from __future__ import annotations
+
+import sys
+from typing import BinaryIO
+
+import click
+
+from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.api.client import Client
+from cronhive.cli._app import EXIT_FAILURE, cli
+from cronhive.cli._connect import Target, call
+from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds
+from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
+
+__all__ = ["exit_code_of", "follow_to_end", "stream_output"]
+
+
+
+def _sink(stream: str) -> BinaryIO:
+    return (sys.stderr if stream == "stderr" else sys.stdout).buffer
+
+
+async def stream_output(client: Client, run_id: str, *, stream: str, follow: bool) -> None:
+    """Copies the run's output to our stdout/stderr (each chunk to its own stream), from
+    byte 0; with `follow`, until the run is terminal and every byte is written."""
+    async with client.runs.StreamOutput.open() as call_:
+        await call_.send_message(
+            pb.StreamOutputRequest(id=run_id, stream=stream, follow=follow), end=True
+        )
+        async for chunk in call_:
+            sink = _sink(chunk.stream)
+            sink.write(chunk.data)
+            sink.flush()
+
+
+def exit_code_of(e: pb.Execution) -> int:
+    """The run's exit code as a shell would see it: the code, 128+signal, or 1 when the
+    process never exited on its own (failed to start, timed out, lost, stopped)."""
+    if e.HasField("exit_code") and e.state in ("succeeded", "failed"):
+        return e.exit_code
+    if e.HasField("signal") and e.state == "failed":
+        return 128 + e.signal
+    return 0 if e.state == "succeeded" else EXIT_FAILURE
+
+
+async def follow_to_end(client: Client, run_id: str) -> int:
+    """Streams the run's output until it ends; returns its exit code (see exit_code_of)."""
+    await stream_output(client, run_id, stream="", follow=True)
+    status = await client.runs.GetStatus(pb.GetStatusRequest(id=run_id))
+    if status.state not in ("succeeded", "failed") or status.error:
+        why = status.error or status.reason or status.state
+        click.echo(f"cronhive: run {run_id} {status.state}: {why}", err=True)
+    return exit_code_of(status)
+
+
+@cli.command(context_settings=COMMAND_SETTINGS)
+@click.option("-f", "--follow", is_flag=True, help="Stream its output; exit with its exit code.")
+@click.option("--tag", "tags", multiple=True, help="Run only on a node with this tag (repeatable).")
+@click.option("--timeout", help="Stop it after this long (90s, 5m, 1h30m).")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Environment (repeatable).")
+@click.option("--cwd", help="Working directory on the node (absolute).")
+@click.option("--shell", is_flag=True, help="Run CMD as one /bin/sh script.")
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    follow: bool,
+    tags: tuple[str, ...],
+    timeout: str | None,
+    env: tuple[str, ...],
+    cwd: str | None,
+    shell: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Start CMD now on any node with room; print the run id.
+
+    \b
+    cronhive run -- make test
+    cronhive run -f -- sh -c 'echo hi; exit 3'    # prints hi, exits 3
+    """
+    request = pb.StartRunRequest(
+        command=[" ".join(command)] if shell else list(command),
+        shell=shell,
+        env=env_pairs(env),
+        cwd=cwd or "",
+        target_tags=list(tags),
+    )
+    if timeout is not None:
+        request.timeout_seconds = seconds(timeout, "--timeout")
+
+    async def body(client: Client, _: Target) -> int:
+        execution = await client.runs.Start(request)
+        if not follow:
+            click.echo(execution.id)
+            return 0
+        click.echo(f"run {execution.id}", err=True)
+        return await follow_to_end(client, execution.id)
+
+    sys.exit(call(ctx, body))
+
+
+@cli.command()
+@click.argument("run_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_context
+def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show one run: state, exit code, node, times."""
+
+    async def body(client: Client, _: Target) -> pb.Execution:
+        return await client.runs.GetStatus(pb.GetStatusRequest(id=run_id))
+
+    show_execution(call(ctx, body), as_json)
+
+
+def show_execution(e: pb.Execution, as_json: bool) -> None:
+    """Prints one run as `key: value` lines, or as JSON."""
+    d = execution_dict(e)
+    if as_json:
+        echo_json(d)
+        return
+    outcome = "-"
+    if d["exit_code"] is not None:
+        outcome = f"exit {d['exit_code']}"
+    elif d["signal"] is not None:
+        outcome = f"signal {d['signal']}"
+    fields(
+        {
+            "id": e.id,
+            "job": e.job_name or "(ad hoc)",
+            "state": paint(e.state, e.state),
+            "exit": outcome,
+            "attempt": str(e.attempt),
+            "node": e.node_name or "-",
+            "queued": when(d["queued_at"]),
+            "started": when(d["started_at"]),
+            "finished": when(d["finished_at"]),
+            "output": f"{e.stdout_bytes} B stdout, {e.stderr_bytes} B stderr"
+            + (" (capped)" if e.output_capped else ""),
+            **({"error": e.error} if e.error else {}),
+            **({"reason": e.reason} if e.reason else {}),
+        }
+    )
+
+
+@cli.command()
+@click.argument("run_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="The run after the request, as JSON.")
+@click.pass_context
+def stop(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Stop a run (SIGTERM, a grace period, SIGKILL); a finished run is left as it is."""
+
+    async def body(client: Client, _: Target) -> pb.Execution:
+        return await client.runs.Stop(pb.StopRunRequest(id=run_id))
+
+    e = call(ctx, body)
+    if as_json:
+        echo_json(execution_dict(e))
+    else:
+        click.echo(f"{e.id} {paint(e.state, e.state)}")
+
+
+@cli.command()
+@click.argument("run_id", metavar="ID")
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming until the run ends.")
+@click.option("--stdout", "only", flag_value="stdout", help="Only standard output.")
+@click.option("--stderr", "only", flag_value="stderr", help="Only standard error.")
+@click.pass_context
+def logs(ctx: click.Context, run_id: str, follow: bool, only: str | None) -> None:
+    """Print a run's output from its first byte (alias: output). Each stream goes to the
+    matching local stream; with -f, follow until the run ends."""
+
+    async def body(client: Client, _: Target) -> None:
+        await stream_output(client, run_id, stream=only or "", follow=follow)
+
+    call(ctx, body)
