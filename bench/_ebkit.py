@@ -1,0 +1,259 @@
+"""Shared plumbing for bench/engine_bench.py: databases, bulk rows, node processes, stats.
+
+Bulk rows go straight through the store's schema tables (the bench measures the engine,
+not how fast a client can call `enqueue` one row at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import psycopg
+import sqlalchemy as sa
+
+from cronhive.engine import runs
+from cronhive.model import JobSpec, RetryPolicy, RunSpec, RunState
+from cronhive.schedule import parse_schedule
+from cronhive.store import Store, open_store
+from cronhive.store import _rows as rows
+from cronhive.store.schema import executions, jobs
+from cronhive.store.sql import SqlStore
+
+PG_ADMIN = os.environ.get("CRONHIVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+TERMINAL = sorted(str(s) for s in RunState if s.terminal)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+# --- databases ---------------------------------------------------------------------
+
+
+def pg_url(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards; yields its URL."""
+    name = f"cronhive_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_url(name)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str) -> AsyncIterator[SqlStore]:
+    store = await open_store(url)
+    assert isinstance(store, SqlStore)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+# --- bulk rows ---------------------------------------------------------------------
+
+
+async def enqueue_adhoc(store: SqlStore, argv: tuple[str, ...], n: int, batch: int) -> None:
+    """`n` queued ad-hoc runs of `argv`, `batch` rows per transaction, each batch announced
+    with a `runs` notification as `Store.enqueue` would."""
+    run = RunSpec(command=argv)
+    for start in range(0, n, batch):
+        t = now()
+        values = [
+            rows.execution_values(runs.adhoc("user:bench", run, t))
+            for _ in range(min(batch, n - start))
+        ]
+        async with store._writer.begin() as conn:
+            await conn.execute(executions.insert(), values)
+        await store.notify("runs")
+
+
+async def insert_jobs(store: SqlStore, specs: Sequence[tuple[JobSpec, datetime]]) -> None:
+    """Jobs with their first fire time, in one transaction per 1,000."""
+    t = now()
+    for start in range(0, len(specs), 1000):
+        values = [
+            {
+                "id": uuid.uuid4(),
+                **rows.spec_values(spec),
+                "next_fire_at": first,
+                "success_count": 0,
+                "failure_count": 0,
+                "created_by": "bench",
+                "created_at": t,
+                "updated_at": t,
+            }
+            for spec, first in specs[start : start + 1000]
+        ]
+        async with store._writer.begin() as conn:
+            await conn.execute(jobs.insert(), values)
+    await store.notify("jobs")
+
+
+def job(name: str, argv: tuple[str, ...], schedule: str) -> tuple[JobSpec, datetime]:
+    kind = "interval" if schedule.startswith("every") else "cron"
+    sched = parse_schedule(kind, schedule)
+    spec = JobSpec(name=name, owner="user:bench", run=RunSpec(command=argv), schedule=sched)
+    first = sched.next_after(now() + timedelta(seconds=2))
+    assert first is not None
+    return spec, first
+
+
+def far_daily() -> str:
+    """A daily cron time 12 hours from now (never due during a bench)."""
+    return f"0 {(now().hour + 12) % 24} * * *"
+
+
+async def clone_jobs_pg(url: str, template_name: str, count: int, prefix: str) -> None:
+    """`count` copies of one job row (new id, name `prefix-N`, next fire spread over the
+    coming hours) with one INSERT ... SELECT: a million rows in seconds."""
+    cols = [c.name for c in jobs.columns]
+    exprs = []
+    for c in cols:
+        if c == "id":
+            exprs.append("gen_random_uuid()")
+        elif c == "name":
+            exprs.append(f"'{prefix}-' || g")
+        elif c == "next_fire_at":
+            exprs.append("now() + interval '2 hours' + g * interval '40 ms'")
+        else:
+            exprs.append(f"t.{c}")
+    sql = (
+        f"INSERT INTO jobs ({', '.join(cols)}) SELECT {', '.join(exprs)} "
+        f"FROM jobs t, generate_series(1, {count}) g WHERE t.name = %s"
+    )
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(sql, (template_name,))
+        await conn.execute("ANALYZE jobs")
+
+
+async def count_terminal(store: SqlStore) -> int:
+    async with store._reader.connect() as conn:
+        found = await conn.execute(
+            sa.select(sa.func.count()).where(executions.c.state.in_(TERMINAL))
+        )
+        return int(found.scalar_one())
+
+
+async def count_state(store: SqlStore, state: RunState) -> int:
+    async with store._reader.connect() as conn:
+        found = await conn.execute(
+            sa.select(sa.func.count()).where(executions.c.state == str(state))
+        )
+        return int(found.scalar_one())
+
+
+async def wait_terminal(store: SqlStore, n: int, within: float) -> float:
+    """Polls until `n` executions are terminal; returns the monotonic time it saw them."""
+    deadline = time.monotonic() + within
+    while await count_terminal(store) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {n} runs terminal after {within}s")
+        await asyncio.sleep(0.02)
+    return time.monotonic()
+
+
+# --- node processes ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def spawn_node(db_url: str, workdir: Path, name: str, *, capacity: int) -> subprocess.Popen[bytes]:
+    """`python -m cronhive server` as a separate process, logging to workdir/NAME.log."""
+    with open(workdir / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cronhive",
+                "server",
+                "--db",
+                db_url,
+                "--data-dir",
+                str(workdir / name),
+                "--name",
+                name,
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+                "--web",
+                f"127.0.0.1:{free_port()}",
+                "--capacity",
+                str(capacity),
+                "--log-level",
+                "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def wait_nodes(store: Store, names: set[str], within: float = 60.0) -> dict[str, uuid.UUID]:
+    """Waits until nodes with these names hold live leases; returns name -> node id."""
+    deadline = time.monotonic() + within
+    while True:
+        live = {
+            n.name: n.id for n in await store.list_nodes(now=now()) if n.lease_expires_at > now()
+        }
+        if names <= set(live):
+            return {k: v for k, v in live.items() if k in names}
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nodes {sorted(names - set(live))} did not start")
+        await asyncio.sleep(0.1)
+
+
+def stop_node(proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
+    """SIGTERM (a clean drain), SIGKILL if it does not end in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(within)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Resident set size now and its peak (VmHWM), in MB."""
+    rss = psutil.Process(pid).memory_info().rss / 1e6
+    peak = rss
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024 / 1e6
+    return rss, peak
+
+
+def retry_once() -> RetryPolicy:
+    return RetryPolicy(max_retries=1, delay=0.0)
