@@ -10,7 +10,29 @@ every request limit.
 
 from __future__ import annotations
 
-from cronhive.api.client import Client, connect
-from cronhive.api.server import ApiServer, ApiService, serve_api, start_api
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cronhive.api.client import Client, connect
+    from cronhive.api.server import ApiServer, ApiService, serve_api, start_api
 
 __all__ = ["ApiServer", "ApiService", "Client", "connect", "serve_api", "start_api"]
+
+# Loaded on first use: a client (the CLI) imports cronhive.api.client and the generated
+# stubs, and must not pay for the server's store, SQLAlchemy and Alembic on every command.
+_LAZY = {
+    "Client": "cronhive.api.client",
+    "connect": "cronhive.api.client",
+    "ApiServer": "cronhive.api.server",
+    "ApiService": "cronhive.api.server",
+    "serve_api": "cronhive.api.server",
+    "start_api": "cronhive.api.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
