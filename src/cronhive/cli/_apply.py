@@ -22,7 +22,6 @@ from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
 from cronhive.api.convert import spec_pb
-from cronhive.api.jobs import SPEC_FIELDS
 from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._jobs import list_jobs
@@ -31,7 +30,12 @@ from cronhive.errors import InvalidInput
 
 __all__ = ["Plan", "desired_jobs", "plan", "push"]
 
-_COMPARED = sorted(SPEC_FIELDS - {"name", "owner"})
+
+def _compared() -> list[str]:
+    # Imported here: the server module pulls in the store, which a client does not need.
+    from cronhive.api.jobs import SPEC_FIELDS
+
+    return sorted(SPEC_FIELDS - {"name", "owner"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +122,7 @@ def _value(msg: pb.Job, name: str) -> Any:
 def _differing(current: pb.Job, wanted: pb.Job, manage_enabled: bool) -> tuple[str, ...]:
     now = _normalised(current, enabled=current.enabled)
     want = _normalised(wanted, enabled=wanted.enabled if manage_enabled else current.enabled)
-    return tuple(n for n in _COMPARED if _value(now, n) != _value(want, n))
+    return tuple(n for n in _compared() if _value(now, n) != _value(want, n))
 
 
 def plan(

@@ -17,7 +17,6 @@ from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
 __all__ = ["exit_code_of", "follow_to_end", "stream_output"]
 
 
-
 def _sink(stream: str) -> BinaryIO:
     return (sys.stderr if stream == "stderr" else sys.stdout).buffer
 
