@@ -13,6 +13,7 @@ from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.store import open_store
+from cronhive.web import WebService
 
 log = logging.getLogger("cronhive")
 
@@ -26,7 +27,13 @@ async def serve(config: ServerConfig) -> None:
     else:
         certs = CertPaths(dir=config.certs_dir)
     host, port = parse_listen(config.listen)
-    api = ApiService(host=host, port=port, certs=certs, policy=load_policy(config.policy))
+    policy = load_policy(config.policy)
+    services: list[ApiService | WebService] = [
+        ApiService(host=host, port=port, certs=certs, policy=policy)
+    ]
+    if config.web is not None:  # None: no web UI on this node
+        web_host, web_port = parse_listen(config.web, field="web")
+        services.append(WebService(host=web_host, port=web_port, certs=certs, policy=policy))
     store = await open_store(config.db_url)
     try:
         node = NodeProcess(
@@ -39,7 +46,7 @@ async def serve(config: ServerConfig) -> None:
                 lease_ttl=config.lease_ttl,
                 grace=config.grace,
                 output_cap=config.output_cap,
-                extra=(api,),
+                extra=tuple(services),
             ),
         )
         loop = asyncio.get_running_loop()

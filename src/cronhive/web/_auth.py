@@ -1,0 +1,136 @@
+"""Who is asking, for every web request: sessions, tokens and CSRF.
+
+- A personal access token (``Authorization: Bearer chv_...``) authenticates a JSON call
+  on its own; no cookie is involved, so no CSRF check is needed.
+- The sign-in page exchanges a token for a session: a random id in a cookie that is
+  HttpOnly, Secure and SameSite=Strict, held server-side (this node's memory) with an
+  expiry no later than the token's. Every request re-checks the token in the store, so
+  revoking it ends its sessions at once.
+- Every state-changing request on a session carries the session's CSRF token (a form
+  field ``csrf`` or the ``X-CSRF-Token`` header), compared in constant time; else 403.
+
+Hypercorn does not pass the TLS peer certificate to the application (its ASGI scope has
+no ``tls`` extension), so a client certificate offered to the web port is verified in
+the handshake but cannot sign in by itself: tokens are the way in.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from starlette.requests import Request
+
+from cronhive.auth import Identity, Policy
+from cronhive.errors import NotFound
+from cronhive.store import Store
+from cronhive.store.tokens import parse_token
+
+__all__ = ["COOKIE", "SESSION_TTL", "Session", "Sessions", "Unauthenticated"]
+
+COOKIE = "cronhive_session"
+PRE_COOKIE = "cronhive_signin"  # double-submit CSRF for the sign-in form itself
+SESSION_TTL = timedelta(hours=12)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Unauthenticated(Exception):
+    """No usable session or token (answered 401, or a redirect to the sign-in page)."""
+
+
+class CsrfFailed(Exception):
+    """A state-changing request on a session without its CSRF token (answered 403)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    id: str
+    token_id: UUID
+    digest: str
+    csrf: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Caller:
+    """An authenticated request: the identity and, for a session, its CSRF token."""
+
+    identity: Identity
+    session: Session | None = None
+
+
+class Sessions:
+    """This node's sign-in sessions (a browser keeps talking to the node it signed in on)."""
+
+    def __init__(self, store: Store, policy: Policy) -> None:
+        self.store = store
+        self.policy = policy
+        self._by_id: dict[str, Session] = {}
+
+    async def sign_in(self, token_text: str, now: datetime) -> Session:
+        """A new session for a usable token; NotFound for anything else."""
+        token_id, digest = parse_token(token_text)
+        token = await self.store.find_token(token_id, digest, now=now)
+        expires = now + SESSION_TTL
+        if token.expires_at is not None:
+            expires = min(expires, token.expires_at)
+        self._purge(now)
+        session = Session(
+            id=secrets.token_urlsafe(32),
+            token_id=token_id,
+            digest=digest,
+            csrf=secrets.token_urlsafe(32),
+            expires_at=expires,
+        )
+        self._by_id[session.id] = session
+        return session
+
+    def sign_out(self, session_id: str) -> None:
+        self._by_id.pop(session_id, None)
+
+    def _purge(self, now: datetime) -> None:
+        for sid in [s.id for s in self._by_id.values() if s.expires_at <= now]:
+            del self._by_id[sid]
+
+    async def _identity(self, token_id: UUID, digest: str, now: datetime) -> Identity:
+        token = await self.store.find_token(token_id, digest, now=now)
+        return self.policy.identity(token.user, token.groups)
+
+    async def caller(self, request: Request, now: datetime) -> Caller:
+        """The caller of `request`. Raises Unauthenticated, or CsrfFailed for an unsafe
+        method on a session without the matching CSRF token."""
+        header = request.headers.get("authorization", "")
+        if header:
+            scheme, _, text = header.partition(" ")
+            if scheme.lower() != "bearer":
+                raise Unauthenticated("use Authorization: Bearer <token>")
+            try:
+                return Caller(identity=await self._identity(*parse_token(text), now))
+            except NotFound:
+                raise Unauthenticated("unknown, expired or revoked token") from None
+        session = self._by_id.get(request.cookies.get(COOKIE, ""))
+        if session is None or session.expires_at <= now:
+            raise Unauthenticated("not signed in")
+        try:
+            identity = await self._identity(session.token_id, session.digest, now)
+        except NotFound:
+            self.sign_out(session.id)
+            raise Unauthenticated("the token of this session was revoked or expired") from None
+        if request.method not in SAFE_METHODS:
+            await check_csrf(request, session.csrf)
+        return Caller(identity=identity, session=session)
+
+
+async def check_csrf(request: Request, expected: str) -> None:
+    """Raises CsrfFailed unless the request carries `expected` (header or form field)."""
+    given = request.headers.get("x-csrf-token", "")
+    if not given and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get("csrf", "")
+        given = value if isinstance(value, str) else ""
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise CsrfFailed("missing or wrong CSRF token")

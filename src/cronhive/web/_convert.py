@@ -1,0 +1,117 @@
+"""Model objects as JSON-ready dicts (the shapes the OpenAPI document declares)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from cronhive.errors import InvalidInput
+from cronhive.model import Execution, Job, Node, OutputChunk
+
+__all__ = ["chunk_json", "decode_cursor", "encode_cursor", "job_json", "node_json", "run_json"]
+
+
+def _t(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    spec, sched = job.spec, job.spec.schedule
+    return {
+        "id": str(job.id),
+        "name": job.name,
+        "owner": job.owner,
+        "command": list(spec.run.command),
+        "shell": spec.run.shell,
+        "schedule": None
+        if sched is None
+        else {
+            "kind": str(sched.kind),
+            "expression": sched.expression,
+            "timezone": sched.timezone,
+            "description": sched.describe(),
+        },
+        "enabled": spec.enabled,
+        "description": spec.description,
+        "target_tags": sorted(spec.run.target_tags),
+        "timeout_seconds": spec.run.timeout,
+        "concurrency": str(spec.concurrency),
+        "next_fire_at": _t(job.next_fire_at),
+        "last_run_at": _t(job.last_run_at),
+        "last_state": None if job.last_state is None else str(job.last_state),
+        "success_count": job.success_count,
+        "failure_count": job.failure_count,
+        "created_at": _t(job.created_at),
+        "updated_at": _t(job.updated_at),
+    }
+
+
+def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[str, Any]:
+    return {
+        "id": str(ex.id),
+        "job_id": None if ex.job_id is None else str(ex.job_id),
+        "job_name": ex.job_name,
+        "owner": ex.owner,
+        "command": list(ex.run.command),
+        "state": str(ex.state),
+        "reason": ex.reason,
+        "attempt": ex.attempt,
+        "scheduled_for": _t(ex.scheduled_for),
+        "queued_at": _t(ex.queued_at),
+        "started_at": _t(ex.started_at),
+        "finished_at": _t(ex.finished_at),
+        "exit_code": ex.exit_code,
+        "signal": ex.signal,
+        "node_id": None if ex.node_id is None else str(ex.node_id),
+        "node_name": (node_names or {}).get(ex.node_id) if ex.node_id else None,
+        "stop_requested": ex.stop_requested,
+        "stdout_bytes": ex.stdout_bytes,
+        "stderr_bytes": ex.stderr_bytes,
+    }
+
+
+def node_json(node: Node, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(node.id),
+        "name": node.name,
+        "tags": sorted(node.tags),
+        "capacity": node.capacity,
+        "running": node.running,
+        "started_at": _t(node.started_at),
+        "heartbeat_at": _t(node.heartbeat_at),
+        "heartbeat_age_seconds": round((now - node.heartbeat_at).total_seconds(), 3),
+        "alive": node.alive(now),
+    }
+
+
+def chunk_json(chunk: OutputChunk) -> dict[str, Any]:
+    return {
+        "stream": str(chunk.stream),
+        "offset": chunk.offset,
+        "seq": chunk.seq,
+        "text": chunk.data.decode("utf-8", errors="replace"),
+    }
+
+
+def encode_cursor(values: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str, arity: int, field: str) -> list[str]:
+    """The values of a cursor made by `encode_cursor`; InvalidInput for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInput(f"{field}: not a cursor this server made", field=field) from None
+    if (
+        not isinstance(values, list)
+        or len(values) != arity
+        or not all(isinstance(v, str) for v in values)
+    ):
+        raise InvalidInput(f"{field}: not a cursor this server made", field=field)
+    return values

@@ -1,0 +1,179 @@
+"""What the pages and the JSON API do, once: reads filtered by `visible_owners`, actions
+checked by `cronhive.auth` (the same calls the gRPC services make).
+
+A malformed id is reported exactly like a missing one, and so is anything the caller may
+not see: `NotFound`, which both front ends answer with 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Collection
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from cronhive.api._service import next_fire
+from cronhive.auth import Identity, Policy, check_run_as, visible_owners
+from cronhive.engine import runs
+from cronhive.engine.clock import Clock
+from cronhive.engine.hub import Hub
+from cronhive.errors import NotFound
+from cronhive.model import Event, Execution, Job, Node, OutputChunk, RunState, Stream
+from cronhive.store import Store
+
+__all__ = ["READ_BATCH", "Web"]
+
+READ_BATCH = 256  # chunks per store read
+POLL_SECONDS = 1.0  # notifications are hints: a follower re-checks at this pace anyway
+
+
+def uuid_or_404(text: str, what: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
+@dataclass(kw_only=True)
+class Web:
+    """The web front end's dependencies (one per node) and its operations."""
+
+    store: Store
+    clock: Clock
+    hub: Hub
+    policy: Policy
+    poll: float = POLL_SECONDS
+    # Set when the server closes: live tails end instead of holding the shutdown up.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def jobs(
+        self, who: Identity, *, after: tuple[str, str] | None = None, limit: int = 100
+    ) -> list[Job]:
+        return await self.store.list_jobs(visible_to=visible_owners(who), after=after, limit=limit)
+
+    async def job(self, who: Identity, job_id: str) -> Job:
+        uuid = uuid_or_404(job_id, "job")
+        try:
+            return await self.store.get_job(uuid, visible_to=visible_owners(who))
+        except NotFound:
+            raise NotFound("no such job") from None
+
+    async def runs(
+        self,
+        who: Identity,
+        *,
+        job: Job | None = None,
+        states: Collection[RunState] | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        limit: int = 50,
+    ) -> list[Execution]:
+        return await self.store.list_executions(
+            visible_to=visible_owners(who),
+            job_id=None if job is None else job.id,
+            states=states,
+            before=before,
+            limit=limit,
+        )
+
+    async def run(self, who: Identity, run_id: str) -> Execution:
+        uuid = uuid_or_404(run_id, "run")
+        try:
+            return await self.store.get_execution(uuid, visible_to=visible_owners(who))
+        except NotFound:
+            raise NotFound("no such run") from None
+
+    async def nodes(self) -> list[Node]:
+        return await self.store.list_nodes(now=self.clock.now())
+
+    async def node_names(self) -> dict[UUID, str]:
+        return {n.id: n.name for n in await self.nodes()}
+
+    # --- actions -----------------------------------------------------------------------
+
+    async def trigger(self, who: Identity, job: Job) -> Execution:
+        # The job's run_as grant may have been withdrawn since it was stored.
+        check_run_as(who, job.owner, job.spec.run.run_as, self.policy)
+        execution = await self.store.enqueue(runs.triggered(job, self.clock.now()))
+        await self._event(
+            "run.queued", job, execution.id, f"{job.name} triggered by {who.user} (web)"
+        )
+        return execution
+
+    async def set_enabled(self, who: Identity, job: Job, enabled: bool) -> Job:
+        now = self.clock.now()
+        spec = replace(job.spec, enabled=enabled)
+        job = await self.store.set_enabled(
+            job.id,
+            enabled,
+            next_fire_at=next_fire(spec, now),
+            visible_to=visible_owners(who),
+            now=now,
+        )
+        kind = "job.resumed" if enabled else "job.paused"
+        await self._event(kind, job, None, f"{job.name} by {who.user} (web)")
+        return job
+
+    async def stop(self, who: Identity, execution: Execution) -> Execution:
+        return await self.store.request_stop(
+            execution.id,
+            visible_to=visible_owners(who),
+            reason=f"stopped by {who.user}",
+            now=self.clock.now(),
+        )
+
+    async def _event(self, kind: str, job: Job, execution_id: UUID | None, message: str) -> None:
+        fields: dict[str, Any] = {"job_id": job.id, "execution_id": execution_id}
+        await self.store.add_event(
+            Event(id=0, at=self.clock.now(), kind=kind, owner=job.owner, message=message, **fields)
+        )
+
+    # --- output ------------------------------------------------------------------------
+
+    async def output(
+        self,
+        who: Identity,
+        execution: Execution,
+        *,
+        streams: Collection[Stream],
+        after_seq: int = -1,
+        follow: bool = False,
+    ) -> AsyncGenerator[OutputChunk, None]:
+        """The run's output chunks after `after_seq`, in order; with `follow`, also those
+        still to come, ending once the run is terminal and everything is read (or the
+        server closes). The same loop as the gRPC StreamOutput: the state is read before
+        the output, so a terminal state means every byte is stored already."""
+        visible = visible_owners(who)
+        last_seq = after_seq
+        with (
+            self.hub.subscribe("output", str(execution.id)) as output,
+            self.hub.subscribe("events") as events,
+        ):
+            while True:
+                output.clear()
+                events.clear()
+                state = (await self.store.get_execution(execution.id, visible_to=visible)).state
+                while True:
+                    chunks = await self.store.read_output(
+                        execution.id, streams=streams, after_seq=last_seq, limit=READ_BATCH
+                    )
+                    for chunk in chunks:
+                        last_seq = chunk.seq
+                        yield chunk
+                    if len(chunks) < READ_BATCH:
+                        break
+                if not follow or state.terminal or self.closing.is_set():
+                    return
+                await _wait_any([output, events, self.closing], self.poll)
+
+
+async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,242 @@
+"""The server-rendered pages: sign-in, jobs, job, run (with its live tail), nodes.
+
+Every page goes through `page()`: not signed in -> the sign-in page; anything the caller
+may not see (or that does not exist, or a malformed id) -> the same 404 page.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from cronhive.errors import NotFound
+from cronhive.web._auth import COOKIE, PRE_COOKIE, Caller, CsrfFailed
+from cronhive.web._convert import decode_cursor, encode_cursor
+from cronhive.web._errors import status_of
+from cronhive.web._jsonapi import MAX_LIMIT, int_param, streams_param
+from cronhive.web._ops import Web, uuid_or_404
+from cronhive.web._views import age, duration, duration_of, runs_chart
+
+__all__ = ["routes", "templates"]
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["duration"] = duration
+templates.env.globals["age"] = age
+templates.env.globals["duration_of"] = duration_of
+
+PageHandler = Callable[[Request, Web, Caller], Awaitable[Response]]
+RUNS_PER_PAGE = 25
+
+
+def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict"
+    )
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    titles = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"title": titles.get(status, "Unavailable"), "message": message, "caller": None},
+        status_code=status,
+    )
+
+
+def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Authenticates (sign-in page if not), runs `handler`, renders our errors."""
+
+    async def run(request: Request) -> Response:
+        web: Web = request.app.state.web
+        try:
+            caller = await request.app.state.sessions.caller(request, web.clock.now())
+            return await handler(request, web, caller)
+        except Exception as exc:
+            status = status_of(exc)
+            if status == 401:
+                return RedirectResponse("/signin", status_code=303)
+            if status is None or status == 500:
+                raise
+            # One message for missing and hidden alike: nothing to probe.
+            message = "There is nothing here, or nothing you may see." if status == 404 else ""
+            return error_page(request, status, message or str(exc))
+
+    return run
+
+
+def render(request: Request, caller: Caller, name: str, **context: Any) -> Response:
+    web: Web = request.app.state.web
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"caller": caller, "now": web.clock.now(), **context},
+    )
+
+
+# --- sign-in ---------------------------------------------------------------------------
+
+
+async def signin_form(request: Request) -> Response:
+    pre = secrets.token_urlsafe(32)
+    response = templates.TemplateResponse(
+        request, "signin.html", {"caller": None, "csrf": pre, "error": None}
+    )
+    _cookie(response, PRE_COOKIE, pre, 600)
+    return response
+
+
+async def signin(request: Request) -> Response:
+    web: Web = request.app.state.web
+    form = await request.form()
+    pre = request.cookies.get(PRE_COOKIE, "")
+    given = form.get("csrf", "")
+    if not pre or not isinstance(given, str) or not secrets.compare_digest(pre, given):
+        return error_page(request, 403, "The sign-in form expired; open it again.")
+    token = form.get("token", "")
+    try:
+        session = await request.app.state.sessions.sign_in(
+            token if isinstance(token, str) else "", web.clock.now()
+        )
+    except NotFound:
+        fresh = secrets.token_urlsafe(32)
+        response = templates.TemplateResponse(
+            request,
+            "signin.html",
+            {"caller": None, "csrf": fresh, "error": "Unknown, expired or revoked token."},
+            status_code=401,
+        )
+        _cookie(response, PRE_COOKIE, fresh, 600)
+        return response
+    done = RedirectResponse("/jobs", status_code=303)
+    ttl = int((session.expires_at - web.clock.now()).total_seconds())
+    _cookie(done, COOKIE, session.id, max(1, ttl))
+    done.delete_cookie(PRE_COOKIE, path="/")
+    return done
+
+
+async def signout(request: Request, web: Web, caller: Caller) -> Response:
+    if caller.session is None:
+        raise CsrfFailed("sign out is for browser sessions")
+    request.app.state.sessions.sign_out(caller.session.id)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/jobs", status_code=303)
+
+
+async def jobs_page(request: Request, web: Web, caller: Caller) -> Response:
+    jobs = await web.jobs(caller.identity, limit=MAX_LIMIT)
+    return render(request, caller, "jobs.html", jobs=jobs)
+
+
+async def job_page(request: Request, web: Web, caller: Caller) -> Response:
+    who = caller.identity
+    job = await web.job(who, request.path_params["job_id"])
+    before = None
+    cursor = request.query_params.get("before")
+    if cursor is not None:
+        at, run_id = decode_cursor(cursor, 2, "before")
+        try:
+            before = (datetime.fromisoformat(at), uuid_or_404(run_id, "run"))
+        except (ValueError, NotFound):
+            raise NotFound("no such page") from None
+    runs = await web.runs(who, job=job, before=before, limit=RUNS_PER_PAGE + 1)
+    page_runs = runs[:RUNS_PER_PAGE]
+    nxt = None
+    if len(runs) > RUNS_PER_PAGE:
+        nxt = encode_cursor([page_runs[-1].queued_at.isoformat(), str(page_runs[-1].id)])
+    recent = page_runs if before is not None else await web.runs(who, job=job, limit=60)
+    chart = runs_chart(recent, web.clock.now())
+    return render(
+        request, caller, "job.html", job=job, runs=page_runs, next_cursor=nxt, chart=chart
+    )
+
+
+async def job_action(request: Request, web: Web, caller: Caller) -> Response:
+    job = await web.job(caller.identity, request.path_params["job_id"])
+    action = request.path_params["action"]
+    if action == "trigger":
+        run = await web.trigger(caller.identity, job)
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+    if action in ("pause", "resume"):
+        await web.set_enabled(caller.identity, job, action == "resume")
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    raise NotFound("no such action")
+
+
+async def run_page(request: Request, web: Web, caller: Caller) -> Response:
+    run = await web.run(caller.identity, request.path_params["run_id"])
+    names = await web.node_names()
+    return render(request, caller, "run.html", run=run, node=names.get(run.node_id or run.id))
+
+
+async def stop_run(request: Request, web: Web, caller: Caller) -> Response:
+    run = await web.run(caller.identity, request.path_params["run_id"])
+    await web.stop(caller.identity, run)
+    return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+
+async def tail(request: Request, web: Web, caller: Caller) -> Response:
+    """Server-sent events: `chunk` (id = seq, so a reconnect resumes) until `end`."""
+    run = await web.run(caller.identity, request.path_params["run_id"])
+    streams = streams_param(request)
+    after = -1
+    last = request.headers.get("last-event-id")
+    if last is not None and last.lstrip("-").isdigit():
+        after = int(last)
+    else:
+        after = int_param(request, "after_seq", -1, -1, 2**62)
+
+    async def events() -> AsyncIterator[str]:
+        chunks = web.output(caller.identity, run, streams=streams, after_seq=after, follow=True)
+        async with aclosing(chunks) as output:
+            async for chunk in output:
+                data = {"stream": str(chunk.stream), "text": chunk.data.decode("utf-8", "replace")}
+                yield f"id: {chunk.seq}\nevent: chunk\ndata: {json.dumps(data)}\n\n"
+        final = await web.run(caller.identity, str(run.id))
+        if final.state.terminal:
+            body = {"state": str(final.state), "exit_code": final.exit_code}
+            yield f"event: end\ndata: {json.dumps(body)}\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def nodes_page(request: Request, web: Web, caller: Caller) -> Response:
+    return render(request, caller, "nodes.html", nodes=await web.nodes())
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/", home, methods=["GET"]),
+        Route("/signin", signin_form, methods=["GET"]),
+        Route("/signin", signin, methods=["POST"]),
+        Route("/signout", page(signout), methods=["POST"]),
+        Route("/jobs", page(jobs_page), methods=["GET"]),
+        Route("/jobs/{job_id}", page(job_page), methods=["GET"]),
+        Route("/jobs/{job_id}/{action}", page(job_action), methods=["POST"]),
+        Route("/runs/{run_id}", page(run_page), methods=["GET"]),
+        Route("/runs/{run_id}/stop", page(stop_run), methods=["POST"]),
+        Route("/runs/{run_id}/tail", page(tail), methods=["GET"]),
+        Route("/nodes", page(nodes_page), methods=["GET"]),
+    ]

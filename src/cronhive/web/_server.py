@@ -1,0 +1,134 @@
+"""Serving the web app with Hypercorn over TLS 1.3 (our CA; a client certificate is
+verified when offered, CERT_OPTIONAL) beside the engine, as a NodeConfig.extra entry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from typing import Any
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from cronhive.auth import CertPaths, Policy, server_context
+from cronhive.engine.node import NodeContext
+from cronhive.errors import InvalidInput
+from cronhive.web._app import create_app
+from cronhive.web._ops import POLL_SECONDS, Web
+
+__all__ = ["CLOSE_TIMEOUT", "WebService", "web_ssl_context"]
+
+log = logging.getLogger("cronhive.web")
+CLOSE_TIMEOUT = 5.0
+
+
+def web_ssl_context(certs: CertPaths) -> ssl.SSLContext:
+    """`auth.tls.server_context` (TLS 1.3 only, our CA only) for browsers: HTTP/2 and
+    HTTP/1.1, and a client certificate optional (verified against our CA if offered)."""
+    ctx = server_context(certs, alpn=("h2", "http/1.1"))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+class _Config(Config):
+    """Hypercorn's config with our TLS context instead of the one it builds (TLS 1.2+)."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        super().__init__()
+        self._ctx = ctx
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return True
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return self._ctx
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(
+            f"web: cannot listen on {host}:{port} ({exc.strerror})", field="web"
+        ) from exc
+    return sock
+
+
+class WebService:
+    """Serves the web UI of a node until cancelled; `await bound_port()` tells the port
+    (useful after asking for port 0). Raises InvalidInput for bad certificate files or an
+    address that cannot be bound (field ``web``)."""
+
+    __name__ = "web"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        certs: CertPaths,
+        policy: Policy,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
+        self._bound: asyncio.Future[int] | None = None
+        self.web: Web | None = None
+
+    def _future(self) -> asyncio.Future[int]:
+        if self._bound is None:
+            self._bound = asyncio.get_running_loop().create_future()
+        return self._bound
+
+    async def bound_port(self) -> int:
+        """The port the server listens on, once it does (raises what stopped it)."""
+        return await asyncio.shield(self._future())
+
+    async def __call__(self, ctx: NodeContext) -> None:
+        bound = self._future()
+        try:
+            await self._serve(ctx, bound)
+        except BaseException as exc:
+            if not bound.done():
+                bound.set_exception(
+                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
+                )
+            raise
+
+    async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
+        web = Web(store=ctx.store, clock=ctx.clock, hub=ctx.hub, policy=self.policy, poll=self.poll)
+        self.web = web
+        config = _Config(web_ssl_context(self.certs))
+        sock = _bind(self.host, self.port)
+        port = int(sock.getsockname()[1])
+        # Hypercorn takes over the listening socket by descriptor.
+        config.bind = [f"fd://{sock.detach()}"]
+        config.errorlog = log
+        config.accesslog = None
+        config.graceful_timeout = CLOSE_TIMEOUT
+        stop = asyncio.Event()
+
+        async def shutdown() -> None:
+            await stop.wait()
+
+        app: Any = create_app(web)
+        server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown))
+        bound.set_result(port)
+        log.info("web UI on https://%s:%d (TLS 1.3)", self.host, port)
+        try:
+            await asyncio.shield(server)
+        finally:
+            web.closing.set()  # live tails end, so the graceful close is quick
+            stop.set()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT + 2):
+                    await server
+            except TimeoutError:
+                log.warning("web server still closing after %.0fs", CLOSE_TIMEOUT + 2)

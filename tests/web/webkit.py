@@ -1,0 +1,129 @@
+"""A real node serving the web UI on 127.0.0.1:0 over TLS 1.3, in a thread of its own.
+
+The node runs its own event loop, so tests stay synchronous (requests, schemathesis and
+Playwright's sync API all block); `WebNode.call` runs a coroutine on the node's loop to
+set up rows through its store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from cronhive.auth import DEFAULT_POLICY, CertPaths
+from cronhive.auth.certs import init_certs
+from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.model import Job, JobSpec, RunSpec
+from cronhive.schedule import parse_schedule
+from cronhive.store import Store, Token, open_store
+from cronhive.store.tokens import new_token
+from cronhive.web import WebService
+
+T = TypeVar("T")
+
+
+class WebNode:
+    """One node (SQLite, runs commands) with the web UI; `url(path)` and `session(token)`."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.certs: CertPaths = init_certs(
+            tmp / "certs", dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30
+        )
+        self.port = 0
+        self.store: Store
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="web-node", daemon=True)
+
+    def start(self) -> WebNode:
+        self._thread.start()
+        if not self._ready.wait(30) or self._failed is not None:
+            raise RuntimeError(f"the node did not start: {self._failed!r}")
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:
+            self._failed = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.store = await open_store(f"sqlite:///{self.tmp / 'cronhive.db'}")
+        service = WebService(
+            host="127.0.0.1", port=0, certs=self.certs, policy=DEFAULT_POLICY, poll=0.2
+        )
+        node = NodeProcess(
+            self.store,
+            NodeConfig(name="web1", spool_dir=self.tmp / "spool", grace=1.0, extra=(service,)),
+        )
+        task = asyncio.create_task(node.run())
+        try:
+            self.port = await asyncio.wait_for(service.bound_port(), 20)
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            node.shutdown()
+            await asyncio.wait_for(task, 30)
+            await self.store.close()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(40)
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def url(self, path: str = "/") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def token(self, user: str, *, groups: Iterable[str] = (), days: float | None = None) -> str:
+        token_id, text, digest = new_token()
+        now = datetime.now(UTC)
+        self.call(
+            self.store.create_token(
+                Token(
+                    id=token_id,
+                    user=user,
+                    groups=frozenset(groups),
+                    name=f"t-{token_id.hex[:8]}",
+                    digest=digest,
+                    created_at=now,
+                    expires_at=None if days is None else now + timedelta(days=days),
+                )
+            )
+        )
+        return text
+
+    def job(self, owner: str, name: str, command: list[str], *, cron: str | None = None) -> Job:
+        schedule = None if cron is None else parse_schedule("cron", cron, timezone="Europe/Berlin")
+        spec = JobSpec(
+            name=name, owner=owner, run=RunSpec(command=tuple(command)), schedule=schedule
+        )
+        now = datetime.now(UTC)
+        nxt = None if schedule is None else schedule.next_after(now)
+        return self.call(self.store.create_job(spec, next_fire_at=nxt, created_by=owner, now=now))
+
+    def http(self, token: str | None = None) -> requests.Session:
+        """A requests session trusting only our CA; with `token`, sent as a Bearer."""
+        s = requests.Session()
+        s.trust_env = False  # a CA bundle in the environment would override `verify`
+        s.verify = str(self.certs.ca_cert)
+        if token is not None:
+            s.headers["Authorization"] = f"Bearer {token}"
+        return s
