@@ -17,7 +17,7 @@ import os
 import ssl
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +38,16 @@ from cronhive.cli._app import (
 from cronhive.config.server import DEFAULT_LISTEN
 from cronhive.errors import CronhiveError, InvalidInput
 
-__all__ = ["Flags", "Target", "call", "caller_name", "resolve"]
+__all__ = [
+    "Flags",
+    "Target",
+    "Unusable",
+    "call",
+    "call_target",
+    "caller_name",
+    "open_client",
+    "resolve",
+]
 
 T = TypeVar("T")
 DEFAULT_CERTS = Path(".cronhive") / "certs"
@@ -134,7 +143,7 @@ def caller_name(target: Target) -> str:
     return str(names[0].value)
 
 
-class _Unusable(Exception):
+class Unusable(Exception):
     """The address or certificate files could not be used (before any connection)."""
 
     def __init__(self, cause: InvalidInput) -> None:
@@ -150,6 +159,15 @@ def _grpc_exit(exc: GRPCError) -> int:
     return EXIT_FAILURE
 
 
+async def open_client(target: Target) -> Client:
+    """A client for `target`; raises Unusable when the address or certificate files
+    cannot be used (nothing is dialled until the first call)."""
+    try:
+        return await connect(target.server, target.certs, cert_name=target.cert_name)
+    except InvalidInput as exc:
+        raise Unusable(exc) from exc
+
+
 def call(ctx: click.Context, body: Callable[[Client, Target], Awaitable[T]]) -> T:
     """Connects as the group's flags say and runs `body`; never returns on failure.
 
@@ -157,6 +175,16 @@ def call(ctx: click.Context, body: Callable[[Client, Target], Awaitable[T]]) -> 
     1) and its message; an unreachable server or bad certificate exits 1 naming both;
     Ctrl-C exits 130 without a traceback.
     """
+
+    async def connected(target: Target) -> T:
+        async with await open_client(target) as client:
+            return await body(client, target)
+
+    return call_target(ctx, connected)
+
+
+def call_target(ctx: click.Context, body: Callable[[Target], Coroutine[Any, Any, T]]) -> T:
+    """Like `call`, for a body that opens its own client(s) with `open_client`."""
     flags = ctx.find_root().obj
     if not isinstance(flags, Flags):
         flags = Flags()
@@ -164,17 +192,8 @@ def call(ctx: click.Context, body: Callable[[Client, Target], Awaitable[T]]) -> 
         target = resolve(flags)
     except InvalidInput as exc:
         fail(str(exc), EXIT_USAGE)
-
-    async def run() -> T:
-        try:
-            client = await connect(target.server, target.certs, cert_name=target.cert_name)
-        except InvalidInput as exc:
-            raise _Unusable(exc) from exc
-        async with client:
-            return await body(client, target)
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(body(target))
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         sys.exit(EXIT_INTERRUPTED)
@@ -182,7 +201,7 @@ def call(ctx: click.Context, body: Callable[[Client, Target], Awaitable[T]]) -> 
         if exc.status is Status.UNAVAILABLE and not exc.message:
             fail(f"cannot reach {target.describe()}: unavailable")
         fail(exc.message or exc.status.name, _grpc_exit(exc))
-    except _Unusable as exc:
+    except Unusable as exc:
         if exc.cause.field == "server":
             fail(f"--server: {exc.cause}", EXIT_USAGE)
         fail(f"cannot use {target.describe()}: {exc.cause}", EXIT_FAILURE)

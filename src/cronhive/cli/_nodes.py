@@ -12,28 +12,29 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api.client import Client
 from cronhive.cli._app import cli, fail
-from cronhive.cli._connect import Target, call
+from cronhive.cli._connect import Target, Unusable, call_target, open_client
 from cronhive.cli._output import echo_json, node_dict, paint, table, when
 
 _RETRY_EVERY = 0.2
 
 
-async def _list_when_ready(client: Client, target: Target, wait: float) -> list[pb.Node]:
-    """The nodes, retrying while the server cannot be reached or no node is alive yet."""
+async def _list_when_ready(target: Target, wait: float) -> list[pb.Node]:
+    """The nodes; with `wait`, retries while the certificates are not there yet, the
+    server cannot be reached, or no node is alive, until `wait` seconds have passed."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            reply = await client.nodes.List(pb.ListNodesRequest())
+            async with await open_client(target) as client:
+                reply = await client.nodes.List(pb.ListNodesRequest())
             if wait <= 0 or any(n.alive for n in reply.nodes):
                 return list(reply.nodes)
             problem = "no live node yet"
         except GRPCError as exc:
-            if exc.status is not Status.UNAVAILABLE:
+            if wait <= 0 or exc.status is not Status.UNAVAILABLE:
                 raise
             problem = exc.message or "unavailable"
-        except (OSError, ssl.SSLError, StreamTerminatedError) as exc:
+        except (Unusable, OSError, ssl.SSLError, StreamTerminatedError) as exc:
             if wait <= 0:
                 raise
             problem = str(exc) or type(exc).__name__
@@ -59,10 +60,10 @@ def nodes(ctx: click.Context, wait: float, as_json: bool) -> None:
     cronhive server & cronhive nodes --wait 30    # returns once the node serves
     """
 
-    async def body(client: Client, target: Target) -> list[pb.Node]:
-        return await _list_when_ready(client, target, wait)
+    async def body(target: Target) -> list[pb.Node]:
+        return await _list_when_ready(target, wait)
 
-    found = call(ctx, body)
+    found = call_target(ctx, body)
     if as_json:
         echo_json([node_dict(n) for n in found])
         return
