@@ -48,7 +48,7 @@ def runs_chart(runs: Sequence[Execution], now: datetime, *, width: int = 600) ->
     if not shown:
         return ""
     longest = max((duration_of(r, now) or 0.0) for r in shown) or 1.0
-    bar = max(3, (width - gap * len(shown)) // max(1, len(shown)))
+    bar = min(24, max(3, (width - gap * len(shown)) // len(shown)))
     parts = [
         f'<svg class="chart" role="img" aria-label="durations of the last {len(shown)} runs" '
         f'width="{width}" height="{height + 2}" viewBox="0 0 {width} {height + 2}">'
