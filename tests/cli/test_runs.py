@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from clikit import Cli, clean_env, running_node
 
 
@@ -83,7 +82,7 @@ def test_ctrl_c_while_following_detaches_with_130_and_no_traceback(cli: Cli) -> 
     assert proc.stdout is not None
     assert proc.stdout.readline() == "started\n"  # following for sure
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=15)
+    _out, err = proc.communicate(timeout=15)
     assert proc.returncode == 130
     assert "Traceback" not in err
     # Detached, not stopped: the run goes on until we stop it.
