@@ -94,3 +94,16 @@ async def test_migrated_postgres_schema_equals_the_metadata(pg_database: Any) ->
     store = await open_store(url)
     await store.close()
     assert _diff(url.replace("postgresql://", "postgresql+psycopg://")) == []
+
+
+async def test_sqlite_node_fenced_in_its_own_process_may_register_again(tmp_path: Path) -> None:
+    """A node whose lease lapsed (a long pause) re-registers on the lock it still holds;
+    while its lease is live, a second registration in the same process is refused."""
+    store = await open_store(f"sqlite:///{tmp_path / 'one.db'}")
+    node = await store.register_node(name="alpha", tags=frozenset(), capacity=1, ttl=5, now=NOW)
+    with pytest.raises(Conflict, match="of this process"):
+        await store.register_node(name="alpha", tags=frozenset(), capacity=1, ttl=5, now=at(1))
+    again = await store.register_node(name="alpha", tags=frozenset(), capacity=1, ttl=5, now=at(10))
+    assert again.id != node.id
+    assert [n.id for n in await store.list_nodes(now=at(10)) if n.alive(at(10))] == [again.id]
+    await store.close()

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -79,6 +80,7 @@ class SqliteStore(SqlStore, TokenOps):
         self._hub = hub_for(os.path.realpath(path))
         self._lock_fd: int | None = None
         self._lock_holder = ""
+        self._lock_node: UUID | None = None
 
     def _insert(self, table: sa.Table) -> Insert:
         return sqlite.insert(table)
@@ -129,7 +131,12 @@ class SqliteStore(SqlStore, TokenOps):
     async def register_node(
         self, *, name: str, tags: frozenset[str], capacity: int, ttl: float, now: datetime
     ) -> Node:
-        self._take_node_lock(name)
+        fresh = self._lock_fd is None
+        if not fresh and await self._holder_alive(now):
+            raise Conflict(f"{self.path} is in use by node {self._lock_holder} of this process")
+        if fresh:
+            self._take_node_lock(name)
+        # else: this process's node was fenced (its lease lapsed) and registers anew.
         try:
             # Holding the lock proves every other node row is a dead predecessor: end its
             # lease now so the next reap marks its runs lost and queues their retries.
@@ -139,9 +146,22 @@ class SqliteStore(SqlStore, TokenOps):
                     .where(nodes.c.lease_expires_at > now)
                     .values(lease_expires_at=now)
                 )
-            return await super().register_node(
+            node = await super().register_node(
                 name=name, tags=tags, capacity=capacity, ttl=ttl, now=now
             )
         except BaseException:
-            await self._release_node_lock()
+            if fresh:
+                await self._release_node_lock()
             raise
+        self._lock_node = node.id
+        return node
+
+    async def _holder_alive(self, now: datetime) -> bool:
+        if self._lock_node is None:
+            return False
+        rows = await self._read(
+            sa.select(nodes.c.id).where(
+                nodes.c.id == self._lock_node, nodes.c.lease_expires_at > now
+            )
+        )
+        return bool(rows)
