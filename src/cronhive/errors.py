@@ -1,14 +1,14 @@
 """The one exception hierarchy of cronhive.
 
-    CronhiveError
-    ├── InvalidInput (ValueError)       bad input; names the bad field, nothing changed
-    │   └── InvalidSchedule             a cron/interval/once expression or DST policy
-    ├── NotFound (LookupError)          no such thing, *or* one the caller may not see
-    ├── Conflict                        a unique name taken, a state change not allowed
-    ├── PermissionDenied                e.g. run_as not granted (never for visibility)
-    ├── Fenced                          this node's lease was lost; its write is refused
-    └── StoreError                      the database failed (driver errors end here)
-        └── StoreUnavailable            could not reach it
+CronhiveError
+├── InvalidInput (ValueError)       bad input; names the bad field, nothing changed
+│   └── InvalidSchedule             a cron/interval/once expression or DST policy
+├── NotFound (LookupError)          no such thing, *or* one the caller may not see
+├── Conflict                        a unique name taken, a state change not allowed
+├── PermissionDenied                e.g. run_as not granted (never for visibility)
+├── Fenced                          this node's lease was lost; its write is refused
+└── StoreError                      the database failed (driver errors end here)
+    └── StoreUnavailable            could not reach it
 """
 
 from __future__ import annotations
