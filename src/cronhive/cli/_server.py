@@ -25,8 +25,16 @@ from cronhive.errors import CronhiveError, InvalidInput
     help="Where the SQLite file, spool and dev certificates live [./.cronhive].",
 )
 @click.option("--db", help="Database URL: sqlite:///FILE or postgresql://USER@HOST/DB.")
-@click.option("--listen", help="API address, HOST:PORT [127.0.0.1:7433].")
-@click.option("--web", help="Web UI address, HOST:PORT [127.0.0.1:7434].")
+@click.option(
+    "--listen",
+    envvar="CRONHIVE_LISTEN",
+    help="API address, HOST:PORT [$CRONHIVE_LISTEN, 127.0.0.1:7433].",
+)
+@click.option(
+    "--web",
+    envvar="CRONHIVE_WEB",
+    help="Web UI address, HOST:PORT [$CRONHIVE_WEB, 127.0.0.1:7434].",
+)
 @click.option("--name", help="Node name [the host name].")
 @click.option("--tags", help="Comma-separated tags; runs go only to nodes with their tags.")
 @click.option("--capacity", type=int, help="Runs this node takes at once [16].")
