@@ -147,6 +147,9 @@ class ApiService:
                 bound.set_exception(
                     exc if isinstance(exc, Exception) else RuntimeError("cancelled")
                 )
+                # Nobody may be waiting for the port (a plain node): the error is raised
+                # from here anyway, so do not let asyncio log it a second time.
+                bound.exception()
             raise
 
     async def bound_port(self) -> int:

@@ -134,6 +134,13 @@ class NodeProcess:
                 await self._drain()
                 for task in services:
                     task.cancel()
+        except BaseExceptionGroup as group:
+            # A service that could not start (a port in use) is one clear error, not a
+            # group of tracebacks.
+            first = _first_cronhive_error(group)
+            if first is None:
+                raise
+            raise first from None
         finally:
             await self.runner.stop_all(grace=1.0)
             try:
@@ -228,3 +235,14 @@ class NodeProcess:
                 task = asyncio.create_task(self.worker.stop(execution_id, "stop requested"))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
+
+
+def _first_cronhive_error(group: BaseExceptionGroup[BaseException]) -> CronhiveError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, CronhiveError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_cronhive_error(exc)
+            if found is not None:
+                return found
+    return None
