@@ -152,3 +152,13 @@ def test_pages_carry_security_headers(node: WebNode) -> None:
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert node.http().get(node.url("/static/app.js")).status_code == 200
+
+
+def test_unknown_api_paths_and_methods_answer_json(node: WebNode) -> None:
+    http = node.http(node.token("jon"))
+    missing = http.get(node.url("/api/v1/nope"))
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    wrong = http.delete(node.url("/api/v1/jobs"))
+    assert wrong.status_code == 405 and "error" in wrong.json()
+    page = http.get(node.url("/nope"))
+    assert page.status_code == 404 and "<h1>Not found</h1>" in page.text

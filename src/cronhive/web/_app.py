@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,11 +51,20 @@ class SecurityHeaders:
         await self.app(scope, receive, sending)
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods: JSON under /api/, the error page elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return _pages.error_page(request, exc.status_code, str(exc.detail))
+
+
 def create_app(web: Web) -> Starlette:
     """The web UI and JSON API over `web` (served by `WebService`, or any ASGI server)."""
     static = StaticFiles(directory=str(Path(__file__).parent / "static"))
     app = Starlette(
-        routes=[*_pages.routes(), *_jsonapi.routes(), Mount("/static", static, name="static")]
+        routes=[*_pages.routes(), *_jsonapi.routes(), Mount("/static", static, name="static")],
+        exception_handlers={HTTPException: http_error},
     )
     app.state.web = web
     app.state.sessions = Sessions(web.store, web.policy)

@@ -21,7 +21,9 @@ from cronhive.web._ops import POLL_SECONDS, Web
 __all__ = ["CLOSE_TIMEOUT", "WebService", "web_ssl_context"]
 
 log = logging.getLogger("cronhive.web")
-CLOSE_TIMEOUT = 5.0
+# Open requests (live tails end at once) get this long to finish at shutdown; idle
+# keep-alive connections are dropped after it.
+CLOSE_TIMEOUT = 1.0
 
 
 def web_ssl_context(certs: CertPaths) -> ssl.SSLContext:
@@ -128,7 +130,7 @@ class WebService:
             web.closing.set()  # live tails end, so the graceful close is quick
             stop.set()
             try:
-                async with asyncio.timeout(CLOSE_TIMEOUT + 2):
+                async with asyncio.timeout(CLOSE_TIMEOUT + 10):
                     await server
             except TimeoutError:
-                log.warning("web server still closing after %.0fs", CLOSE_TIMEOUT + 2)
+                log.warning("web server still closing after %.0fs", CLOSE_TIMEOUT + 10)
