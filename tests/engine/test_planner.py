@@ -146,3 +146,41 @@ def test_far_behind_jumps_to_the_present_and_counts_what_it_passed_over() -> Non
     assert len(p.skipped) + len(p.queued) == MAX_CATCHUP
     assert p.passed_over == 100
     assert p.next_fire_at == T0 + timedelta(seconds=MAX_CATCHUP + 100)
+
+
+def test_a_fire_time_lost_to_a_dst_gap_is_recorded_as_skipped() -> None:
+    """Europe/Berlin jumps from 02:00 to 03:00 on 2026-03-29: a daily 02:30 job under
+    dst_skipped=skip does not run that day, and the history says so."""
+    sched = parse_schedule("cron", "30 2 * * *", timezone="Europe/Berlin", dst_skipped="skip")
+    j = job()
+    j = Job(
+        id=j.id,
+        spec=JobSpec(name="j", owner="user:alice", run=j.spec.run, schedule=sched),
+        next_fire_at=datetime.fromisoformat("2026-03-28T02:30:00+01:00"),
+        created_at=T0,
+        updated_at=T0,
+    )
+    p = plan(j, datetime.fromisoformat("2026-03-28T02:30:01+01:00"), [])
+    assert [e.scheduled_for for e in p.queued] == [j.next_fire_at]
+    assert p.next_fire_at == datetime.fromisoformat("2026-03-30T02:30:00+02:00")
+    [skip] = p.skipped
+    assert skip.scheduled_for == datetime.fromisoformat("2026-03-29T03:00:00+02:00")
+    assert skip.reason == (
+        "dst: 02:30 does not exist on 2026-03-29 in Europe/Berlin (dst_skipped=skip)"
+    )
+    # The default (shift) loses nothing, so records nothing.
+    shifted = Job(
+        id=j.id,
+        spec=JobSpec(
+            name="j",
+            owner="user:alice",
+            run=j.spec.run,
+            schedule=parse_schedule("cron", "30 2 * * *", timezone="Europe/Berlin"),
+        ),
+        next_fire_at=j.next_fire_at,
+        created_at=T0,
+        updated_at=T0,
+    )
+    p = plan(shifted, datetime.fromisoformat("2026-03-28T02:30:01+01:00"), [])
+    assert p.skipped == []
+    assert p.next_fire_at == datetime.fromisoformat("2026-03-29T03:00:00+02:00")

@@ -8,6 +8,7 @@ a `skipped` execution with its reason: nothing disappears silently.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,16 @@ def plan(job: Job, now: datetime, active: list[Execution]) -> Plan:
         result.passed_over = _count_until(job, t, now)
         t = schedule.next_after(now)
     result.next_fire_at = t
+    # Fire times a DST gap swallows (fixed-time jobs under dst_skipped=skip) are recorded
+    # too, once, when the slot before them is planned.
+    bounds = [*slots, t] if t is not None else slots
+    for before, after in itertools.pairwise(bounds):
+        for wall, gap_end in schedule.dst_skips(before, after):
+            reason = (
+                f"dst: {wall:%H:%M} does not exist on {wall:%Y-%m-%d} in "
+                f"{schedule.timezone} (dst_skipped=skip)"
+            )
+            result.skipped.append(_execution(job, gap_end, now, RunState.SKIPPED, reason))
 
     to_run = _apply_misfire(job, now, slots, result)
     busy = [e.id for e in active]

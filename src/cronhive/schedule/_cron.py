@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from cronsim import CronSim, CronSimError
 
 from cronhive.errors import InvalidSchedule
-from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
+from cronhive.schedule._dst import DstRepeated, DstSkipped, WallKind, apply_policy, readings
 
 # cronsim 2.8 does not take macros; these are the five fields cron(8) documents for them.
 MACROS = {
@@ -149,3 +149,24 @@ def next_cron(
             if instant > after and (best is None or instant < best):
                 best = instant
     return best
+
+
+def skipped_walls(
+    spec: CronSpec, zone: ZoneInfo, after: datetime, until: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Wall times of `spec` that do not exist in `zone` (the clocks jumped over them) and
+    whose gap ends in (`after`, `until`]: pairs (naive wall time, UTC instant of the gap's
+    end). Only meaningful where the policy skips them; the caller decides that."""
+    after, until = after.astimezone(UTC), until.astimezone(UTC)
+    offset = min(
+        (after + timedelta(days=d)).astimezone(zone).utcoffset() or timedelta() for d in (0, 1, 2)
+    )
+    start = (after + offset).replace(tzinfo=None, microsecond=0) - timedelta(seconds=1)
+    found: list[tuple[datetime, datetime]] = []
+    for wall in CronSim(spec.fields, start):
+        kind, candidates = readings(wall, zone)
+        if candidates[0] > until:
+            break
+        if kind is WallKind.SKIPPED and candidates[0] > after:
+            found.append((wall, candidates[0]))
+    return found

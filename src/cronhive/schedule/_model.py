@@ -10,7 +10,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronhive.errors import InvalidInput, InvalidSchedule
-from cronhive.schedule._cron import CronSpec, compile_cron, next_cron
+from cronhive.schedule._cron import CronSpec, compile_cron, next_cron, skipped_walls
 from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
 from cronhive.schedule._duration import describe_period, parse_duration
 
@@ -101,6 +101,19 @@ class Schedule:
         current: datetime | None = instant
         while current is not None and (current := self.next_after(current)) is not None:
             yield current
+
+    def dst_skips(self, after: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
+        """Fire times of a fixed-time cron job lost to a DST gap under `dst_skipped=skip`,
+        whose gap ends in (`after`, `until`]: pairs (naive wall time, UTC end of the gap).
+
+        Empty for every other schedule: a wildcard-hour job still fires on every real hour,
+        so nothing of it is lost, and `shift` moves the time rather than dropping it. The
+        engine records each of these as a `skipped` execution so no slot vanishes silently.
+        """
+        c = self._compiled
+        if c.cron is None or not c.cron.fixed_time or c.skipped is not DstSkipped.SKIP:
+            return []
+        return skipped_walls(c.cron, c.zone, after, until)
 
     def describe(self) -> str:
         """In words: ``at 03:00 every day (Europe/Berlin)``, ``every 5 minutes``, ..."""
