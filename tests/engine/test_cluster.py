@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -186,3 +187,21 @@ async def test_frozen_node_is_fenced_and_cannot_overwrite_the_new_attempt(
 
 async def _exists(path: Path) -> bool:
     return path.exists()
+
+
+def test_a_second_node_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'one.db'}"
+    first = spawn_node(db, tmp_path, "first")
+    try:
+        deadline = time.monotonic() + 20
+        while "joined" not in (tmp_path / "first.log").read_text():
+            assert first.poll() is None and time.monotonic() < deadline, node_logs(tmp_path)
+            time.sleep(0.1)
+        second = spawn_node(db, tmp_path, "second")
+        assert second.wait(20) == 1
+        log = (tmp_path / "second.log").read_text()
+        assert "in use by node first" in log and "one node per database file" in log
+        assert "Traceback" not in log
+    finally:
+        first.terminate()
+        assert first.wait(20) == 0

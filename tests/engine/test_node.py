@@ -186,3 +186,18 @@ async def test_two_schedulers_racing_the_same_slot_fire_it_once(
             await other.close()
     runs = await executions_of(store, job.id)
     assert [(r.scheduled_for, r.attempt) for r in runs] == [(T0 + timedelta(minutes=1), 1)]
+
+
+async def test_output_past_the_cap_is_not_stored_and_the_cap_is_recorded(
+    store: Store, tmp_path: Path
+) -> None:
+    async with running_node(store, tmp_path) as node:
+        e = await store.enqueue(
+            adhoc(("head", "-c", "300000", "/dev/zero"), node.clock.now(), output_cap=1000)
+        )
+        await wait_for(lambda: terminal(store, e.id))
+    done = await store.get_execution(e.id, visible_to=None)
+    assert done.state is RunState.SUCCEEDED and done.output_capped
+    assert done.stdout_bytes == 300000  # what the run wrote; the spool kept all of it
+    chunks = await store.read_output(e.id, streams=[Stream.STDOUT], limit=10_000)
+    assert sum(len(c.data) for c in chunks) == 1000
