@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from cronhive.api.server import ApiService
 from cronhive.auth import DEFAULT_POLICY, CertPaths
 from cronhive.auth.certs import init_certs
 from cronhive.engine.node import NodeConfig, NodeProcess
@@ -29,7 +30,7 @@ T = TypeVar("T")
 
 
 class WebNode:
-    """One node (SQLite, runs commands) with the web UI; `url(path)` and `session(token)`."""
+    """One node (SQLite, runs commands) with the web UI and the gRPC API."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
@@ -37,6 +38,7 @@ class WebNode:
             tmp / "certs", dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30
         )
         self.port = 0
+        self.api_port = 0
         self.store: Store
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -64,13 +66,15 @@ class WebNode:
         service = WebService(
             host="127.0.0.1", port=0, certs=self.certs, policy=DEFAULT_POLICY, poll=0.2
         )
+        api = ApiService(host="127.0.0.1", port=0, certs=self.certs, policy=DEFAULT_POLICY)
         node = NodeProcess(
             self.store,
-            NodeConfig(name="web1", spool_dir=self.tmp / "spool", grace=1.0, extra=(service,)),
+            NodeConfig(name="web1", spool_dir=self.tmp / "spool", grace=1.0, extra=(service, api)),
         )
         task = asyncio.create_task(node.run())
         try:
             self.port = await asyncio.wait_for(service.bound_port(), 20)
+            self.api_port = await asyncio.wait_for(api.bound_port(), 20)
             self._ready.set()
             await self._stop.wait()
         finally:

@@ -30,6 +30,7 @@ class Client:
         self.runs = cronhive_grpc.RunServiceStub(channel)
         self.nodes = cronhive_grpc.NodeServiceStub(channel)
         self.events = cronhive_grpc.EventServiceStub(channel)
+        self.tokens = cronhive_grpc.TokenServiceStub(channel)
 
     def close(self) -> None:
         """Closes the connection; calls in flight fail."""

@@ -25,6 +25,7 @@ from cronhive.api.events import EventService
 from cronhive.api.jobs import JobService
 from cronhive.api.nodes import NodeService
 from cronhive.api.runs import RunService
+from cronhive.api.tokens import TokenService
 from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.node import NodeContext
 from cronhive.errors import InvalidInput
@@ -64,6 +65,7 @@ def handlers(api: Api) -> list[Any]:
         RunService(api),
         NodeService(api),
         EventService(api),
+        TokenService(api),
         Health(),
     ]
     return [*ServerReflection.extend(services), *services]

@@ -300,3 +300,63 @@ class EventServiceStub:
             cronhive.api._generated.cronhive.v1.cronhive_pb2.WatchEventsRequest,
             cronhive.api._generated.cronhive.v1.cronhive_pb2.Event,
         )
+
+
+class TokenServiceBase(abc.ABC):
+
+    @abc.abstractmethod
+    async def Create(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.CreateTokenRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.CreateTokenResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def List(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.ListTokensRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.ListTokensResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def Revoke(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.RevokeTokenRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.Token]') -> None:
+        pass
+
+    def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
+        return {
+            '/cronhive.v1.TokenService/Create': grpclib.const.Handler(
+                self.Create,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.CreateTokenRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.CreateTokenResponse,
+            ),
+            '/cronhive.v1.TokenService/List': grpclib.const.Handler(
+                self.List,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.ListTokensRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.ListTokensResponse,
+            ),
+            '/cronhive.v1.TokenService/Revoke': grpclib.const.Handler(
+                self.Revoke,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.RevokeTokenRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.Token,
+            ),
+        }
+
+
+class TokenServiceStub:
+
+    def __init__(self, channel: grpclib.client.Channel) -> None:
+        self.Create = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.TokenService/Create',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.CreateTokenRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.CreateTokenResponse,
+        )
+        self.List = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.TokenService/List',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.ListTokensRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.ListTokensResponse,
+        )
+        self.Revoke = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.TokenService/Revoke',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.RevokeTokenRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.Token,
+        )
