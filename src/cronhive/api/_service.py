@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 from grpclib.const import Status
@@ -18,7 +17,7 @@ from cronhive.auth import Identity, Policy, identity_of, visible_owners
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
 from cronhive.errors import InvalidInput
-from cronhive.model import Event, JobSpec
+from cronhive.model import Event
 from cronhive.store.base import Store, Visibility
 
 T = TypeVar("T")
@@ -85,10 +84,3 @@ async def wait_any(events: list[asyncio.Event], seconds: float) -> None:
     finally:
         for w in waiters:
             w.cancel()
-
-
-def next_fire(spec: JobSpec, now: datetime) -> datetime | None:
-    """When an enabled scheduled job fires next, counted from `now`; None otherwise."""
-    if not spec.enabled or spec.schedule is None:
-        return None
-    return spec.schedule.next_after(now)

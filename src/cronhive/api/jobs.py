@@ -16,7 +16,7 @@ from grpclib.server import Stream
 from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api._service import Servicer, next_fire
+from cronhive.api._service import Servicer
 from cronhive.api.convert import execution_pb, job_pb, spec_pb
 from cronhive.api.errors import guard
 from cronhive.auth import (
@@ -27,6 +27,7 @@ from cronhive.auth import (
     resolve_owner,
 )
 from cronhive.engine import runs
+from cronhive.engine.runs import next_fire
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.model import Job, JobSpec
 from cronhive.store.base import Visibility

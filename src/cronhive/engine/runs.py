@@ -1,11 +1,12 @@
-"""New executions outside the scheduler: triggers of a job and ad-hoc runs."""
+"""New executions outside the scheduler (triggers of a job, ad-hoc runs), and when a
+job that was just created or changed fires next."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from cronhive.model import Execution, Job, RetryPolicy, RunSpec
+from cronhive.model import Execution, Job, JobSpec, RetryPolicy, RunSpec
 
 
 def triggered(job: Job, now: datetime) -> Execution:
@@ -36,3 +37,11 @@ def adhoc(owner: str, run: RunSpec, now: datetime, retry: RetryPolicy | None = N
         not_before=now,
         queued_at=now,
     )
+
+
+def next_fire(spec: JobSpec, now: datetime) -> datetime | None:
+    """When an enabled scheduled job fires next, counted from `now`; None otherwise (paused
+    or unscheduled). What the API and the web store as `next_fire_at` after a change."""
+    if not spec.enabled or spec.schedule is None:
+        return None
+    return spec.schedule.next_after(now)

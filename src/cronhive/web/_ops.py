@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from cronhive.api._service import next_fire
 from cronhive.auth import Identity, Policy, check_run_as, visible_owners
 from cronhive.engine import runs
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
+from cronhive.engine.runs import next_fire
 from cronhive.errors import NotFound
 from cronhive.model import Event, Execution, Job, Node, OutputChunk, RunState, Stream
 from cronhive.store import Store
