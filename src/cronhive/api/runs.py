@@ -6,6 +6,7 @@ process, so a reader on node B follows a run on node A from its first byte.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from datetime import datetime
 from uuid import UUID
@@ -15,7 +16,7 @@ from grpclib.server import Stream
 from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api._service import Servicer
+from cronhive.api._service import Api, Servicer
 from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
 from cronhive.auth import check_run_as, resolve_owner
@@ -28,9 +29,15 @@ from cronhive.store.base import Visibility
 __all__ = ["READ_BATCH", "RunService"]
 
 READ_BATCH = 256  # chunks per store read
+NODE_NAMES_TTL = 5.0  # seconds
 
 
 class RunService(Servicer, cronhive_grpc.RunServiceBase):
+    def __init__(self, api: Api) -> None:
+        super().__init__(api)
+        self._names: dict[UUID, str] = {}
+        self._names_at = float("-inf")
+
     async def Start(self, stream: Stream[pb.StartRunRequest, pb.Execution]) -> None:
         async with guard("RunService.Start"):
             req, who, _ = await self.request(stream)
@@ -168,9 +175,18 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
                 raise NotFound(f"no such job: {job_id}") from None
         return rows
 
-    async def _node_names(self) -> dict[UUID, str]:
-        return {n.id: n.name for n in await self.api.store.list_nodes(now=self.api.clock.now())}
+    async def _node_names(self, wanted: UUID | None = None) -> dict[UUID, str]:
+        # Names change rarely and a status call is hot: re-read them at most every few
+        # seconds, or when a run names a node not seen yet.
+        now = time.monotonic()
+        if now - self._names_at > NODE_NAMES_TTL or (wanted and wanted not in self._names):
+            nodes = await self.api.store.list_nodes(now=self.api.clock.now())
+            self._names = {n.id: n.name for n in nodes} | {
+                k: v for k, v in self._names.items() if wanted != k
+            }
+            self._names_at = now
+        return self._names
 
     async def _pb(self, execution: Execution) -> pb.Execution:
-        names = await self._node_names() if execution.node_id else {}
+        names = await self._node_names(execution.node_id) if execution.node_id else {}
         return execution_pb(execution, names)
