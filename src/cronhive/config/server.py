@@ -100,6 +100,8 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             out[key] = Path(value)
         elif key == "tags":
             out[key] = parse_tags(value)
+        elif key == "web" and str(value).strip().lower() in ("off", "none", "false"):
+            out[key] = None  # no web UI on this node
         elif key in ("listen", "web"):
             parse_listen(str(value), field=key)
             out[key] = str(value)
