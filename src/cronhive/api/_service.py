@@ -16,6 +16,7 @@ from grpclib.server import Stream
 from cronhive.auth import Identity, Policy, identity_of, visible_owners
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
+from cronhive.engine.output import wait_any
 from cronhive.errors import InvalidInput
 from cronhive.model import Event
 from cronhive.store.base import Store, Visibility
@@ -74,13 +75,3 @@ class Servicer:
     async def event(self, **fields: Any) -> None:
         """Records an event now (its id is the store's; the store wakes watchers)."""
         await self.api.store.add_event(Event(id=0, at=self.api.clock.now(), **fields))
-
-
-async def wait_any(events: list[asyncio.Event], seconds: float) -> None:
-    """Returns when any of `events` is set, or after `seconds`."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

@@ -11,6 +11,8 @@ from collections.abc import Collection
 from datetime import datetime
 from uuid import UUID
 
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from cronhive.api import validate
@@ -21,14 +23,14 @@ from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
 from cronhive.auth import check_run_as, resolve_owner
 from cronhive.engine import runs
+from cronhive.engine.output import follow_output
 from cronhive.errors import NotFound
 from cronhive.model import Execution, RunState
 from cronhive.model import Stream as OutStream
 from cronhive.store.base import Visibility
 
-__all__ = ["READ_BATCH", "RunService"]
+__all__ = ["RunService"]
 
-READ_BATCH = 256  # chunks per store read
 NODE_NAMES_TTL = 5.0  # seconds
 
 
@@ -115,33 +117,25 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
             execution_id = await self._visible(req.id, visible)
             streams = validate.stream_choice(req.stream)
             start = {OutStream.STDOUT: req.stdout_offset, OutStream.STDERR: req.stderr_offset}
-            store, hub = self.api.store, self.api.hub
-            last_seq = -1
-            with (
-                self.api.streaming(),
-                hub.subscribe("output", str(execution_id)) as output,
-                hub.subscribe("events") as events,
+            async for chunk in follow_output(
+                self.api.store,
+                self.api.hub,
+                execution_id,
+                visible_to=visible,
+                streams=streams,
+                follow=req.follow,
+                closing=self.api.closing,
+                poll=self.api.poll,
             ):
-                while True:
-                    output.clear()
-                    events.clear()
-                    # Terminal before reading: then every byte is stored already (the
-                    # worker ships all output before it records the end).
-                    state = (await store.get_execution(execution_id, visible_to=visible)).state
-                    while True:
-                        chunks = await store.read_output(
-                            execution_id, streams=streams, after_seq=last_seq, limit=READ_BATCH
-                        )
-                        for chunk in chunks:
-                            last_seq = chunk.seq
-                            skip = max(0, start[chunk.stream] - chunk.offset)
-                            if skip < len(chunk.data):
-                                await stream.send_message(chunk_pb(chunk, skip))
-                        if len(chunks) < READ_BATCH:
-                            break
-                    if not req.follow or state.terminal:
-                        return
-                    await self.api.wait([output, events])
+                skip = max(0, start[chunk.stream] - chunk.offset)
+                if skip < len(chunk.data):
+                    await stream.send_message(chunk_pb(chunk, skip))
+            if req.follow and self.api.closing.is_set():
+                # Ended by the server closing, not by the run: tell the client to call
+                # again (elsewhere if need be).
+                execution = await self.api.store.get_execution(execution_id, visible_to=visible)
+                if not execution.state.terminal:
+                    raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; call again")
 
     # --- helpers -------------------------------------------------------------------
 

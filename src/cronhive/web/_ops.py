@@ -18,14 +18,14 @@ from cronhive.auth import Identity, Policy, check_run_as, visible_owners
 from cronhive.engine import runs
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
+from cronhive.engine.output import follow_output
 from cronhive.engine.runs import next_fire
 from cronhive.errors import NotFound
 from cronhive.model import Event, Execution, Job, Node, OutputChunk, RunState, Stream
 from cronhive.store import Store
 
-__all__ = ["READ_BATCH", "Web"]
+__all__ = ["Web"]
 
-READ_BATCH = 256  # chunks per store read
 POLL_SECONDS = 1.0  # notifications are hints: a follower re-checks at this pace anyway
 
 
@@ -144,36 +144,16 @@ class Web:
     ) -> AsyncGenerator[OutputChunk, None]:
         """The run's output chunks after `after_seq`, in order; with `follow`, also those
         still to come, ending once the run is terminal and everything is read (or the
-        server closes). The same loop as the gRPC StreamOutput: the state is read before
-        the output, so a terminal state means every byte is stored already."""
-        visible = visible_owners(who)
-        last_seq = after_seq
-        with (
-            self.hub.subscribe("output", str(execution.id)) as output,
-            self.hub.subscribe("events") as events,
+        server closes). Shared with the gRPC StreamOutput (`engine.output`)."""
+        async for chunk in follow_output(
+            self.store,
+            self.hub,
+            execution.id,
+            visible_to=visible_owners(who),
+            streams=streams,
+            after_seq=after_seq,
+            follow=follow,
+            closing=self.closing,
+            poll=self.poll,
         ):
-            while True:
-                output.clear()
-                events.clear()
-                state = (await self.store.get_execution(execution.id, visible_to=visible)).state
-                while True:
-                    chunks = await self.store.read_output(
-                        execution.id, streams=streams, after_seq=last_seq, limit=READ_BATCH
-                    )
-                    for chunk in chunks:
-                        last_seq = chunk.seq
-                        yield chunk
-                    if len(chunks) < READ_BATCH:
-                        break
-                if not follow or state.terminal or self.closing.is_set():
-                    return
-                await _wait_any([output, events, self.closing], self.poll)
-
-
-async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
+            yield chunk
