@@ -1,22 +1,14 @@
-"""Jobs, apply, import-crontab, nodes and completion from the terminal, against one real
-node (subprocesses all the way)."""
+"""Jobs, apply, import-crontab, nodes and completion from the terminal, against the
+shared real node (subprocesses all the way)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from clikit import Cli, clean_env, running_node
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    with running_node(tmp_path_factory.mktemp("jobs") / "data") as c:
-        yield c
+from clikit import Cli, clean_env
 
 
 def _job(cli: Cli, ref: str) -> dict[str, object]:

@@ -1,5 +1,5 @@
 """The README's Quickstart, run as written: the ```sh block under "## Quickstart" goes to
-bash (-e: any failing line fails) in a fresh directory whose .venv is this test's venv.
+bash (-e: any failing line fails; -x traces) in a fresh directory whose .venv is this test's venv.
 
 Only the ports differ from a reader's machine (CRONHIVE_LISTEN/WEB/SERVER), so the test
 never collides with a node already on 7433; the text of the block is untouched.
@@ -43,7 +43,7 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         CRONHIVE_SERVER=f"127.0.0.1:{port}",
     )
     proc = subprocess.Popen(
-        ["bash", "-e", str(script)],
+        ["bash", "-ex", str(script)],  # -x: the failing line shows in stderr
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""Ad-hoc runs from the terminal, against a real node (one per module), as subprocesses."""
+"""Ad-hoc runs from the terminal, against the shared real node, as subprocesses."""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from clikit import Cli, clean_env, running_node
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    with running_node(tmp_path_factory.mktemp("runs") / "data") as c:
-        yield c
+from clikit import Cli, clean_env
 
 
 def test_run_follow_exits_with_the_commands_code_and_splits_streams(cli: Cli) -> None:
