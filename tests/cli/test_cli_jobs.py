@@ -4,6 +4,8 @@ shared real node (subprocesses all the way)."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import tomllib
 from pathlib import Path
@@ -259,3 +261,35 @@ def test_connection_settings_from_env_and_client_config(cli: Cli, tmp_path: Path
     )  # fmt: skip
     assert refused.returncode == 2
     assert "unknown key 'colour'" in refused.stderr
+
+
+def _on_a_terminal(cli: Cli, *args: str, **env: str) -> str:
+    """stdout of a command whose stdout is a real pseudo-terminal."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            cli.argv(*args), stdout=follower, stderr=subprocess.DEVNULL,
+            env=clean_env(cli.home, **env),
+        )  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(cli: Cli) -> None:
+    cli.ok("add", "colourful", "--", "true")
+    cli.ok("trigger", "-f", "colourful")
+    assert "\x1b[32msucceeded" in _on_a_terminal(cli, "show", "colourful")
+    assert "\x1b[" not in _on_a_terminal(cli, "show", "colourful", NO_COLOR="1")
+    assert "\x1b[" not in cli.ok("show", "colourful")
