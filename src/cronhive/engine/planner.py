@@ -9,11 +9,11 @@ a `skipped` execution with its reason: nothing disappears silently.
 from __future__ import annotations
 
 import itertools
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from cronhive.engine import runs
 from cronhive.model import Concurrency, Execution, Job, Misfire, RunState
 
 # A slot is on time when fired at most this late; later ones fall to the misfire policy.
@@ -125,18 +125,4 @@ def _count_until(job: Job, start: datetime, now: datetime) -> int:
 def _execution(
     job: Job, slot: datetime, now: datetime, state: RunState, reason: str | None
 ) -> Execution:
-    return Execution(
-        id=uuid.uuid4(),
-        job_id=job.id,
-        job_name=job.name,
-        owner=job.owner,
-        run=job.spec.run,
-        retry=job.spec.retry,
-        scheduled_for=slot,
-        attempt=1,
-        state=state,
-        reason=reason,
-        not_before=now,
-        queued_at=now,
-        finished_at=now if state is RunState.SKIPPED else None,
-    )
+    return runs.for_slot(job, slot, now, state=state, reason=reason)

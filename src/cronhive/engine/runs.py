@@ -6,11 +6,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from cronhive.model import Execution, Job, JobSpec, RetryPolicy, RunSpec
+from cronhive.model import Execution, Job, JobSpec, RetryPolicy, RunSpec, RunState
 
 
-def triggered(job: Job, now: datetime) -> Execution:
-    """A run of `job` now, by hand; it keeps the job's retry policy."""
+def for_slot(
+    job: Job,
+    slot: datetime,
+    now: datetime,
+    *,
+    state: RunState = RunState.QUEUED,
+    reason: str | None = None,
+) -> Execution:
+    """The first attempt at `slot` of `job`: queued, or recorded as skipped with `reason`.
+    It snapshots the job's command and retry policy, so a later edit changes no queued run."""
     return Execution(
         id=uuid.uuid4(),
         job_id=job.id,
@@ -18,10 +26,18 @@ def triggered(job: Job, now: datetime) -> Execution:
         owner=job.owner,
         run=job.spec.run,
         retry=job.spec.retry,
-        scheduled_for=now,
+        scheduled_for=slot,
+        state=state,
+        reason=reason,
         not_before=now,
         queued_at=now,
+        finished_at=now if state.terminal else None,
     )
+
+
+def triggered(job: Job, now: datetime) -> Execution:
+    """A run of `job` now, by hand."""
+    return for_slot(job, now, now)
 
 
 def adhoc(owner: str, run: RunSpec, now: datetime, retry: RetryPolicy | None = None) -> Execution:
