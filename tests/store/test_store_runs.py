@@ -11,7 +11,7 @@ from storekit import ALICE, BOB, NOW, SEES_ALICE, SEES_BOB, at, execution, spec
 
 from cronhive.errors import Conflict, Fenced, NotFound
 from cronhive.model import Execution, Outcome, RetryPolicy, RunState
-from cronhive.store import Store
+from cronhive.store import Finish, Store
 
 
 def no_retry(_: Execution) -> datetime | None:
@@ -170,6 +170,49 @@ async def test_finish_records_outcome_counters_event_and_retry(store: Store) -> 
     assert none is None
     after = await store.get_job(job.id, visible_to=None)
     assert (after.failure_count, after.success_count, after.last_run_at) == (1, 1, at(12))
+
+
+async def test_finish_many_records_each_like_finish_and_skips_fenced_ones(store: Store) -> None:
+    node = await store.register_node(name="n", tags=frozenset(), capacity=9, ttl=30, now=NOW)
+    job = await store.create_job(spec(), next_fire_at=None, created_by=ALICE, now=NOW)
+    policy = RetryPolicy(max_retries=1, delay=3.0)
+    await store.enqueue(replace(execution(job_id=job.id), retry=policy))
+    await store.enqueue(execution())
+    await store.enqueue(execution())
+    first, second, third = await store.claim(node.id, frozenset(), 3, NOW)
+    # `second` was given away meanwhile: its finish must be refused, the others kept.
+    await store.finish(
+        second.id,
+        node_id=node.id,
+        outcome=Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(1)),
+        retry=no_retry,
+    )
+    failed = Outcome(state=RunState.FAILED, exit_code=1, finished_at=at(2))
+    ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(2))
+    results = await store.finish_many(
+        [
+            Finish(execution_id=first.id, outcome=failed),
+            Finish(execution_id=second.id, outcome=failed),
+            Finish(execution_id=third.id, outcome=ok),
+        ],
+        node_id=node.id,
+        retry=lambda ex: retry_in_10s(ex) if ex.state is RunState.FAILED else None,
+    )
+    assert results[1] is None
+    assert (await store.get_execution(second.id, visible_to=None)).state is RunState.SUCCEEDED
+    done_first, again = results[0] or (None, None)
+    done_third, none = results[2] or (None, None)
+    assert done_first is not None and done_first.state is RunState.FAILED
+    assert again is not None and (again.attempt, again.not_before) == (2, at(12))
+    assert done_third is not None and done_third.state is RunState.SUCCEEDED and none is None
+    assert (await store.get_job(job.id, visible_to=None)).failure_count == 1
+    finished = [e.execution_id for e in await store.list_events(visible_to=None)]
+    assert finished == [second.id, first.id, third.id]
+    assert await store.finish_many([], node_id=node.id, retry=no_retry) == []
+    other = await store.finish_many(
+        [Finish(execution_id=again.id, outcome=ok)], node_id=uuid4(), retry=no_retry
+    )
+    assert other == [None]
 
 
 async def test_finish_by_another_node_or_twice_is_fenced_and_changes_nothing(

@@ -1,8 +1,8 @@
 """The worker: claims queued runs this node has room and tags for, and runs them.
 
 Pull, not push: a busy node simply does not claim. Each run's output goes to the store
-through an `OutputShipper`; its end goes through `Store.finish`, which refuses (Fenced)
-if the cluster gave the run away meanwhile.
+through an `OutputShipper`; its end goes through a `Finisher` (`Store.finish_many`, in
+batches), which drops it if the cluster gave the run away meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from uuid import UUID
 
 from cronhive import runner
 from cronhive.engine.clock import Clock
-from cronhive.engine.retry import decide_retry
+from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Execution, Outcome, RunState
@@ -49,6 +49,7 @@ class Worker:
         self._handles: dict[UUID, runner.RunHandle] = {}
         self._stopping: dict[UUID, str] = {}
         self._wake = asyncio.Event()
+        self._finisher = Finisher(store)
         self.claiming = True
 
     @property
@@ -186,19 +187,5 @@ class Worker:
         )
 
     async def _finish(self, execution: Execution, node_id: UUID, outcome: Outcome) -> None:
-        # A run must not stay "running" because the database hiccuped: retry until the
-        # store takes the result or says the run was given away.
-        delay = 0.1
-        while True:
-            try:
-                await self._store.finish(
-                    execution.id, node_id=node_id, outcome=outcome, retry=decide_retry
-                )
-                return
-            except Fenced:
-                log.warning("run %s was given away meanwhile; its result is dropped", execution.id)
-                return
-            except CronhiveError:
-                log.exception("recording the end of run %s failed; retrying", execution.id)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        if not await self._finisher.finish(execution.id, node_id, outcome):
+            log.warning("run %s was given away meanwhile; its result is dropped", execution.id)

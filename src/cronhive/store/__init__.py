@@ -10,10 +10,18 @@ coordination guarantee is enforced.
 from __future__ import annotations
 
 from cronhive.store._open import open_store
-from cronhive.store.base import FiringBatch, Notification, RetryDecider, Store, Visibility
+from cronhive.store.base import (
+    Finish,
+    FiringBatch,
+    Notification,
+    RetryDecider,
+    Store,
+    Visibility,
+)
 from cronhive.store.tokens import Token
 
 __all__ = [
+    "Finish",
     "FiringBatch",
     "Notification",
     "RetryDecider",

@@ -55,6 +55,14 @@ class Notification:
     key: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Finish:
+    """How one run ended, for `Store.finish_many`."""
+
+    execution_id: UUID
+    outcome: Outcome
+
+
 class FiringBatch(abc.ABC):
     """The due jobs of one scheduler tick, locked for this transaction.
 
@@ -201,6 +209,16 @@ class Store(abc.ABC):
         transaction: the job's counters, last run and last state; an event; and, when
         `retry` returns an instant, the next attempt as a new queued execution. Returns
         the finished execution and the retry, if any."""
+
+    @abc.abstractmethod
+    async def finish_many(
+        self, finishes: Sequence[Finish], *, node_id: UUID, retry: RetryDecider
+    ) -> list[tuple[Execution, Execution | None] | None]:
+        """`finish` for many runs of one node in one transaction (a node ending many
+        runs at once pays one commit). Each entry is recorded exactly as `finish` would
+        record it; where `finish` would raise `Fenced` the entry is None and that run is
+        unchanged, while the others are still recorded. Results are in input order.
+        Raises `StoreError` (nothing recorded) when the transaction fails."""
 
     @abc.abstractmethod
     async def request_stop(

@@ -31,7 +31,7 @@ from cronhive.model import (
 from cronhive.store import _rows as rows
 from cronhive.store._core import ACTIVE, QUEUED, RUNNING, Tx, job_tally, visible
 from cronhive.store._nodes import NodeOps
-from cronhive.store.base import FiringBatch, RetryDecider, Visibility
+from cronhive.store.base import Finish, FiringBatch, RetryDecider, Visibility
 from cronhive.store.schema import events, executions, jobs, nodes, output_chunks
 
 
@@ -69,6 +69,42 @@ def _finish_message(outcome: Outcome) -> str:
         parts.append(f"signal {outcome.signal}")
     text = " ".join(parts)
     return f"{text}: {outcome.reason}" if outcome.reason else text
+
+
+def _finish_stmt(execution_id: UUID, node_id: UUID, outcome: Outcome) -> Any:
+    """Records the end, only if the run is still running on `node_id` (the fence)."""
+    c = executions.c
+    return (
+        executions.update()
+        .where(c.id == execution_id, c.state == RUNNING, c.node_id == node_id)
+        .values(
+            state=str(outcome.state),
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            reason=(
+                sa.func.coalesce(c.reason, outcome.reason)
+                if outcome.state is RunState.STOPPED
+                else outcome.reason
+            ),
+            finished_at=outcome.finished_at,
+            stdout_bytes=outcome.stdout_bytes,
+            stderr_bytes=outcome.stderr_bytes,
+            output_capped=outcome.output_capped,
+        )
+        .returning(*executions.c)
+    )
+
+
+def _finish_event(done: Execution, outcome: Outcome) -> Event:
+    return Event(
+        id=0,
+        at=outcome.finished_at,
+        kind="run.finished",
+        owner=done.owner,
+        job_id=done.job_id,
+        execution_id=done.id,
+        message=_finish_message(outcome),
+    )
 
 
 class SqlStore(NodeOps):
@@ -281,47 +317,41 @@ class SqlStore(NodeOps):
         outcome: Outcome,
         retry: RetryDecider,
     ) -> tuple[Execution, Execution | None]:
-        c = executions.c
-        stmt = (
-            executions.update()
-            .where(c.id == execution_id, c.state == RUNNING, c.node_id == node_id)
-            .values(
-                state=str(outcome.state),
-                exit_code=outcome.exit_code,
-                signal=outcome.signal,
-                reason=(
-                    sa.func.coalesce(c.reason, outcome.reason)
-                    if outcome.state is RunState.STOPPED
-                    else outcome.reason
-                ),
-                finished_at=outcome.finished_at,
-                stdout_bytes=outcome.stdout_bytes,
-                stderr_bytes=outcome.stderr_bytes,
-                output_capped=outcome.output_capped,
-            )
-            .returning(*executions.c)
+        [done] = await self.finish_many(
+            [Finish(execution_id=execution_id, outcome=outcome)], node_id=node_id, retry=retry
         )
+        if done is None:
+            raise Fenced(f"run {execution_id} is no longer running on node {node_id}")
+        return done
+
+    async def finish_many(
+        self, finishes: Sequence[Finish], *, node_id: UUID, retry: RetryDecider
+    ) -> list[tuple[Execution, Execution | None] | None]:
+        results: list[tuple[Execution, Execution | None] | None] = []
+        if not finishes:
+            return results
         async with self._write() as tx:
-            row = (await tx.run(stmt)).mappings().first()
-            if row is None:
-                raise Fenced(f"run {execution_id} is no longer running on node {node_id}")
-            done = rows.row_to_execution(row)
-            if done.job_id is not None:
+            finished: list[dict[str, Any]] = []
+            for item in finishes:
+                stmt = _finish_stmt(item.execution_id, node_id, item.outcome)
+                row = (await tx.run(stmt)).mappings().first()
+                if row is None:
+                    results.append(None)
+                    continue
+                done = rows.row_to_execution(row)
+                finished.append(rows.event_values(_finish_event(done, item.outcome)))
+                tx.note("output", str(done.id))
+                again = await self._queue_retry(tx, done, retry, item.outcome.finished_at)
+                results.append((done, again))
+            if finished:
+                await tx.run(events.insert(), finished)  # one executemany for the batch
+                tx.note("events")
+            # Last, so the job rows (which firing also locks) are held briefly; in one
+            # order (by id) on every node, so two nodes' batches wait, never deadlock.
+            tallied = [r[0] for r in results if r is not None and r[0].job_id is not None]
+            for done in sorted(tallied, key=lambda ex: str(ex.job_id)):
                 await tx.run(job_tally(done))
-            event = Event(
-                id=0,
-                at=outcome.finished_at,
-                kind="run.finished",
-                owner=done.owner,
-                job_id=done.job_id,
-                execution_id=done.id,
-                message=_finish_message(outcome),
-            )
-            await tx.run(events.insert().values(rows.event_values(event)))
-            tx.note("events")
-            tx.note("output", str(execution_id))
-            again = await self._queue_retry(tx, done, retry, outcome.finished_at)
-        return done, again
+        return results
 
     async def request_stop(
         self, execution_id: UUID, *, visible_to: Visibility, reason: str, now: datetime
