@@ -30,6 +30,7 @@ from cronhive.store import Store
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_CAP = 64 * 1024 * 1024
+_JUST_AFTER = timedelta(milliseconds=1)  # a lease is reapable once `expires <= now`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,15 +198,27 @@ class NodeProcess:
 
     async def _reaper(self) -> None:
         wake = asyncio.Event()
+        # Often, so that failover takes little more than the lease TTL; and at the very
+        # instant a lease lapses when one lapses sooner (a dead node's runs move on then,
+        # not up to a period later).
+        period = timedelta(seconds=min(1.0, self.config.lease_ttl / 4))
+        until = self.clock.now() + period
         while True:
-            # Often, so that failover takes little more than the lease TTL.
-            period = min(1.0, self.config.lease_ttl / 4)
-            await self.clock.sleep_until(self.clock.now() + timedelta(seconds=period), wake)
+            await self.clock.sleep_until(until, wake)
+            now = self.clock.now()
+            until = now + period
             try:
-                lost = await self.store.reap(now=self.clock.now(), retry=decide_retry)
+                lost = await self.store.reap(now=now, retry=decide_retry)
+                leases = [
+                    n.lease_expires_at
+                    for n in await self.store.list_nodes(now=now)
+                    if n.id != self.node.id and n.lease_expires_at > now
+                ]
             except CronhiveError:
                 log.exception("reaping failed")
                 continue
+            if leases:
+                until = min(until, min(leases) + _JUST_AFTER)
             if lost:
                 log.warning("reaped %d lost runs", len(lost))
                 self.worker.wake()
