@@ -52,6 +52,10 @@ def _engine(path: str, *, writer: bool) -> AsyncEngine:
         pool_size=1 if writer else 4,
         max_overflow=0,
         pool_timeout=60,
+        # No ROLLBACK on every return to the pool (a thread hop each with aiosqlite):
+        # writes always end their own transaction (`_write`) and the driver is in
+        # autocommit mode, so a returned connection never holds one open.
+        pool_reset_on_return=None,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
