@@ -40,6 +40,28 @@ async def test_firing_takes_due_enabled_jobs_oldest_first_up_to_limit(store: Sto
     assert await store.next_fire_at() == at(-20)
 
 
+async def test_firing_inserts_and_advances_many_at_once(store: Store) -> None:
+    a = await store.create_job(spec("a"), next_fire_at=NOW, created_by=ALICE, now=NOW)
+    b = await store.create_job(spec("b"), next_fire_at=NOW, created_by=ALICE, now=NOW)
+    taken = await store.enqueue(execution(job_id=a.id))
+    fresh = [
+        execution(job_id=a.id),  # the slot `taken` holds: left out
+        execution(job_id=b.id),
+        execution(job_id=b.id, scheduled_for=at(1)),
+        execution(job_id=b.id, scheduled_for=at(2), state=RunState.SKIPPED),
+    ]
+    async with store.firing(NOW, limit=10) as batch:
+        assert await batch.insert_many([]) == set()
+        assert await batch.insert_many(fresh) == {e.id for e in fresh[1:]}
+        await batch.advance_many([(a.id, at(60)), (b.id, None)])
+        await batch.advance_many([])
+    assert (await store.get_job(a.id, visible_to=None)).next_fire_at == at(60)
+    assert (await store.get_job(b.id, visible_to=None)).next_fire_at is None
+    stored = await store.list_executions(visible_to=None)
+    assert {e.id for e in stored} == {taken.id} | {e.id for e in fresh[1:]}
+    assert await store.get_execution(fresh[1].id, visible_to=None) == fresh[1]
+
+
 async def test_firing_inserts_each_slot_once_and_advances(store: Store) -> None:
     job = await store.create_job(spec(), next_fire_at=NOW, created_by=ALICE, now=NOW)
     slot = execution(job_id=job.id)

@@ -19,7 +19,7 @@ from cronhive.engine.clock import Clock
 from cronhive.engine.planner import plan
 from cronhive.engine.worker import Worker
 from cronhive.errors import CronhiveError, Fenced
-from cronhive.model import Event, Execution
+from cronhive.model import Event, Execution, RunState
 from cronhive.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,19 +72,25 @@ class Scheduler:
                 return 0
             active = await batch.active_runs([j.id for j in jobs])
             free = self._worker.free if self._worker else 0
-            mine: list[UUID] = []
+            new: list[Execution] = []
+            moves: list[tuple[UUID, datetime | None]] = []
             for job in jobs:
                 p = plan(job, now, active.get(job.id, []))
                 for execution_id in p.stop:
                     await batch.request_stop(execution_id, "replaced by a newer run")
-                for e in p.skipped:
-                    await batch.insert(e)
-                for e in p.queued:
-                    if await batch.insert(e) and free > len(mine) and self._fits(e):
-                        mine.append(e.id)
-                await batch.advance(job.id, p.next_fire_at)
+                new += p.skipped + p.queued
+                moves.append((job.id, p.next_fire_at))
                 if p.passed_over:
                     events.append(_passed_over_event(job.id, job.owner, p.passed_over, now))
+            # A few statements per tick whatever the number of due jobs: the due rows
+            # stay locked (and other nodes skip them) for as short a time as possible.
+            inserted = await batch.insert_many(new)
+            await batch.advance_many(moves)
+            mine = [
+                e.id
+                for e in new
+                if e.state is RunState.QUEUED and e.id in inserted and self._fits(e)
+            ][:free]
             if mine:
                 try:
                     fast = await batch.claim(mine, self.node_id, now)

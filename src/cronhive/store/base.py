@@ -88,6 +88,15 @@ class FiringBatch(abc.ABC):
         """Moves the job's next fire time (None: the schedule is exhausted)."""
 
     @abc.abstractmethod
+    async def insert_many(self, executions: Sequence[Execution]) -> set[UUID]:
+        """`insert` for many executions in one statement; returns the ids inserted (a
+        slot that exists already is left out, exactly as `insert` would return False)."""
+
+    @abc.abstractmethod
+    async def advance_many(self, moves: Sequence[tuple[UUID, datetime | None]]) -> None:
+        """`advance` for many jobs in one round trip: (job id, next fire time) pairs."""
+
+    @abc.abstractmethod
     async def request_stop(self, execution_id: UUID, reason: str) -> None:
         """Asks the node running `execution_id` to stop it (concurrency `replace`)."""
 

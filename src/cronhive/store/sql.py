@@ -71,6 +71,15 @@ def _finish_message(outcome: Outcome) -> str:
     return f"{text}: {outcome.reason}" if outcome.reason else text
 
 
+# Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters (33 columns).
+_INSERT_CHUNK = 200
+_ADVANCE = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("b_id"))
+    .values(next_fire_at=sa.bindparam("b_at", type_=jobs.c.next_fire_at.type))
+)
+
+
 def _finish_stmt(execution_id: UUID, node_id: UUID, outcome: Outcome) -> Any:
     """Records the end, only if the run is still running on `node_id` (the fence)."""
     c = executions.c
@@ -513,6 +522,26 @@ class _Batch(FiringBatch):
         await self._tx.run(
             jobs.update().where(jobs.c.id == job_id).values(next_fire_at=next_fire_at)
         )
+
+    async def insert_many(self, executions_: Sequence[Execution]) -> set[UUID]:
+        inserted: set[UUID] = set()
+        for start in range(0, len(executions_), _INSERT_CHUNK):
+            chunk = executions_[start : start + _INSERT_CHUNK]
+            stmt = (
+                self._store._insert(executions)
+                .values([rows.execution_values(e) for e in chunk])
+                .on_conflict_do_nothing()  # type: ignore[attr-defined]
+                .returning(executions.c.id)
+            )
+            inserted.update(r[0] for r in await self._tx.run(stmt))
+        self.unclaimed.update(
+            e.id for e in executions_ if e.id in inserted and e.state is RunState.QUEUED
+        )
+        return inserted
+
+    async def advance_many(self, moves: Sequence[tuple[UUID, datetime | None]]) -> None:
+        if moves:
+            await self._tx.run(_ADVANCE, [{"b_id": i, "b_at": at} for i, at in moves])
 
     async def request_stop(self, execution_id: UUID, reason: str) -> None:
         await _stop(self._tx, execution_id, None, reason, self._now)
