@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark in one go: the runner's (spawn rate, output MB/s) and the engine's
-# (throughput, fire lag, tick cost and RSS at 1M jobs, failover). Pass --quick for a
+# (throughput, fire lag, tick cost and RSS at 1M jobs, failover) and the API's (GetStatus
+# latency at a fixed rate, StreamOutput MB/s). Pass --quick for a
 # smoke check of the engine bench. Figures and how to read them: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +11,6 @@ $PY bench/runner_bench.py
 echo
 echo "== engine (bench/engine_bench.py $*)"
 $PY bench/engine_bench.py "$@"
+echo
+echo "== API (bench/api_bench.py)"
+$PY bench/api_bench.py
