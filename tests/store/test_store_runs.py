@@ -300,3 +300,12 @@ async def test_executions_are_listed_newest_first_with_paging_and_filters(store:
     assert [e.id for e in stopped] == [made[0].id]
     with pytest.raises(NotFound):
         await store.get_execution(theirs.id, visible_to=SEES_ALICE)
+
+
+async def test_next_claimable_at_is_the_earliest_wait_a_node_may_claim(store: Store) -> None:
+    assert await store.next_claimable_at(frozenset()) is None
+    await store.enqueue(execution(not_before=at(30)))
+    await store.enqueue(execution(not_before=at(10), tags=frozenset({"gpu"})))
+    await store.enqueue(execution(not_before=at(20)))
+    assert await store.next_claimable_at(frozenset()) == at(20)
+    assert await store.next_claimable_at(frozenset({"gpu"})) == at(10)

@@ -23,6 +23,7 @@ from cronhive.store import Store
 
 log = logging.getLogger(__name__)
 
+CONTENDED_PAUSE = 0.05  # seconds
 POLL_INTERVAL = 1.0  # seconds; notifications usually wake the worker sooner
 
 
@@ -85,10 +86,26 @@ class Worker:
             if not self.claiming:
                 break
             try:
-                async with asyncio.timeout(POLL_INTERVAL):
+                async with asyncio.timeout(await self._pause()):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _pause(self) -> float:
+        """Seconds until the next look: the poll period, or sooner when a queued retry's
+        backoff ends before it (no notification announces that moment)."""
+        if not self.free:
+            return POLL_INTERVAL
+        try:
+            due = await self._store.next_claimable_at(self.tags)
+        except CronhiveError:
+            return POLL_INTERVAL
+        if due is None:
+            return POLL_INTERVAL
+        wait = (due - self._clock.now()).total_seconds()
+        # Due already but not claimed: another node holds it, or our lease is being
+        # renewed; look again shortly rather than spin.
+        return min(POLL_INTERVAL, wait if wait > 0 else CONTENDED_PAUSE)
 
     def adopt(self, executions: list[Execution]) -> None:
         """Starts executions already marked running on this node (claimed here or by the

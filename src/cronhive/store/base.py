@@ -205,6 +205,11 @@ class Store(abc.ABC):
         lease is gone."""
 
     @abc.abstractmethod
+    async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
+        """The earliest `not_before` of queued executions a node with `tags` may claim
+        (a retry waiting out its backoff), or None. Lets a worker sleep until then."""
+
+    @abc.abstractmethod
     async def finish(
         self,
         execution_id: UUID,

@@ -285,6 +285,15 @@ class SqlStore(NodeOps):
             map(rows.row_to_execution, claimed), key=lambda e: (e.not_before, e.queued_at)
         )
 
+    async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
+        c = executions.c
+        stmt = sa.select(sa.func.min(c.not_before)).where(
+            c.state == QUEUED, self._tags_subset(c.target_tags, tags)
+        )
+        found = (await self._read(stmt))[0]
+        at: datetime | None = next(iter(found.values()))
+        return at
+
     async def finish(
         self,
         execution_id: UUID,
