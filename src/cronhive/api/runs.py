@@ -44,18 +44,7 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
         async with guard("RunService.Start"):
             req, who, _ = await self.request(stream)
             owner = resolve_owner(who, req.owner)
-            run = validate.run_spec(
-                command=req.command,
-                shell=req.shell,
-                env=req.env,
-                cwd=req.cwd,
-                has_timeout=req.HasField("timeout_seconds"),
-                timeout=req.timeout_seconds,
-                target_tags=req.target_tags,
-                run_as=req.run_as,
-                has_output_cap=req.HasField("output_cap_bytes"),
-                output_cap=req.output_cap_bytes,
-            )
+            run = validate.run_spec(req)
             check_run_as(who, owner, run.run_as, self.api.policy)
             execution = await self.api.store.enqueue(runs.adhoc(owner, run, self.api.clock.now()))
             await self.event(

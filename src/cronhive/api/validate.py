@@ -255,29 +255,18 @@ def _run_as(text: str) -> str | None:
     return text or None  # checked against the policy by auth.check_run_as
 
 
-def run_spec(
-    *,
-    command: Iterable[str],
-    shell: bool,
-    env: Mapping[str, str],
-    cwd: str,
-    has_timeout: bool,
-    timeout: float,
-    target_tags: Iterable[str],
-    run_as: str,
-    has_output_cap: bool,
-    output_cap: int,
-) -> RunSpec:
-    """What to run, checked against every limit (run_as is left to the policy)."""
+def run_spec(msg: pb.Job | pb.StartRunRequest) -> RunSpec:
+    """What to run, from a job or an ad-hoc start (the same fields in both), checked
+    against every limit (run_as is left to the policy)."""
     return RunSpec(
-        command=_command(command),
-        shell=shell,
-        env=_env(env),
-        cwd=_cwd(cwd),
-        timeout=_timeout(has_timeout, timeout),
-        run_as=_run_as(run_as),
-        target_tags=_tags(target_tags),
-        output_cap=_output_cap(has_output_cap, output_cap),
+        command=_command(msg.command),
+        shell=msg.shell,
+        env=_env(msg.env),
+        cwd=_cwd(msg.cwd),
+        timeout=_timeout(msg.HasField("timeout_seconds"), msg.timeout_seconds),
+        run_as=_run_as(msg.run_as),
+        target_tags=_tags(msg.target_tags),
+        output_cap=_output_cap(msg.HasField("output_cap_bytes"), msg.output_cap_bytes),
     )
 
 
@@ -330,18 +319,7 @@ def job_spec(msg: pb.Job, *, owner: str) -> JobSpec:
     return JobSpec(
         name=name(msg.name),
         owner=owner,
-        run=run_spec(
-            command=msg.command,
-            shell=msg.shell,
-            env=msg.env,
-            cwd=msg.cwd,
-            has_timeout=msg.HasField("timeout_seconds"),
-            timeout=msg.timeout_seconds,
-            target_tags=msg.target_tags,
-            run_as=msg.run_as,
-            has_output_cap=msg.HasField("output_cap_bytes"),
-            output_cap=msg.output_cap_bytes,
-        ),
+        run=run_spec(msg),
         schedule=_schedule(msg),
         enabled=msg.enabled,
         retry=_retry(msg),
