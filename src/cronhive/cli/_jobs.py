@@ -28,7 +28,7 @@ from cronhive.cli._output import (
     table,
     when,
 )
-from cronhive.cli._runs import follow_to_end
+from cronhive.cli._runs import print_or_follow
 from cronhive.errors import InvalidInput
 
 __all__ = ["list_jobs"]
@@ -282,10 +282,6 @@ def trigger(ctx: click.Context, ref: str, follow: bool) -> None:
     async def body(client: Client, target: Target) -> int:
         job = await find_job(client, ref, caller_name(target))
         execution = await client.jobs.Trigger(pb.TriggerJobRequest(id=job.id))
-        if not follow:
-            click.echo(execution.id)
-            return 0
-        click.echo(f"run {execution.id}", err=True)
-        return await follow_to_end(client, execution.id)
+        return await print_or_follow(client, execution.id, follow)
 
     sys.exit(call(ctx, body))

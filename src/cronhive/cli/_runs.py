@@ -14,7 +14,7 @@ from cronhive.cli._connect import Target, call
 from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds
 from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
 
-__all__ = ["exit_code_of", "follow_to_end", "stream_output"]
+__all__ = ["exit_code_of", "print_or_follow", "stream_output"]
 
 
 def _sink(stream: str) -> BinaryIO:
@@ -42,6 +42,16 @@ def exit_code_of(e: pb.Execution) -> int:
     if e.HasField("signal") and e.state == "failed":
         return 128 + e.signal
     return 0 if e.state == "succeeded" else EXIT_FAILURE
+
+
+async def print_or_follow(client: Client, run_id: str, follow: bool) -> int:
+    """Without `follow`: prints the run id (for scripts), exit 0. With it: names the run
+    on stderr and follows it to its end, exiting with its code."""
+    if not follow:
+        click.echo(run_id)
+        return 0
+    click.echo(f"run {run_id}", err=True)
+    return await follow_to_end(client, run_id)
 
 
 async def follow_to_end(client: Client, run_id: str) -> int:
@@ -91,11 +101,7 @@ def run(
 
     async def body(client: Client, _: Target) -> int:
         execution = await client.runs.Start(request)
-        if not follow:
-            click.echo(execution.id)
-            return 0
-        click.echo(f"run {execution.id}", err=True)
-        return await follow_to_end(client, execution.id)
+        return await print_or_follow(client, execution.id, follow)
 
     sys.exit(call(ctx, body))
 
