@@ -404,6 +404,10 @@ class ChaosNode:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
+    async def exited(self, timeout: float) -> int:
+        """Waits (without blocking the event loop) for the process to end; its exit code."""
+        return await asyncio.to_thread(self.wait, timeout)
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
@@ -831,3 +835,9 @@ class NodeWatch:
     def __exit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+def slot_at_or_after(anchor: datetime, t: datetime, every: float = 1.0) -> datetime:
+    """The first slot of an every-`every`-seconds schedule through `anchor` that is >= t."""
+    steps = max(0, -(-(t - anchor).total_seconds() // every))
+    return anchor + timedelta(seconds=steps * every)
