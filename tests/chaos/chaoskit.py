@@ -668,6 +668,16 @@ class Chaos:
     async def trigger(self, job: Job) -> Execution:
         return await self.store.enqueue(triggered(job, datetime.now(UTC)))
 
+    def deadlock_reports(self) -> list[str]:
+        """PostgreSQL's "deadlock detected" lines in every cluster's log (pg_stat_database
+        does not survive a crash restart or a failover; the log does)."""
+        return [
+            line
+            for pg in [self.pg, *self.extra_clusters]
+            for line in pg.log_text().splitlines()
+            if "deadlock detected" in line
+        ]
+
     def logs(self) -> str:
         return logs_of(self.nodes) + f"\n--- postgres.log\n{self.pg.log_text()[-3000:]}"
 

@@ -41,6 +41,11 @@ async def chaos(request: pytest.FixtureRequest) -> AsyncIterator[Chaos]:
     world = Chaos(root, pg, store)
     try:
         yield world
+        # Issue 10: pg_stat_database.deadlocks does not grow during any of these tests.
+        deadlocks = world.deadlock_reports()
+        assert not deadlocks, f"{len(deadlocks)} deadlocks during the test:\n" + "\n".join(
+            deadlocks[:5]
+        )
     finally:
         # $CHAOS_KEEP_LOGS=DIR keeps each test's node, PostgreSQL and ledger files.
         keep = os.environ.get("CHAOS_KEEP_LOGS")
