@@ -27,6 +27,7 @@ from cronhive.store._errors import translating
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
+from cronhive.store.schema import FENCE
 from cronhive.store.sql import SqlStore
 
 _NOTIFY_MANY = sa.text(
@@ -50,6 +51,9 @@ class PostgresStore(SqlStore, TokenOps):
 
     def _insert(self, table: sa.Table) -> Insert:
         return postgresql.insert(table)
+
+    def _fence_value(self) -> dict[str, Any]:
+        return {"fence": FENCE.next_value()}
 
     def _tags_subset(self, column: sa.Column[Any], tags: frozenset[str]) -> ColumnElement[bool]:
         mine = sa.bindparam(None, sorted(tags), type_=postgresql.ARRAY(sa.Text()))
