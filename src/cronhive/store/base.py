@@ -120,6 +120,11 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Releases connections. The store is unusable afterwards."""
 
+    @abc.abstractmethod
+    async def database_time(self) -> datetime:
+        """The database's clock, the cluster's clock (`clock_timestamp()` on PostgreSQL;
+        on SQLite, one node, the local clock). Raises `StoreUnavailable`."""
+
     # --- jobs ------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -19,7 +19,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -89,6 +89,9 @@ class SqliteStore(SqlStore, TokenOps):
 
     def _insert(self, table: sa.Table) -> Insert:
         return sqlite.insert(table)
+
+    async def database_time(self) -> datetime:
+        return datetime.now(UTC)  # one node: its clock is the database's
 
     async def _fence_claimed(self, tx: Tx, claimed: list[Execution]) -> list[Execution]:
         if not claimed:
