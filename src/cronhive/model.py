@@ -156,6 +156,14 @@ class Execution:
     stdout_bytes: int = 0
     stderr_bytes: int = 0
     output_capped: bool = False
+    fence: int | None = None  # fencing token, given when a node takes the run
+    lost_total: int = 0  # earlier attempts of this slot lost with their node
+    lost_streak: int = 0  # ... of them in a row, just before this one
+
+    @property
+    def failures(self) -> int:
+        """Earlier attempts of this slot that failed on their own (not lost)."""
+        return self.attempt - 1 - self.lost_total
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,9 +190,17 @@ class Node:
     heartbeat_at: datetime
     lease_expires_at: datetime
     running: int = 0  # executions in state running on this node
+    down_since: datetime | None = None  # reaped or left; kept listed for a while
+    down_reason: str | None = None
 
     def alive(self, now: datetime) -> bool:
-        return self.lease_expires_at > now
+        return self.down_since is None and self.lease_expires_at > now
+
+    def state(self, now: datetime) -> str:
+        """`up`, `down` (reaped or left), or `expired` (lease lapsed, not yet reaped)."""
+        if self.down_since is not None:
+            return "down"
+        return "up" if self.lease_expires_at > now else "expired"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,10 +12,47 @@ from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
-from cronhive.store import open_store
+from cronhive.errors import StoreUnavailable
+from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
 
 log = logging.getLogger("cronhive")
+
+
+def session_limits(lease_ttl: float) -> SessionLimits:
+    """Deadlines for the node's sessions, from its lease: a frozen node's locks are freed
+    and a dead connection noticed well within one lease."""
+    within = max(1.0, lease_ttl / 2)
+    return SessionLimits(
+        connect=within,
+        statement=max(10.0, 2 * lease_ttl),
+        lock=within,
+        idle_in_transaction=within,
+        tcp_user_timeout=within,
+    )
+
+
+async def _open_waiting(config: ServerConfig) -> Store:
+    """Opens the store, waiting for the database as a service manager expects: with
+    backoff, one log line per change, for `config.db_wait` seconds (None: forever)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if config.db_wait is None else loop.time() + config.db_wait
+    delay, problem = 0.1, ""
+    while True:
+        try:
+            store = await open_store(config.db_url, limits=session_limits(config.lease_ttl))
+        except StoreUnavailable as exc:
+            if deadline is not None and loop.time() + delay > deadline:
+                raise
+            if str(exc) != problem:
+                problem = str(exc)
+                log.warning("%s; waiting for it", problem)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            continue
+        if problem:
+            log.info("database reachable again")
+        return store
 
 
 async def serve(config: ServerConfig) -> None:
@@ -34,7 +71,7 @@ async def serve(config: ServerConfig) -> None:
     if config.web is not None:  # None: no web UI on this node
         web_host, web_port = parse_listen(config.web, field="web")
         services.append(WebService(host=web_host, port=web_port, certs=certs, policy=policy))
-    store = await open_store(config.db_url)
+    store = await _open_waiting(config)
     try:
         node = NodeProcess(
             store,
@@ -45,6 +82,7 @@ async def serve(config: ServerConfig) -> None:
                 capacity=config.capacity,
                 lease_ttl=config.lease_ttl,
                 grace=config.grace,
+                drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 extra=tuple(services),
             ),

@@ -226,10 +226,11 @@ def test_import_crontab_refuses_reboot_and_bare_percent(cli: Cli) -> None:
 def test_nodes_and_completion(cli: Cli) -> None:
     (node,) = json.loads(cli.ok("nodes", "--json"))
     assert set(node) == {
-        "id", "name", "tags", "capacity", "running", "alive", "heartbeat_at", "started_at",
+        "id", "name", "tags", "capacity", "running", "alive", "state", "heartbeat_at",
+        "started_at", "down_since", "down_reason",
     }  # fmt: skip
-    assert node["alive"] is True
-    assert "alive" in cli.ok("nodes")
+    assert (node["alive"], node["state"], node["down_since"]) == (True, "up", None)
+    assert " up " in cli.ok("nodes")
     for shell, marker in [("bash", "complete -o"), ("zsh", "compdef"), ("fish", "complete")]:
         script = cli.ok("completion", shell)
         assert "_CRONHIVE_COMPLETE" in script

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cronhive.engine import runs
-from cronhive.engine.clock import Clock, SystemClock
+from cronhive.engine.clock import Clock
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.model import (
     Concurrency,
@@ -76,6 +76,7 @@ async def running_node(
     tags: frozenset[str] = frozenset(),
     lease_ttl: float | None = None,
     grace: float = 2.0,
+    drain_grace: float = 2.0,
 ) -> AsyncIterator[NodeProcess]:
     node = NodeProcess(
         store,
@@ -87,8 +88,9 @@ async def running_node(
             # A manual clock jumps minutes at a time: a short lease would lapse on each.
             lease_ttl=lease_ttl or (5.0 if clock is None else 24 * 3600.0),
             grace=grace,
+            drain_grace=drain_grace,
         ),
-        clock or SystemClock(),
+        clock,
     )
     task = asyncio.create_task(node.run())
     await asyncio.wait_for(node.ready.wait(), 10)

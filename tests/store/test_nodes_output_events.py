@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -44,7 +44,17 @@ async def test_register_renew_list_and_deregister(store: Store) -> None:
     ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(22))
     await store.finish(run.id, node_id=node.id, outcome=ok, retry=retry_at_60)
     await store.deregister_node(node.id, now=at(23))
-    assert await store.list_nodes(now=at(23)) == []
+    # A node that left stays listed, down, so operators see when it went.
+    [gone] = await store.list_nodes(now=at(23))
+    assert (gone.id, gone.state(at(23)), gone.down_since, gone.down_reason) == (
+        node.id,
+        "down",
+        at(23),
+        "left the cluster",
+    )
+    assert not gone.alive(at(23))
+    with pytest.raises(Fenced):
+        await store.renew_lease(node.id, ttl=30, now=at(24))
 
 
 async def test_renew_after_expiry_is_fenced(store: Store) -> None:
@@ -79,7 +89,15 @@ async def test_reap_marks_runs_lost_queues_retries_once_and_fences_the_node(
     ]
     assert (await store.get_job(job.id, visible_to=None)).failure_count == 1
     assert {e.kind for e in await store.list_events(visible_to=None)} == {"run.lost"}
-    assert await store.list_nodes(now=at(31)) == []
+    [down] = await store.list_nodes(now=at(31))
+    assert (down.id, down.state(at(31)), down.heartbeat_at, down.down_since, down.running) == (
+        node.id,
+        "down",
+        NOW,
+        at(31),
+        0,
+    )
+    assert down.down_reason == "node n1 lease expired"
     # The old node's writes are refused from now on.
     ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(32))
     with pytest.raises(Fenced):
@@ -91,6 +109,11 @@ async def test_reap_marks_runs_lost_queues_retries_once_and_fences_the_node(
     with pytest.raises(Fenced):
         await store.renew_lease(node.id, ttl=30, now=at(32))
     assert await store.reap(now=at(99), retry=retry_at_60) == []
+    # Down nodes are forgotten after the retention time.
+    await store.reap(now=at(99), retry=retry_at_60, keep_down=timedelta(seconds=70))
+    assert [n.id for n in await store.list_nodes(now=at(99))] == [node.id]
+    await store.reap(now=at(99), retry=retry_at_60, keep_down=timedelta(seconds=60))
+    assert await store.list_nodes(now=at(99)) == []
 
 
 async def test_output_in_seq_order_with_duplicates_ignored(store: Store) -> None:

@@ -104,9 +104,12 @@ def node_pb(node: Node, now: datetime) -> pb.Node:
         capacity=node.capacity,
         running=node.running,
         alive=node.alive(now),
+        state=node.state(now),
+        down_reason=node.down_reason or "",
     )
     _ts(msg.heartbeat_at, node.heartbeat_at)
     _ts(msg.started_at, node.started_at)
+    _ts(msg.down_since, node.down_since)
     return msg
 
 

@@ -70,7 +70,7 @@ def nodes(ctx: click.Context, wait: float, as_json: bool) -> None:
     rows = []
     for n in found:
         d = node_dict(n)
-        state = "alive" if n.alive else "expired"
+        state = d["state"]
         rows.append(
             [
                 n.name,

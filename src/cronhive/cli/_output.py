@@ -162,8 +162,11 @@ def node_dict(n: pb.Node) -> dict[str, Any]:
         "capacity": n.capacity,
         "running": n.running,
         "alive": n.alive,
+        "state": n.state or ("up" if n.alive else "expired"),
         "heartbeat_at": _ts(n, "heartbeat_at"),
         "started_at": _ts(n, "started_at"),
+        "down_since": _ts(n, "down_since"),
+        "down_reason": n.down_reason or None,
     }
 
 

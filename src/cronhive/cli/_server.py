@@ -39,6 +39,16 @@ from cronhive.errors import CronhiveError, InvalidInput
 @click.option("--tags", help="Comma-separated tags; runs go only to nodes with their tags.")
 @click.option("--capacity", type=int, help="Runs this node takes at once [16].")
 @click.option(
+    "--drain-grace",
+    type=float,
+    help="At SIGTERM, seconds runs have to end before they are handed over [10].",
+)
+@click.option(
+    "--db-wait",
+    metavar="DURATION",
+    help="How long to wait for the database at start: 30s, 5m, or forever [forever].",
+)
+@click.option(
     "--certs",
     "certs_dir",
     type=click.Path(path_type=Path, file_okay=False),

@@ -32,6 +32,8 @@ class ServerConfig:
     capacity: int = 16
     lease_ttl: float = 5.0
     grace: float = 10.0
+    drain_grace: float = 10.0  # at SIGTERM, for runs to end before they are handed over
+    db_wait: float | None = None  # seconds to wait for the database at start; None: forever
     certs_dir: Path | None = None  # None: data_dir/certs, created on first start
     policy: Path | None = None
     output_cap: int = 64 * 1024 * 1024
@@ -70,6 +72,20 @@ def parse_tags(value: str | list[str] | tuple[str, ...], *, field: str = "tags")
                 f"{field}: bad tag {tag!r} (letters, digits and _.:=- ; at most 63)", field=field
             )
     return frozenset(tags)
+
+
+def _wait(value: Any) -> float | None:
+    """`forever`, or a duration: seconds, or a number with s/m/h (`30s`, `5m`)."""
+    text = str(value).strip().lower()
+    if text in ("forever", "inf", "infinite"):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", text)
+    if isinstance(value, bool) or not m:
+        raise InvalidInput(
+            f"db_wait: expected a duration like 30s, 5m or forever, got {value!r}",
+            field="db_wait",
+        )
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def load_server_config(path: Path | None, **flags: Any) -> ServerConfig:
@@ -113,10 +129,12 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidInput(f"{key}: expected a whole number >= 0", field=key)
             out[key] = value
-        elif key in ("lease_ttl", "grace"):
+        elif key in ("lease_ttl", "grace", "drain_grace"):
             if not isinstance(value, int | float) or not 0 < value <= 3600:
                 raise InvalidInput(f"{key}: expected seconds in (0, 3600]", field=key)
             out[key] = float(value)
+        elif key == "db_wait":
+            out[key] = _wait(value)
         else:
             out[key] = value
     return replace(config, **out)

@@ -1,13 +1,20 @@
 """The injected clock: the engine never calls datetime.now() or sleeps on its own.
 
-Tests drive a `ManualClock` so a schedule is exercised without waiting for it.
+A node runs on `DatabaseClock`: the database's time is the cluster's time, so a node
+whose own clock is wrong neither reaps live leases nor fires early. Tests drive a
+`ManualClock` so a schedule is exercised without waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -34,6 +41,60 @@ class SystemClock:
                 await wake.wait()
         except TimeoutError:
             return
+
+
+class DatabaseClock(SystemClock):
+    """The database's time, carried forward on this host's monotonic clock.
+
+    `sync()` asks the database for its time and anchors on it, NTP-style: the answer is
+    taken to be the time at the middle of the round trip, and a slow answer (over
+    `MAX_ROUND_TRIP`) is not trusted once an anchor exists. Between syncs the clock moves
+    with the monotonic clock, so a step of the host's wall clock changes nothing. Never
+    goes backwards. Warns when the host's wall clock is off by more than `warn_after`.
+    """
+
+    MAX_ROUND_TRIP = 0.25  # seconds
+
+    def __init__(
+        self, database_time: Callable[[], Awaitable[datetime]], *, warn_after: float = 1.0
+    ) -> None:
+        self._database_time = database_time
+        self._warn_after = warn_after
+        self._anchor = datetime.now(UTC)
+        self._anchor_mono = time.monotonic()
+        self._synced = False
+        self._last = self._anchor
+        self.offset = 0.0  # database minus host wall clock, seconds
+        self._warned = False
+
+    def now(self) -> datetime:
+        at = self._anchor + timedelta(seconds=time.monotonic() - self._anchor_mono)
+        if at < self._last:
+            return self._last
+        self._last = at
+        return at
+
+    async def sync(self) -> None:
+        """Re-anchors on the database's time. Raises `StoreUnavailable`."""
+        before = time.monotonic()
+        db = await self._database_time()
+        after = time.monotonic()
+        if self._synced and after - before > self.MAX_ROUND_TRIP:
+            return
+        middle = (before + after) / 2
+        wall = datetime.now(UTC) - timedelta(seconds=after - middle)
+        self._anchor, self._anchor_mono, self._synced = db, middle, True
+        self.offset = (db - wall).total_seconds()
+        off = abs(self.offset) > self._warn_after
+        if off and not self._warned:
+            log.warning(
+                "this host's clock is %+.3fs off the database's; cronhive uses the "
+                "database's time, but check NTP on this host",
+                -self.offset,
+            )
+        elif not off and self._warned:
+            log.info("this host's clock is within %.1fs of the database's again", self._warn_after)
+        self._warned = off
 
 
 class ManualClock:

@@ -1,10 +1,11 @@
 """Records the ends of a node's runs in batches: one transaction for every run that ended
 while the previous batch was being written.
 
-No timer and no added latency: an end arriving while nothing is being written goes out
-at once; ends arriving meanwhile wait for that write and then go out together. Each end
-is still recorded by the same fenced UPDATE as `Store.finish` (`Store.finish_many`), so
-batching changes how many commits a node pays, never what is recorded.
+No timer and no added latency: an end arriving while a writer is idle goes out at once;
+ends arriving meanwhile wait for that write and then go out together. Each end is still
+recorded by the same fenced UPDATE as `Store.finish` (`Store.finish_many`), so batching
+changes how many commits a node pays, never what is recorded. The writers live as long
+as the Finisher: an end can never arrive in a moment when no writer will take it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MAX_BATCH = 16
 # Batches in flight at once: one batch waiting for a job row that a firing transaction
 # holds must not hold up every other end.
 WRITERS = 4
+BACKOFF = (0.1, 2.0)  # seconds: first and longest pause between failed writes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,40 +39,51 @@ class _Pending:
 class Finisher:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._queue: list[_Pending] = []
-        self._writers: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writers: list[asyncio.Task[None]] = []
 
     async def finish(self, execution_id: UUID, node_id: UUID, outcome: Outcome) -> bool:
         """Records how a run ended; returns False if the cluster gave the run away
         meanwhile (the result is dropped). Retries through database failures until the
         store takes the result: a run must not stay `running` because of a hiccup."""
+        if not self._writers:
+            self._writers = [
+                asyncio.create_task(self._write(), name=f"finisher-{i}") for i in range(WRITERS)
+            ]
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         finish = Finish(execution_id=execution_id, outcome=outcome)
-        self._queue.append(_Pending(node_id=node_id, finish=finish, done=done))
-        if len(self._writers) < WRITERS:
-            task = asyncio.create_task(self._write(), name="finisher")
-            self._writers.add(task)
-            task.add_done_callback(self._writers.discard)
+        self._queue.put_nowait(_Pending(node_id=node_id, finish=finish, done=done))
         return await asyncio.shield(done)
 
+    async def close(self) -> None:
+        """Stops the writers (call once no more ends can arrive)."""
+        for task in self._writers:
+            task.cancel()
+        await asyncio.gather(*self._writers, return_exceptions=True)
+        self._writers = []
+
     async def _write(self) -> None:
-        delay = 0.1
-        while self._queue:
-            node_id = self._queue[0].node_id
-            mine = [p for p in self._queue[:MAX_BATCH] if p.node_id == node_id]
-            taken = {id(p) for p in mine}
-            self._queue = [p for p in self._queue if id(p) not in taken]
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            # One node id per transaction (it changes only when the node re-registers).
+            for node_id in dict.fromkeys(p.node_id for p in batch):
+                await self._record(node_id, [p for p in batch if p.node_id == node_id])
+
+    async def _record(self, node_id: UUID, mine: list[_Pending]) -> None:
+        delay = BACKOFF[0]
+        while True:
             try:
                 results = await self._store.finish_many(
                     [p.finish for p in mine], node_id=node_id, retry=decide_retry
                 )
-            except CronhiveError:
-                log.exception("recording the end of %d runs failed; retrying", len(mine))
-                self._queue[:0] = mine
+            except CronhiveError as exc:
+                log.warning("recording the end of %d runs failed (%s); retrying", len(mine), exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, BACKOFF[1])
                 continue
-            delay = 0.1
             for pending, result in zip(mine, results, strict=True):
                 if not pending.done.done():
                     pending.done.set_result(result is not None)
+            return

@@ -1,16 +1,21 @@
 """One node: scheduler loop + worker + reaper + heartbeat (+ the API), one task group.
 
-The lease: the node renews its row every third of the TTL. If it cannot renew before
-its own deadline it stops its runs itself (the cluster may be giving them away); when
-the store says the lease is gone (Fenced) it registers again as a new node. Shutdown
-(SIGTERM): stop claiming, let running runs finish for a grace period, stop the rest,
-leave the cluster cleanly.
+Time is the database's (`DatabaseClock`, re-synced at every heartbeat). The lease: the
+node renews its row every third of the TTL, each renewal bounded by the time the lease
+has left. Each renewal moves the fencing deadline (TTL minus a margin after the renewal
+began, on the monotonic clock) held by the `Watchdog` and its supervisor process, which
+kills the runs if the deadline passes: before the cluster may reap them, even if this
+process is frozen. When the store says the lease is gone (Fenced) the node gives its runs
+up (`lost`) and registers again as a new node. Shutdown (SIGTERM): stop claiming, let
+running runs finish for `drain_grace`, hand the rest over (`lost`, retried elsewhere at
+once), leave the cluster (the node stays listed as down).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,10 +23,11 @@ from pathlib import Path
 from uuid import UUID
 
 from cronhive import runner
-from cronhive.engine.clock import Clock, SystemClock
+from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
 from cronhive.engine.retry import decide_retry
 from cronhive.engine.scheduler import Scheduler
+from cronhive.engine.watchdog import Watchdog
 from cronhive.engine.worker import Worker
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Node
@@ -40,7 +46,9 @@ class NodeConfig:
     tags: frozenset[str] = frozenset()
     capacity: int = 16
     lease_ttl: float = 5.0
-    grace: float = 10.0  # for running runs at shutdown, and SIGTERM->SIGKILL of a stop
+    grace: float = 10.0  # SIGTERM->SIGKILL of a stop
+    drain_grace: float = 10.0  # at shutdown, for running runs to end before hand-over
+    supervised: bool = True  # a supervisor process kills the runs if the lease lapses
     output_cap: int = DEFAULT_OUTPUT_CAP
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
@@ -64,10 +72,14 @@ class NodeProcess:
     def __init__(self, store: Store, config: NodeConfig, clock: Clock | None = None) -> None:
         self.store = store
         self.config = config
-        self.clock = clock or SystemClock()
+        self._db_clock: DatabaseClock | None = None
+        if clock is None:
+            clock = self._db_clock = DatabaseClock(store.database_time)
+        self.clock: Clock = clock
         self.runner = runner.Runner(config.spool_dir, default_grace=config.grace)
         self._node: Node | None = None
         self._stop = asyncio.Event()
+        self.watchdog = Watchdog(supervised=config.supervised)
         self.worker = Worker(
             store,
             self.runner,
@@ -76,6 +88,8 @@ class NodeProcess:
             tags=config.tags,
             capacity=config.capacity if config.work else 0,
             output_cap=config.output_cap,
+            watchdog=self.watchdog,
+            node_name=config.name,
         )
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()
@@ -93,6 +107,13 @@ class NodeProcess:
 
     async def run(self) -> None:
         """Runs the node until `shutdown()`; raises if the store refuses to register it."""
+        try:
+            await self._run()
+        finally:
+            self.watchdog.close()
+
+    async def _run(self) -> None:
+        await self._sync_clock()
         await self._register()
         ctx = NodeContext(
             store=self.store,
@@ -144,12 +165,24 @@ class NodeProcess:
             raise first from None
         finally:
             await self.runner.stop_all(grace=1.0)
+            await self.worker.close()
             try:
                 await self.store.deregister_node(self.node.id, now=self.clock.now())
+                log.info("node %s left the cluster", self.node.name)
             except CronhiveError:
                 log.warning("could not deregister node %s", self.node.name)
 
+    async def _sync_clock(self) -> None:
+        if self._db_clock is not None:
+            await self._db_clock.sync()
+
+    def _margin(self) -> float:
+        """How long before the lease's end the runs are killed: the old copy must be dead
+        before any other node may reap the lease and start the next attempt."""
+        return max(0.5, self.config.lease_ttl / 5)
+
     async def _register(self) -> None:
+        began = time.monotonic()
         self._node = await self.store.register_node(
             name=self.config.name,
             tags=self.config.tags,
@@ -157,44 +190,57 @@ class NodeProcess:
             ttl=self.config.lease_ttl,
             now=self.clock.now(),
         )
+        self.watchdog.hold_until(began + self.config.lease_ttl - self._margin())
         if self.scheduler is not None:
             self.scheduler.node_id = self._node.id
         log.info("node %s (%s) joined", self._node.name, self._node.id)
 
     async def _drain(self) -> None:
         self.worker.claiming = False
-        if not await self.worker.drain(self.config.grace):
-            await self.worker.stop_all("node shutting down", grace=self.config.grace)
-            await self.worker.drain(self.config.grace + 2)
+        running = len(self.worker.running())
+        grace = self.config.drain_grace
+        log.info("draining: claiming stopped; %d runs have %gs to end", running, grace)
+        if not await self.worker.drain(grace):
+            left = len(self.worker.running())
+            log.warning("handing over %d runs to the cluster (retried elsewhere)", left)
+            await self.worker.stop_all(
+                "node shutting down; handed over", grace=self.config.grace, lost=True
+            )
+            await self.worker.drain(self.config.grace + 5)
+        log.info("drained")
 
     async def _heartbeat(self) -> None:
         ttl = self.config.lease_ttl
-        deadline = self.clock.now() + timedelta(seconds=ttl)
         wake = asyncio.Event()
         while True:
             await self.clock.sleep_until(self.clock.now() + timedelta(seconds=ttl / 3), wake)
-            now = self.clock.now()
+            began = time.monotonic()
             try:
-                stops = await self.store.renew_lease(self.node.id, ttl=ttl, now=now)
-                deadline = now + timedelta(seconds=ttl)
+                # Never wait past the fencing deadline: a hung connection must not
+                # keep this loop from noticing that the lease is lapsing.
+                async with asyncio.timeout(max(0.05, self.watchdog.remaining())):
+                    await self._sync_clock()
+                    stops = await self.store.renew_lease(
+                        self.node.id, ttl=ttl, now=self.clock.now()
+                    )
+                self.watchdog.hold_until(began + ttl - self._margin())
                 for execution_id in stops:
                     await self.worker.stop(execution_id, "stop requested")
             except Fenced:
                 await self._fence("the cluster expired this node's lease")
                 await self._register()
-                deadline = self.clock.now() + timedelta(seconds=ttl)
-            except CronhiveError:
-                log.exception("lease renewal failed")
-                if self.clock.now() >= deadline - timedelta(seconds=ttl / 6):
-                    # Our lease is about to lapse: the runs may be given away; the old
-                    # copies must not keep going.
+            except (CronhiveError, TimeoutError) as exc:
+                log.warning("lease renewal failed: %s", exc or "timed out")
+                if self.watchdog.remaining() <= ttl / 6:
+                    # The lease is about to lapse and the runs may be given away: end
+                    # them now (the supervisor kills what is left at the deadline).
                     await self._fence("lease could not be renewed")
 
     async def _fence(self, why: str) -> None:
         running = self.worker.running()
         if running:
-            log.error("%s: stopping %d runs", why, len(running))
-            await self.worker.stop_all(f"fenced: {why}", grace=1.0)
+            log.error("%s: giving up %d runs (lost, retried elsewhere)", why, len(running))
+            await self.worker.stop_all(f"fenced: {why}", grace=1.0, lost=True)
 
     async def _reaper(self) -> None:
         wake = asyncio.Event()
@@ -212,10 +258,11 @@ class NodeProcess:
                 leases = [
                     n.lease_expires_at
                     for n in await self.store.list_nodes(now=now)
-                    if n.id != self.node.id and n.lease_expires_at > now
+                    if n.id != self.node.id and n.alive(now)
                 ]
-            except CronhiveError:
-                log.exception("reaping failed")
+            except CronhiveError as exc:
+                log.warning("reaping failed: %s", exc)
+                until = now + timedelta(seconds=0.2)  # deadlock or outage: again soon
                 continue
             if leases:
                 until = min(until, min(leases) + _JUST_AFTER)
@@ -229,9 +276,9 @@ class NodeProcess:
                 async with self.store.listen() as notes:
                     async for note in notes:
                         self._dispatch(note.topic, note.key)
-            except CronhiveError:
-                log.exception("listening for notifications failed; retrying")
-                await asyncio.sleep(1.0)
+            except CronhiveError as exc:
+                log.warning("listening for notifications failed (%s); retrying", exc)
+                await asyncio.sleep(0.5)
 
     def _dispatch(self, topic: str, key: str) -> None:
         self.hub.publish(topic, key)

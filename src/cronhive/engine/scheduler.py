@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 200  # due jobs per transaction
 MAX_SLEEP = timedelta(seconds=30)  # re-check at least this often (a missed NOTIFY)
+# After a failed tick: retry soon, so firing resumes the moment the database answers.
+RETRY_FIRST, RETRY_MAX = 0.1, 2.0
 
 
 class Scheduler:
@@ -47,14 +49,21 @@ class Scheduler:
         self._wake.set()
 
     async def run(self) -> None:
+        retry = RETRY_FIRST
         while self._running:
             try:
                 while await self.tick() >= BATCH:
                     pass  # more due jobs than one batch: keep going
                 upcoming = await self._store.next_fire_at()
-            except CronhiveError:
-                log.exception("scheduler tick failed")
-                upcoming = None
+            except CronhiveError as exc:
+                if retry == RETRY_FIRST:
+                    log.warning("scheduler tick failed (%s); retrying", exc)
+                upcoming = self._clock.now() + timedelta(seconds=retry)
+                retry = min(retry * 2, RETRY_MAX)
+            else:
+                if retry != RETRY_FIRST:
+                    log.info("scheduler ticking again")
+                retry = RETRY_FIRST
             now = self._clock.now()
             until = now + MAX_SLEEP if upcoming is None else min(upcoming, now + MAX_SLEEP)
             self._wake.clear()
@@ -66,37 +75,42 @@ class Scheduler:
         now = self._clock.now()
         events: list[Event] = []
         fast: list[Execution] = []
-        async with self._store.firing(now, BATCH) as batch:
-            jobs = list(batch.jobs)
-            if not jobs:
-                return 0
-            active = await batch.active_runs([j.id for j in jobs])
-            free = self._worker.free if self._worker else 0
-            new: list[Execution] = []
-            moves: list[tuple[UUID, datetime | None]] = []
-            for job in jobs:
-                p = plan(job, now, active.get(job.id, []))
-                for execution_id in p.stop:
-                    await batch.request_stop(execution_id, "replaced by a newer run")
-                new += p.skipped + p.queued
-                moves.append((job.id, p.next_fire_at))
-                if p.passed_over:
-                    events.append(_passed_over_event(job.id, job.owner, p.passed_over, now))
-            # A few statements per tick whatever the number of due jobs: the due rows
-            # stay locked (and other nodes skip them) for as short a time as possible.
-            inserted = await batch.insert_many(new)
-            await batch.advance_many(moves)
-            mine = [
-                e.id
-                for e in new
-                if e.state is RunState.QUEUED and e.id in inserted and self._fits(e)
-            ][:free]
-            if mine:
-                try:
-                    fast = await batch.claim(mine, self.node_id, now)
-                except Fenced:
-                    fast = []
-        if fast and self._worker is not None:
+        room = 0
+        try:
+            async with self._store.firing(now, BATCH) as batch:
+                jobs = list(batch.jobs)
+                if not jobs:
+                    return 0
+                active = await batch.active_runs([j.id for j in jobs])
+                new: list[Execution] = []
+                moves: list[tuple[UUID, datetime | None]] = []
+                for job in jobs:
+                    p = plan(job, now, active.get(job.id, []))
+                    for execution_id in p.stop:
+                        await batch.request_stop(execution_id, "replaced by a newer run")
+                    new += p.skipped + p.queued
+                    moves.append((job.id, p.next_fire_at))
+                    if p.passed_over:
+                        events.append(_passed_over_event(job.id, job.owner, p.passed_over, now))
+                # A few statements per tick whatever the number of due jobs: the due rows
+                # stay locked (and other nodes skip them) for as short a time as possible.
+                inserted = await batch.insert_many(new)
+                await batch.advance_many(moves)
+                mine = [
+                    e.id
+                    for e in new
+                    if e.state is RunState.QUEUED and e.id in inserted and self._fits(e)
+                ]
+                room = self._worker.reserve(len(mine)) if self._worker and mine else 0
+                if room:
+                    try:
+                        fast = await batch.claim(mine[:room], self.node_id, now)
+                    except Fenced:
+                        fast = []
+        finally:
+            if self._worker is not None:
+                self._worker.release(room)
+        if self._worker is not None:
             self._worker.adopt(fast)
         for event in events:
             await self._store.add_event(event)

@@ -4,6 +4,11 @@ Batches go out when they reach `batch_bytes` or `interval` after their first chu
 whichever comes first, so a live reader on another node lags by about `interval`. Past
 `cap` bytes (both streams together) nothing more is stored and the run is marked capped;
 the node's spool file still holds everything.
+
+Nothing is dropped on a database failure: the batch is kept, the timer re-armed (with
+backoff), and `close()` returns only once every byte is stored, or the run was given
+away (`Fenced`). The worker records the run's end after `close()`, so a reader that
+sees a terminal state and then reads the chunks has every byte.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from cronhive.model import OutputChunk, Stream
 from cronhive.store import Store
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST, RETRY_MAX = 0.1, 2.0  # seconds between attempts to store a failed batch
 
 
 class OutputShipper:
@@ -45,6 +52,7 @@ class OutputShipper:
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._backoff = RETRY_FIRST
         self.capped = False
         self.fenced = False
 
@@ -69,8 +77,11 @@ class OutputShipper:
         if self._pending_bytes >= self._batch_bytes or self.capped:
             await self.flush()
         elif self._pending and self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self._interval, self._flush_soon)
+            self._arm(self._interval)
+
+    def _arm(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._flush_soon)
 
     def _flush_soon(self) -> None:
         self._timer = None
@@ -89,18 +100,31 @@ class OutputShipper:
                     self._execution_id, node_id=self._node_id, chunks=batch
                 )
                 self._stored += sum(len(c.data) for c in batch)
+                self._backoff = RETRY_FIRST
             except Fenced:
                 # The run was given away: stop shipping; the node is stopping it.
                 self.fenced = True
-            except CronhiveError:
-                # Output must not be dropped silently: keep the batch for the next flush.
-                log.exception("shipping output of %s failed; will retry", self._execution_id)
+            except CronhiveError as exc:
+                # Output must not be dropped: keep the batch and try again soon (no later
+                # write may come to trigger it: a live reader would stall).
+                if self._backoff == RETRY_FIRST:
+                    log.warning(
+                        "shipping output of %s failed (%s); retrying", self._execution_id, exc
+                    )
                 self._pending[:0] = batch
                 self._pending_bytes += sum(len(c.data) for c in batch)
+                if self._timer is None:
+                    self._arm(self._backoff)
+                self._backoff = min(self._backoff * 2, RETRY_MAX)
 
     async def close(self) -> None:
+        """Returns once every byte is stored (or the run was given away)."""
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
         await self.flush()
-        if self._pending and not self.fenced:
-            await self.flush()  # one more try after a transient failure
+        while self._pending and not self.fenced:
+            await asyncio.sleep(self._backoff)
+            await self.flush()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

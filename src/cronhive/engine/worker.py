@@ -1,14 +1,21 @@
 """The worker: claims queued runs this node has room and tags for, and runs them.
 
-Pull, not push: a busy node simply does not claim. Each run's output goes to the store
-through an `OutputShipper`; its end goes through a `Finisher` (`Store.finish_many`, in
-batches), which drops it if the cluster gave the run away meanwhile.
+Pull, not push: a busy node simply does not claim. Capacity is one counter: the claim
+loop and the scheduler's fast path both `reserve` slots before they claim, so together
+they never take more than the node has room for. Each run's process group is registered
+with the `Watchdog`, whose supervisor kills it if the lease lapses. Each run's output goes
+to the store through an `OutputShipper`; its end goes through a `Finisher`
+(`Store.finish_many`, in batches), which drops it if the cluster gave the run away.
+
+A run this node gives up (its lease lapsed, or it is shutting down) ends `lost`, never
+`stopped`: it is retried at once elsewhere. `stopped` is for a person or a replace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from functools import partial
 from uuid import UUID
@@ -17,6 +24,7 @@ from cronhive import runner
 from cronhive.engine.clock import Clock
 from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
+from cronhive.engine.watchdog import Watchdog
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Execution, Outcome, RunState
 from cronhive.store import Store
@@ -38,6 +46,8 @@ class Worker:
         tags: frozenset[str],
         capacity: int,
         output_cap: int,
+        watchdog: Watchdog | None = None,
+        node_name: str = "",
     ) -> None:
         self._store = store
         self._runner = procs
@@ -48,14 +58,29 @@ class Worker:
         self._output_cap = output_cap
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
         self._handles: dict[UUID, runner.RunHandle] = {}
-        self._stopping: dict[UUID, str] = {}
+        self._stopping: dict[UUID, tuple[str, bool]] = {}  # reason, ends lost
         self._wake = asyncio.Event()
         self._finisher = Finisher(store)
+        self._watchdog = watchdog or Watchdog(supervised=False)
+        self._reserved = 0
+        self.node_name = node_name
         self.claiming = True
 
     @property
     def free(self) -> int:
-        return max(0, self.capacity - len(self._tasks)) if self.claiming else 0
+        if not self.claiming:
+            return 0
+        return max(0, self.capacity - len(self._tasks) - self._reserved)
+
+    def reserve(self, wanted: int) -> int:
+        """Takes up to `wanted` free slots for a claim; give back what the claim did not
+        use with `release` (adopting a run uses its slot)."""
+        granted = min(wanted, self.free)
+        self._reserved += granted
+        return granted
+
+    def release(self, count: int) -> None:
+        self._reserved = max(0, self._reserved - count)
 
     def wake(self) -> None:
         self._wake.set()
@@ -69,16 +94,19 @@ class Worker:
     async def run(self) -> None:
         """Claims and starts runs until `stop_claiming()`."""
         while self.claiming:
-            if self.free:
+            room = 0 if self._watchdog.expired() else self.reserve(self.free)
+            if room:
                 try:
                     claimed = await self._store.claim(
-                        self._node_id(), self.tags, self.free, self._clock.now()
+                        self._node_id(), self.tags, room, self._clock.now()
                     )
                 except Fenced:
                     claimed = []  # the heartbeat re-registers the node
-                except CronhiveError:
-                    log.exception("claiming failed")
+                except CronhiveError as exc:
+                    log.warning("claiming failed: %s", exc)
                     claimed = []
+                finally:
+                    self.release(room)
                 self.adopt(claimed)
                 if len(claimed) and self.free:
                     continue  # there may be more waiting
@@ -124,17 +152,26 @@ class Worker:
     def running(self) -> list[UUID]:
         return list(self._tasks)
 
-    async def stop(self, execution_id: UUID, reason: str, grace: float | None = None) -> None:
-        """Stops a run of this node (a stop request, a replace, a fenced lease)."""
+    async def stop(
+        self, execution_id: UUID, reason: str, grace: float | None = None, *, lost: bool = False
+    ) -> None:
+        """Stops a run of this node: a stop request or a replace (`stopped`), or this node
+        giving the run up (`lost=True`: fenced, shutting down; retried elsewhere)."""
         if execution_id not in self._tasks:
             return
-        self._stopping.setdefault(execution_id, reason)
+        self._stopping.setdefault(execution_id, (reason, lost))
         handle = self._handles.get(execution_id)
         if handle is not None:
             await handle.stop(grace)
 
-    async def stop_all(self, reason: str, grace: float | None = None) -> None:
-        await asyncio.gather(*(self.stop(i, reason, grace) for i in list(self._tasks)))
+    async def stop_all(
+        self, reason: str, grace: float | None = None, *, lost: bool = False
+    ) -> None:
+        await asyncio.gather(*(self.stop(i, reason, grace, lost=lost) for i in list(self._tasks)))
+
+    async def close(self) -> None:
+        """Ends the finisher's writers; call after the last run ended."""
+        await self._finisher.close()
 
     async def drain(self, within: float) -> bool:
         """Waits up to `within` seconds for running runs to end; True if all did."""
@@ -158,7 +195,7 @@ class Worker:
                     run_id=str(execution.id),
                     argv=spec.command,
                     shell=spec.shell,
-                    env=spec.env,
+                    env={**spec.env, **self._identity(execution)},
                     cwd=spec.cwd,
                     user=spec.run_as,
                     timeout=spec.timeout,
@@ -174,12 +211,28 @@ class Worker:
             )
             return
         self._handles[execution.id] = handle
+        if handle.pid is not None:
+            self._watchdog.add(handle.pid)
         if execution.id in self._stopping:
             await handle.stop()
-        result = await handle.wait()
+        try:
+            result = await handle.wait()
+        finally:
+            if handle.pid is not None:
+                self._watchdog.remove(handle.pid)
         await shipper.close()
         await self._finish(execution, node_id, self._outcome(execution, result, shipper))
         self._runner.discard(str(execution.id))
+
+    def _identity(self, execution: Execution) -> dict[str, str]:
+        """What a run knows of itself; CRONHIVE_FENCE lets its own resources refuse a
+        stale writer (a higher token means a newer attempt: see docs/fencing.md)."""
+        return {
+            "CRONHIVE_ATTEMPT": str(execution.attempt),
+            "CRONHIVE_FENCE": str(execution.fence or 0),
+            "CRONHIVE_SLOT": execution.scheduled_for.isoformat(),
+            "CRONHIVE_NODE": self.node_name,
+        }
 
     def _cap(self, execution: Execution) -> int:
         return execution.run.output_cap or self._output_cap
@@ -188,12 +241,19 @@ class Worker:
         self, execution: Execution, result: runner.RunResult, shipper: OutputShipper
     ) -> Outcome:
         reason = result.error
+        state = RunState(result.state.value)
+        stopping, lost = self._stopping.get(execution.id, (None, False))
         if result.state is runner.RunState.STOPPED:
-            reason = self._stopping.get(execution.id, reason)
+            reason = stopping or reason
+            if lost:
+                state = RunState.LOST
         if result.state is runner.RunState.TIMED_OUT:
             reason = f"timed out after {execution.run.timeout:g}s"
+        if result.signal == signal.SIGKILL and self._watchdog.expired():
+            # Killed by the supervisor: the lease lapsed, so the run is not ours to judge.
+            state, reason = RunState.LOST, "fenced: the lease was not renewed in time"
         return Outcome(
-            state=RunState(result.state.value),
+            state=state,
             exit_code=result.exit_code,
             signal=result.signal,
             reason=reason,

@@ -18,6 +18,7 @@ from cronhive.store.base import (
     Store,
     Visibility,
 )
+from cronhive.store.postgres import SessionLimits
 from cronhive.store.tokens import Token
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "FiringBatch",
     "Notification",
     "RetryDecider",
+    "SessionLimits",
     "Store",
     "Token",
     "Visibility",

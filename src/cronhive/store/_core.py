@@ -51,6 +51,7 @@ def visible(column: sa.ColumnElement[str | None], visible_to: Visibility) -> Col
 
 def retry_of(ex: Execution, not_before: datetime, now: datetime) -> Execution:
     """The next attempt of `ex`: a new row, same slot (history is append-only)."""
+    lost = 1 if ex.state is RunState.LOST else 0
     return Execution(
         id=uuid4(),
         job_id=ex.job_id,
@@ -62,7 +63,14 @@ def retry_of(ex: Execution, not_before: datetime, now: datetime) -> Execution:
         attempt=ex.attempt + 1,
         not_before=not_before,
         queued_at=now,
+        lost_total=ex.lost_total + lost,
+        lost_streak=(ex.lost_streak + 1) if lost else 0,
     )
+
+
+def job_order(ex: Execution) -> str:
+    """The one order in which a transaction locks several job rows (see _nodes.reap)."""
+    return str(ex.job_id)
 
 
 def job_tally(ex: Execution) -> sa.Update:
@@ -104,6 +112,15 @@ class SqlBase(Store):
 
     def _after_commit(self, tx: Tx) -> None:
         """Delivers `tx.notes` after commit, if the backend cannot do it in the transaction."""
+
+    def _fence_value(self) -> dict[str, Any]:
+        """Column values that give each claimed row its fencing token in the claim's
+        UPDATE itself, if the backend can (a sequence); else `_fence_claimed` does."""
+        return {}
+
+    async def _fence_claimed(self, tx: Tx, claimed: list[Execution]) -> list[Execution]:
+        """Gives fencing tokens to rows `_fence_value` left without one."""
+        return claimed
 
     async def _release_node_lock(self) -> None:
         """Lets another node use the database (SQLite's one-node lock)."""

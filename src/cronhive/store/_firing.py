@@ -141,7 +141,6 @@ class SqlBatch(FiringBatch):
     ) -> list[Execution]:
         if not execution_ids:
             return []
-        stmt = self._store._claim_stmt(list(execution_ids), node_id, now)
-        claimed = [rows.row_to_execution(r) for r in (await self._tx.run(stmt)).mappings()]
+        claimed = await self._store._claim(self._tx, list(execution_ids), node_id, now)
         self.unclaimed.difference_update(ex.id for ex in claimed)
         return claimed

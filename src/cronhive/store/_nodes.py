@@ -3,7 +3,9 @@
 A lease is `nodes.lease_expires_at`. Renewal is a conditional UPDATE that refuses an
 expired lease, so a node that missed its deadline learns it is fenced instead of
 silently coming back. Reaping locks the dead node's row (PostgreSQL `FOR UPDATE SKIP
-LOCKED`; SQLite's write lock), so each lost run is handled by exactly one reaper.
+LOCKED`; SQLite's write lock), so each lost run is handled by exactly one reaper. A
+reaped or departed node's row stays, marked down, for `DOWN_RETENTION`, so operators
+see which node died and when it was last heard from.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import sqlalchemy as sa
 from cronhive.errors import Conflict, Fenced
 from cronhive.model import Event, Execution, Node, RunState
 from cronhive.store import _rows as rows
-from cronhive.store._core import RUNNING, SqlBase, Tx, job_tally
-from cronhive.store.base import RetryDecider
+from cronhive.store._core import RUNNING, SqlBase, Tx, job_order, job_tally
+from cronhive.store.base import DOWN_RETENTION, RetryDecider
 from cronhive.store.schema import events, executions, nodes
 
 
@@ -25,14 +27,19 @@ def _running_on(node_id: UUID) -> sa.ColumnElement[bool]:
     return sa.and_(executions.c.node_id == node_id, executions.c.state == RUNNING)
 
 
+def live_lease(node_id: UUID, now: datetime) -> sa.ColumnElement[bool]:
+    """`node_id` holds a lease that has not lapsed at `now` (and was not reaped)."""
+    return sa.and_(
+        nodes.c.id == node_id, nodes.c.lease_expires_at > now, nodes.c.down_since.is_(None)
+    )
+
+
 class NodeOps(SqlBase):
     """register_node, renew_lease, deregister_node, list_nodes, reap."""
 
     async def _check_alive(self, tx: Tx, node_id: UUID, now: datetime) -> None:
         """Raises `Fenced` unless `node_id` holds a live lease at `now`."""
-        alive = await tx.run(
-            sa.select(nodes.c.id).where(nodes.c.id == node_id, nodes.c.lease_expires_at > now)
-        )
+        alive = await tx.run(sa.select(nodes.c.id).where(live_lease(node_id, now)))
         if alive.first() is None:
             raise Fenced(f"node {node_id} has no live lease")
 
@@ -67,7 +74,7 @@ class NodeOps(SqlBase):
         async with self._write() as tx:
             renewed = await tx.run(
                 nodes.update()
-                .where(nodes.c.id == node_id, nodes.c.lease_expires_at > now)
+                .where(live_lease(node_id, now))
                 .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=ttl))
             )
             if renewed.rowcount == 0:
@@ -77,8 +84,19 @@ class NodeOps(SqlBase):
 
     async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:
         busy = sa.exists().where(_running_on(node_id))
+        at = sa.literal(now, nodes.c.down_since.type)
         async with self._write() as tx:
-            gone = await tx.run(nodes.delete().where(nodes.c.id == node_id, ~busy))
+            gone = await tx.run(
+                nodes.update()
+                .where(nodes.c.id == node_id, ~busy)
+                .values(
+                    down_since=sa.func.coalesce(nodes.c.down_since, at),
+                    down_reason=sa.func.coalesce(nodes.c.down_reason, "left the cluster"),
+                    lease_expires_at=sa.case(
+                        (nodes.c.lease_expires_at > now, at), else_=nodes.c.lease_expires_at
+                    ),
+                )
+            )
             if gone.rowcount == 0:
                 left = await tx.run(sa.select(sa.func.count()).where(_running_on(node_id)))
                 count = left.scalar_one()
@@ -97,13 +115,21 @@ class NodeOps(SqlBase):
         )
         return [rows.row_to_node(r, r["running"]) for r in found]
 
-    async def reap(self, *, now: datetime, retry: RetryDecider) -> list[Execution]:
+    async def reap(
+        self, *, now: datetime, retry: RetryDecider, keep_down: timedelta = DOWN_RETENTION
+    ) -> list[Execution]:
         expired = await self._read(
-            sa.select(nodes.c.id).where(nodes.c.lease_expires_at <= now).order_by(nodes.c.id)
+            sa.select(nodes.c.id)
+            .where(nodes.c.lease_expires_at <= now, nodes.c.down_since.is_(None))
+            .order_by(nodes.c.id)
         )
         lost: list[Execution] = []
         for row in expired:
             lost.extend(await self._reap_node(row["id"], now, retry))
+        stale = nodes.c.down_since < now - keep_down
+        if await self._read(sa.select(nodes.c.id).where(stale).limit(1)):
+            async with self._write() as tx:
+                await tx.run(nodes.delete().where(stale))
         return lost
 
     async def _reap_node(
@@ -114,7 +140,11 @@ class NodeOps(SqlBase):
             # second finds the row gone (or skips it while it is locked) and does nothing.
             locked = await tx.run(
                 sa.select(nodes.c.name)
-                .where(nodes.c.id == node_id, nodes.c.lease_expires_at <= now)
+                .where(
+                    nodes.c.id == node_id,
+                    nodes.c.lease_expires_at <= now,
+                    nodes.c.down_since.is_(None),
+                )
                 .with_for_update(skip_locked=True)
             )
             name = locked.scalar_one_or_none()
@@ -129,8 +159,6 @@ class NodeOps(SqlBase):
             )
             lost = [rows.row_to_execution(r) for r in result.mappings()]
             for ex in lost:
-                if ex.job_id is not None:
-                    await tx.run(job_tally(ex))
                 await self._queue_retry(tx, ex, retry, now)
                 tx.note("output", str(ex.id))
             if lost:
@@ -152,5 +180,13 @@ class NodeOps(SqlBase):
                     ],
                 )
                 tx.note("events")
-            await tx.run(nodes.delete().where(nodes.c.id == node_id))
+            # Job rows last and by id, the order every writer takes them in (finish_many
+            # too), so a reaper and a finisher wait for each other but never deadlock.
+            for ex in sorted((e for e in lost if e.job_id is not None), key=job_order):
+                await tx.run(job_tally(ex))
+            await tx.run(
+                nodes.update()
+                .where(nodes.c.id == node_id)
+                .values(down_since=now, down_reason=reason)
+            )
         return lost

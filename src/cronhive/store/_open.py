@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from cronhive.errors import CronhiveError, InvalidInput, StoreUnavailable
 from cronhive.store._errors import translate_error
 from cronhive.store.base import Store
-from cronhive.store.postgres import PostgresStore
+from cronhive.store.postgres import PostgresStore, SessionLimits
 from cronhive.store.sql import SqlStore
 from cronhive.store.sqlite import SqliteStore
 
@@ -67,14 +67,15 @@ async def migrate(store: SqlStore) -> None:
         await conn.run_sync(_upgrade)
 
 
-async def open_store(url: str) -> Store:
+async def open_store(url: str, *, limits: SessionLimits | None = None) -> Store:
     """Opens (and migrates to head) the database at `url`: `sqlite:///path/to.db`, a bare
-    file path, or `postgresql://...`. Raises `InvalidInput` for a URL it cannot use and
-    `StoreUnavailable` when the database cannot be reached or opened."""
+    file path, or `postgresql://...`. `limits` sets PostgreSQL's session deadlines.
+    Raises `InvalidInput` for a URL it cannot use and `StoreUnavailable` when the
+    database cannot be reached or opened."""
     target = _parse(url)
     store: SqlStore
     if isinstance(target, URL):
-        store = PostgresStore(target)
+        store = PostgresStore(target, limits=limits)
         shown = target.set(drivername="postgresql").render_as_string(hide_password=True)
     else:
         _check_directory(target)

@@ -171,6 +171,9 @@ def execution_values(ex: Execution) -> dict[str, Any]:
         "stdout_bytes": ex.stdout_bytes,
         "stderr_bytes": ex.stderr_bytes,
         "output_capped": ex.output_capped,
+        "fence": ex.fence,
+        "lost_total": ex.lost_total,
+        "lost_streak": ex.lost_streak,
     }
 
 
@@ -197,6 +200,9 @@ def row_to_execution(row: Row) -> Execution:
         stdout_bytes=row["stdout_bytes"],
         stderr_bytes=row["stderr_bytes"],
         output_capped=row["output_capped"],
+        fence=row["fence"],
+        lost_total=row["lost_total"],
+        lost_streak=row["lost_streak"],
     )
 
 
@@ -210,6 +216,8 @@ def row_to_node(row: Row, running: int = 0) -> Node:
         heartbeat_at=row["heartbeat_at"],
         lease_expires_at=row["lease_expires_at"],
         running=running,
+        down_since=row["down_since"],
+        down_reason=row["down_reason"],
     )
 
 

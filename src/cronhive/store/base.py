@@ -22,7 +22,7 @@ import abc
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from cronhive.model import (
@@ -39,6 +39,9 @@ from cronhive.model import (
 from cronhive.store.tokens import Token
 
 Visibility = frozenset[str] | None
+
+# How long a reaped or departed node stays listed as down.
+DOWN_RETENTION = timedelta(hours=24)
 
 # Computes when the retry of a run that ended in `Execution.state` may start, or None for
 # no retry. Called inside the store's transaction, so it must be pure and quick.
@@ -116,6 +119,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Releases connections. The store is unusable afterwards."""
+
+    @abc.abstractmethod
+    async def database_time(self) -> datetime:
+        """The database's clock, the cluster's clock (`clock_timestamp()` on PostgreSQL;
+        on SQLite, one node, the local clock). Raises `StoreUnavailable`."""
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -275,18 +283,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:
-        """A clean exit: the node's row goes; it must have no running executions."""
+        """A clean exit: the node is marked down ("left the cluster") and its lease ends;
+        it must have no running executions (`Conflict`)."""
 
     @abc.abstractmethod
     async def list_nodes(self, *, now: datetime) -> list[Node]:
-        """Nodes with live leases and those expired but not yet reaped, by name."""
+        """Every node not yet forgotten, by name: live, expired but not yet reaped, and
+        down (see `Node.state`)."""
 
     @abc.abstractmethod
-    async def reap(self, *, now: datetime, retry: RetryDecider) -> list[Execution]:
+    async def reap(
+        self, *, now: datetime, retry: RetryDecider, keep_down: timedelta = DOWN_RETENTION
+    ) -> list[Execution]:
         """For every node whose lease expired: its running executions become `lost`
-        (reason names the node), retries are queued under `retry`, the node row is
-        removed; one transaction per node, safe for any number of nodes to run at once
-        (each lost run is reaped exactly once). Returns the lost executions."""
+        (reason names the node), retries are queued under `retry`, the node is marked
+        down (it stays listed, with its last heartbeat, for `keep_down`; older down rows
+        are deleted); one transaction per node, safe for any number of nodes to run at
+        once (each lost run is reaped exactly once). Returns the lost executions."""
 
     # --- output ----------------------------------------------------------------------
 

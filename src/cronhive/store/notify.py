@@ -10,6 +10,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 
@@ -68,10 +69,10 @@ def hub_for(path: str) -> LocalHub:
 
 
 @asynccontextmanager
-async def pg_listen(conninfo: str) -> AsyncIterator[AsyncIterator[Notification]]:
+async def pg_listen(conninfo: str, **params: Any) -> AsyncIterator[AsyncIterator[Notification]]:
     """LISTEN on a dedicated autocommit connection for as long as the context is open."""
     try:
-        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, **params)
         await conn.execute(f"LISTEN {CHANNEL}")
     except psycopg.Error as exc:
         raise translate_error(exc) from exc

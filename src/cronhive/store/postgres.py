@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +29,7 @@ from cronhive.store._errors import translating
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
+from cronhive.store.schema import FENCE
 from cronhive.store.sql import SqlStore
 
 _NOTIFY_MANY = sa.text(
@@ -34,22 +37,76 @@ _NOTIFY_MANY = sa.text(
 ).bindparams(sa.bindparam("payloads", type_=postgresql.ARRAY(sa.Text())))
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionLimits:
+    """Deadlines on every session, so that no call waits on the database for ever.
+
+    `idle_in_transaction` is what frees the locks of a node that froze inside a
+    transaction (SIGSTOP, a stuck loop): the server ends its session. The TCP settings
+    make a connection whose packets vanish fail within seconds instead of minutes.
+    """
+
+    connect: float = 5.0
+    statement: float = 30.0
+    lock: float = 5.0
+    idle_in_transaction: float = 5.0
+    tcp_user_timeout: float = 5.0
+
+    def connect_args(self) -> dict[str, Any]:
+        options = (
+            f"-c statement_timeout={_ms(self.statement)} -c lock_timeout={_ms(self.lock)} "
+            f"-c idle_in_transaction_session_timeout={_ms(self.idle_in_transaction)}"
+        )
+        return {
+            **self.transport(),
+            "options": options,
+        }
+
+    def transport(self) -> dict[str, Any]:
+        return {
+            "connect_timeout": max(1, round(self.connect)),
+            "keepalives": 1,
+            "keepalives_idle": 2,
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+            "tcp_user_timeout": _ms(self.tcp_user_timeout),
+        }
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 class PostgresStore(SqlStore, TokenOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
-    def __init__(self, url: URL, *, pool_size: int = 5) -> None:
+    def __init__(
+        self, url: URL, *, pool_size: int = 5, limits: SessionLimits | None = None
+    ) -> None:
+        limits = limits or SessionLimits()
         engine = create_async_engine(
             url.set(drivername="postgresql+psycopg"),
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_timeout=30,
+            pool_timeout=limits.connect + 5,
             pool_recycle=1800,
+            pool_pre_ping=True,  # a connection from before a restart fails here, not mid-work
+            connect_args=limits.connect_args(),
         )
         super().__init__(writer=engine, reader=engine)
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._listen_args = limits.transport()
+
+    async def database_time(self) -> datetime:
+        found = await self._read(sa.select(sa.func.clock_timestamp().label("t")))
+        at: datetime = found[0]["t"]
+        return at.astimezone(UTC)
 
     def _insert(self, table: sa.Table) -> Insert:
         return postgresql.insert(table)
+
+    def _fence_value(self) -> dict[str, Any]:
+        return {"fence": FENCE.next_value()}
 
     def _tags_subset(self, column: sa.Column[Any], tags: frozenset[str]) -> ColumnElement[bool]:
         mine = sa.bindparam(None, sorted(tags), type_=postgresql.ARRAY(sa.Text()))
@@ -67,4 +124,4 @@ class PostgresStore(SqlStore, TokenOps):
                 await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, payload(topic, key))))
 
     def listen(self) -> AbstractAsyncContextManager[AsyncIterator[Notification]]:
-        return pg_listen(self._conninfo)
+        return pg_listen(self._conninfo, **self._listen_args)

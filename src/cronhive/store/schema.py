@@ -108,6 +108,12 @@ executions = sa.Table(
     sa.Column("stdout_bytes", sa.BigInteger(), nullable=False),
     sa.Column("stderr_bytes", sa.BigInteger(), nullable=False),
     sa.Column("output_capped", sa.Boolean(), nullable=False),
+    # Set when a node takes the run: a job's resource refuses writers with a lower one.
+    sa.Column("fence", sa.BigInteger()),
+    # Attempts of this slot lost with their node (all, and in a row): a lost attempt is
+    # not the job's failure, and a run that keeps killing its node must stop somewhere.
+    sa.Column("lost_total", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("lost_streak", sa.Integer(), nullable=False, server_default="0"),
     sa.UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_executions_slot"),
 )
 # Claiming: queued rows by due time.
@@ -115,6 +121,7 @@ sa.Index("ix_executions_claim", executions.c.state, executions.c.not_before)
 # History of one job, newest first; and all runs, newest first.
 sa.Index("ix_executions_history", executions.c.job_id, executions.c.queued_at)
 sa.Index("ix_executions_queued_at", executions.c.queued_at, executions.c.id)
+sa.Index("ix_executions_fence", executions.c.fence)
 # Reaping and node load: the running rows of one node.
 sa.Index(
     "ix_executions_running",
@@ -144,8 +151,15 @@ nodes = sa.Table(
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
     sa.Column("lease_expires_at", UTCDateTime(), nullable=False),
+    # Set once the node is known gone (reaped or left); the row stays for operators.
+    sa.Column("down_since", UTCDateTime()),
+    sa.Column("down_reason", sa.Text()),
 )
 sa.Index("ix_nodes_lease", nodes.c.lease_expires_at)
+
+# PostgreSQL hands out fencing tokens from a sequence (no row every node would contend
+# for); SQLite, one writer, takes max(fence) + 1 inside its write transaction.
+FENCE = sa.Sequence("execution_fence", metadata=metadata)
 
 events = sa.Table(
     "events",

@@ -29,11 +29,11 @@ from cronhive.model import (
     Stream,
 )
 from cronhive.store import _rows as rows
-from cronhive.store._core import QUEUED, RUNNING, job_tally, visible
+from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, job_tally, visible
 from cronhive.store._firing import SqlBatch, stop
-from cronhive.store._nodes import NodeOps
+from cronhive.store._nodes import NodeOps, live_lease
 from cronhive.store.base import Finish, FiringBatch, RetryDecider, Visibility
-from cronhive.store.schema import events, executions, jobs, nodes, output_chunks
+from cronhive.store.schema import events, executions, jobs, output_chunks
 
 
 def _finish_message(outcome: Outcome) -> str:
@@ -253,14 +253,18 @@ class SqlStore(NodeOps):
             ) from exc
         return execution
 
-    def _claim_stmt(self, pick: Any, node_id: UUID, now: datetime) -> Any:
-        alive = sa.exists().where(nodes.c.id == node_id, nodes.c.lease_expires_at > now)
-        return (
+    async def _claim(self, tx: Tx, pick: Any, node_id: UUID, now: datetime) -> list[Execution]:
+        """Marks the picked queued runs `running` on `node_id`, each with a fresh fencing
+        token, if the node's lease is live; the claim of `claim` and of the fast path."""
+        alive = sa.exists().where(live_lease(node_id, now))
+        stmt = (
             executions.update()
             .where(executions.c.id.in_(pick), executions.c.state == QUEUED, alive)
-            .values(state=RUNNING, node_id=node_id, started_at=now)
+            .values(state=RUNNING, node_id=node_id, started_at=now, **self._fence_value())
             .returning(*executions.c)
         )
+        claimed = [rows.row_to_execution(r) for r in (await tx.run(stmt)).mappings()]
+        return await self._fence_claimed(tx, claimed)
 
     async def claim(
         self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
@@ -277,13 +281,10 @@ class SqlStore(NodeOps):
             .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         async with self._write() as tx:
-            stmt = self._claim_stmt(sa.select(pick.c.id), node_id, now)
-            claimed = (await tx.run(stmt)).mappings().all()
+            claimed = await self._claim(tx, sa.select(pick.c.id), node_id, now)
             if not claimed:
                 await self._check_alive(tx, node_id, now)
-        return sorted(
-            map(rows.row_to_execution, claimed), key=lambda e: (e.not_before, e.queued_at)
-        )
+        return sorted(claimed, key=lambda e: (e.not_before, e.queued_at))
 
     async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
         c = executions.c
@@ -334,7 +335,7 @@ class SqlStore(NodeOps):
             # Last, so the job rows (which firing also locks) are held briefly; in one
             # order (by id) on every node, so two nodes' batches wait, never deadlock.
             tallied = [r[0] for r in results if r is not None and r[0].job_id is not None]
-            for done in sorted(tallied, key=lambda ex: str(ex.job_id)):
+            for done in sorted(tallied, key=job_order):
                 await tx.run(job_tally(done))
         return results
 

@@ -18,7 +18,8 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -30,12 +31,12 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
 from cronhive.errors import Conflict
-from cronhive.model import Node
+from cronhive.model import Execution, Node
 from cronhive.store._core import Tx
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import hub_for
-from cronhive.store.schema import nodes
+from cronhive.store.schema import executions, nodes
 from cronhive.store.sql import SqlStore
 
 _PRAGMAS = (
@@ -88,6 +89,23 @@ class SqliteStore(SqlStore, TokenOps):
 
     def _insert(self, table: sa.Table) -> Insert:
         return sqlite.insert(table)
+
+    async def database_time(self) -> datetime:
+        return datetime.now(UTC)  # one node: its clock is the database's
+
+    async def _fence_claimed(self, tx: Tx, claimed: list[Execution]) -> list[Execution]:
+        if not claimed:
+            return claimed
+        # One writer per file: max + 1 inside the write transaction is a sequence.
+        top = (await tx.run(sa.select(sa.func.max(executions.c.fence)))).scalar() or 0
+        fenced = [replace(ex, fence=top + i) for i, ex in enumerate(claimed, 1)]
+        await tx.run(
+            executions.update()
+            .where(executions.c.id == sa.bindparam("b_id"))
+            .values(fence=sa.bindparam("b_fence")),
+            [{"b_id": ex.id, "b_fence": ex.fence} for ex in fenced],
+        )
+        return fenced
 
     def _tags_subset(self, column: sa.Column[Any], tags: frozenset[str]) -> ColumnElement[bool]:
         each = sa.func.json_each(column).table_valued("value")

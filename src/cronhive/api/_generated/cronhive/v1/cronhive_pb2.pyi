@@ -819,6 +819,9 @@ class Node(_message.Message):
     HEARTBEAT_AT_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     ALIVE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DOWN_SINCE_FIELD_NUMBER: _builtins.int
+    DOWN_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     capacity: _builtins.int
@@ -826,12 +829,18 @@ class Node(_message.Message):
     running: _builtins.int
     alive: _builtins.bool
     """its lease has not expired"""
+    state: _builtins.str
+    """up | expired (lease lapsed, not yet reaped) | down (reaped or left)"""
+    down_reason: _builtins.str
+    """e.g. "node n2 lease expired", "left the cluster" """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def heartbeat_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def down_since(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -843,10 +852,13 @@ class Node(_message.Message):
         heartbeat_at: _timestamp_pb2.Timestamp | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         alive: _builtins.bool = ...,
+        state: _builtins.str = ...,
+        down_since: _timestamp_pb2.Timestamp | None = ...,
+        down_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_at", b"heartbeat_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["down_since", b"down_since", "heartbeat_at", b"heartbeat_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alive", b"alive", "capacity", b"capacity", "heartbeat_at", b"heartbeat_at", "id", b"id", "name", b"name", "running", b"running", "started_at", b"started_at", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alive", b"alive", "capacity", b"capacity", "down_reason", b"down_reason", "down_since", b"down_since", "heartbeat_at", b"heartbeat_at", "id", b"id", "name", b"name", "running", b"running", "started_at", b"started_at", "state", b"state", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

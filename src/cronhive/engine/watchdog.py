@@ -1,0 +1,76 @@
+"""The node's side of fencing: the lease deadline on the monotonic clock, held twice.
+
+Inside the node, `expired()` tells the worker that its runs are no longer covered. Outside
+it, a supervisor process (`_supervisor.py`) holds the same deadline and SIGKILLs the runs'
+process groups when it passes, or when the node dies, so a frozen or killed node's runs
+are dead before the cluster may start their next attempt elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_SUPERVISOR = Path(__file__).with_name("_supervisor.py")
+
+
+class Watchdog:
+    """Holds this node's fencing deadline (seconds on `time.monotonic()`)."""
+
+    def __init__(self, *, supervised: bool = True) -> None:
+        self._deadline = float("inf")
+        self._proc: subprocess.Popen[bytes] | None = None
+        if supervised:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", str(_SUPERVISOR)],
+                stdin=subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C at a terminal is for the node
+                close_fds=True,
+            )
+
+    def hold_until(self, deadline: float) -> None:
+        """The lease covers the runs until `deadline` (monotonic)."""
+        self._deadline = deadline
+        self._send(f"deadline {deadline:.6f}")
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self._deadline
+
+    def remaining(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def add(self, pgid: int) -> None:
+        self._send(f"add {pgid}")
+
+    def remove(self, pgid: int) -> None:
+        self._send(f"del {pgid}")
+
+    def close(self) -> None:
+        """Ends the supervisor (it kills whatever is still registered)."""
+        if self._proc is None:
+            return
+        proc, self._proc = self._proc, None
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _send(self, line: str) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            return
+        try:
+            # A pipe write of a short line is atomic and never blocks in practice (the
+            # supervisor reads at once); os.write keeps it out of any buffer.
+            os.write(self._proc.stdin.fileno(), line.encode() + b"\n")
+        except OSError:
+            log.error("the fencing supervisor is gone; runs are not guarded outside the node")
+            self._proc = None
