@@ -249,16 +249,22 @@ class StallProxy:
         return not self._flowing.is_set()
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
         self._flowing.set()
         with self._lock:
             for s in [self._server, *self._sockets]:
                 with contextlib.suppress(OSError):
                     s.close()
 
-    def _keep(self, s: socket.socket) -> None:
+    def _keep(self, s: socket.socket) -> bool:
+        """Tracks `s` for close(); closes it at once (False) if the proxy is closed."""
         with self._lock:
-            self._sockets.append(s)
+            if not self._closed:
+                self._sockets.append(s)
+                return True
+        s.close()
+        return False
 
     def _accept(self) -> None:
         while not self._closed:
@@ -266,8 +272,8 @@ class StallProxy:
                 client, _ = self._server.accept()
             except OSError:
                 return
-            self._keep(client)
-            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+            if self._keep(client):
+                threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
     def _connect(self, client: socket.socket) -> None:
         self._flowing.wait()
@@ -277,7 +283,8 @@ class StallProxy:
             client.close()
             return
         upstream.settimeout(None)
-        self._keep(upstream)
+        if not self._keep(upstream):
+            return
         for src, dst in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
@@ -797,19 +804,28 @@ def environment_matches(
     return found
 
 
-def slot_gaps(rows: Iterable[Execution], first: datetime, last: datetime) -> list[str]:
-    """Every-second slots from `first` to `last` with no first attempt, or doubled."""
+def first_attempts(
+    rows: Iterable[Execution], first: datetime, last: datetime
+) -> dict[datetime, int]:
+    """How many first attempts each every-second slot from `first` to `last` has."""
     fired: dict[datetime, int] = {}
-    for r in rows:
-        if r.attempt == 1:
-            fired[r.scheduled_for] = fired.get(r.scheduled_for, 0) + 1
-    found = []
     t = first
     while t <= last:
-        if fired.get(t, 0) != 1:
-            found.append(f"slot {t:%H:%M:%S}: {fired.get(t, 0)} first attempts")
+        fired[t] = 0
         t += timedelta(seconds=1)
-    return found
+    for r in rows:
+        if r.attempt == 1 and r.scheduled_for in fired:
+            fired[r.scheduled_for] += 1
+    return fired
+
+
+def slot_gaps(rows: Iterable[Execution], first: datetime, last: datetime) -> list[str]:
+    """Every-second slots from `first` to `last` with no first attempt, or doubled."""
+    return [
+        f"slot {t:%H:%M:%S}: {n} first attempts"
+        for t, n in first_attempts(rows, first, last).items()
+        if n != 1
+    ]
 
 
 class NodeWatch:
@@ -851,3 +867,79 @@ def slot_at_or_after(anchor: datetime, t: datetime, every: float = 1.0) -> datet
     """The first slot of an every-`every`-seconds schedule through `anchor` that is >= t."""
     steps = max(0, -(-(t - anchor).total_seconds() // every))
     return anchor + timedelta(seconds=steps * every)
+
+
+# --- jobs the outage tests share ------------------------------------------------------
+
+
+async def printing_jobs(chaos: Chaos, n: int, lines: int, every: float) -> list[Job]:
+    jobs = [
+        await chaos.create_job(chaos.ledger.printing(lines, every), name=f"print-{i}")
+        for i in range(n)
+    ]
+    for job in jobs:
+        await chaos.trigger(job)
+    return jobs
+
+
+async def wait_printed(store: Store, jobs: list[Job], within: float) -> None:
+    async def over() -> bool:
+        rows = [r for j in jobs for r in await executions(store, j.id)]
+        return bool(rows) and all(r.state.terminal for r in rows)
+
+    await wait_for(over, within=within, what="the printing runs ended")
+
+
+async def printed_wrong(store: Store, jobs: list[Job], lines: int) -> list[str]:
+    """Each printing job ran once, succeeded, and every byte of it is stored exactly once."""
+    found = []
+    for job in jobs:
+        rows = await executions(store, job.id)
+        if len(rows) != 1:
+            found.append(f"{job.name}: {[(r.attempt, str(r.state), r.reason) for r in rows]}")
+            continue
+        [run] = rows
+        if run.state is not RunState.SUCCEEDED or run.exit_code != 0:
+            found.append(f"{job.name}: {run.state} exit {run.exit_code} ({run.reason})")
+        want = expected_output(str(run.id), lines)
+        try:
+            got = await stored_output(store, run.id)
+        except AssertionError as exc:
+            found.append(str(exc))
+            continue
+        if got != want:
+            found.append(f"{job.name}: stored {len(got)} of {len(want)} bytes, differing")
+        if run.stdout_bytes != len(want):
+            found.append(f"{job.name}: stdout_bytes {run.stdout_bytes} != {len(want)}")
+    return found
+
+
+def skipped_outside(rows: list[Execution], outages: list[tuple[float, float]]) -> list[str]:
+    """Slots recorded skipped other than within an outage plus a second."""
+    found = []
+    for r in rows:
+        if r.state is RunState.SKIPPED and not any(
+            utc(down) - timedelta(seconds=1) <= r.scheduled_for <= utc(up) + timedelta(seconds=1)
+            for down, up in outages
+        ):
+            found.append(f"{r.job_name} {r.scheduled_for:%H:%M:%S} skipped: {r.reason}")
+    return found
+
+
+async def quick_jobs(chaos: Chaos, n: int) -> list[Job]:
+    first = datetime.now(UTC) + timedelta(seconds=2)
+    return [
+        await chaos.create_job(
+            chaos.ledger.quick(), name=f"q{i:02}", schedule="every 1s", first_at=first
+        )
+        for i in range(n)
+    ]
+
+
+async def slot_problems(store: Store, jobs: list[Job], until: datetime) -> list[str]:
+    found = []
+    for job in jobs:
+        assert job.next_fire_at is not None
+        rows = await executions(store, job.id)
+        found += [f"{job.name} {p}" for p in slot_gaps(rows, job.next_fire_at, until)]
+    return found

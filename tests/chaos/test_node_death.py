@@ -90,7 +90,8 @@ async def test_sigkilled_nodes_run_is_retried_at_once_on_another_node(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_sigterm_drains_hands_a_long_run_over_and_exits_0(chaos: Chaos) -> None:
-    nodes = {n.name: n for n in chaos.start_nodes(["a", "b"], lease_ttl=TTL)}
+    drain = {"drain_grace": 3.0}  # (default 10 s) for runs to end before the hand-over
+    nodes = {n.name: n for n in chaos.start_nodes(["a", "b"], lease_ttl=TTL, settings=drain)}
     ids = await chaos.wait_joined(nodes)
     job = await chaos.create_job(chaos.ledger.ticking(60), name="sixty")  # no retries
     await chaos.trigger(job)
@@ -99,7 +100,7 @@ async def test_sigterm_drains_hands_a_long_run_over_and_exits_0(chaos: Chaos) ->
     [other] = [name for name in nodes if name != victim]
     await asyncio.sleep(0.5)
     nodes[victim].terminate()
-    # The drain grace (default 10 s), then the hand-over: bounded, generously.
+    # The drain grace, then the hand-over: bounded, generously.
     rc = await nodes[victim].exited(60)
     log = nodes[victim].log_text()
     assert rc == 0, f"exit {rc}\n{log[-3000:]}"
