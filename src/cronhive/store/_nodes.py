@@ -71,7 +71,7 @@ class NodeOps(SqlBase):
 
     async def renew_lease(self, node_id: UUID, *, ttl: float, now: datetime) -> list[UUID]:
         c = executions.c
-        async with self._write() as tx:
+        async with self._write(self._lease) as tx:
             renewed = await tx.run(
                 nodes.update()
                 .where(live_lease(node_id, now))

@@ -104,6 +104,13 @@ class FiringBatch(abc.ABC):
         """Asks the node running `execution_id` to stop it (concurrency `replace`)."""
 
     @abc.abstractmethod
+    async def quarantine(self, job: Job, reason: str) -> None:
+        """Sets a job aside that cannot be read or planned: `quarantine = reason`, no
+        next fire time (it is not due again until its owner changes it), and a
+        `job.quarantined` event; the other jobs of the batch fire as usual. `firing`
+        does this itself for rows it cannot read (they are not in `jobs`)."""
+
+    @abc.abstractmethod
     async def claim(
         self, execution_ids: Collection[UUID], node_id: UUID, now: datetime
     ) -> list[Execution]:
