@@ -75,6 +75,8 @@ class Worker:
     def reserve(self, wanted: int) -> int:
         """Takes up to `wanted` free slots for a claim; give back what the claim did not
         use with `release` (adopting a run uses its slot)."""
+        if self._watchdog.expired():
+            return 0  # the lease may be lapsing: a run taken now would be killed at once
         granted = min(wanted, self.free)
         self._reserved += granted
         return granted
@@ -94,7 +96,7 @@ class Worker:
     async def run(self) -> None:
         """Claims and starts runs until `stop_claiming()`."""
         while self.claiming:
-            room = 0 if self._watchdog.expired() else self.reserve(self.free)
+            room = self.reserve(self.free)
             if room:
                 try:
                     claimed = await self._store.claim(
