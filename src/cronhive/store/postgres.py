@@ -81,8 +81,15 @@ class PostgresStore(SqlStore, TokenOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(
-        self, url: URL, *, pool_size: int = 5, limits: SessionLimits | None = None
+        self,
+        url: URL,
+        *,
+        pool_size: int = 5,
+        limits: SessionLimits | None = None,
+        conninfo: str | None = None,
     ) -> None:
+        """`conninfo`: the URL as libpq takes it, for the LISTEN connection (a multi-host
+        URL that SQLAlchemy needs rewritten works there as given)."""
         limits = limits or SessionLimits()
 
         def engine(size: int) -> AsyncEngine:
@@ -97,7 +104,9 @@ class PostgresStore(SqlStore, TokenOps):
 
         main = engine(pool_size)
         super().__init__(writer=main, reader=main, lease=engine(1))
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conninfo = conninfo or url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
         self._listen_args = limits.transport()
 
     async def database_time(self) -> datetime:
