@@ -63,6 +63,7 @@ class Worker:
         self._finisher = Finisher(store)
         self._watchdog = watchdog or Watchdog(supervised=False)
         self._reserved = 0
+        self._suspects: set[UUID] = set()
         self.node_name = node_name
         self.claiming = True
 
@@ -153,6 +154,22 @@ class Worker:
 
     def running(self) -> list[UUID]:
         return list(self._tasks)
+
+    async def reconcile(self, recorded: list[UUID]) -> None:
+        """Ends runs the store says run here but this node never started (a claim that
+        committed while its answer was lost): recorded `lost`, so they are retried. One
+        seen only once may be a claim whose answer is still on its way; seen twice in a
+        row, it is an orphan."""
+        unknown = set(recorded) - set(self._tasks)
+        orphans, self._suspects = unknown & self._suspects, unknown - self._suspects
+        for execution_id in orphans:
+            log.error("run %s is recorded running here but is not; recording it lost", execution_id)
+            outcome = Outcome(
+                state=RunState.LOST,
+                reason="the node lost track of this run (its claim's answer never arrived)",
+                finished_at=self._clock.now(),
+            )
+            await self._finisher.finish(execution_id, self._node_id(), outcome)
 
     async def stop(
         self, execution_id: UUID, reason: str, grace: float | None = None, *, lost: bool = False

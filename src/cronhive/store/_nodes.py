@@ -82,6 +82,10 @@ class NodeOps(SqlBase):
             stops = await tx.run(sa.select(c.id).where(_running_on(node_id), c.stop_requested))
             return [r[0] for r in stops]
 
+    async def running_on(self, node_id: UUID) -> list[UUID]:
+        found = await self._read(sa.select(executions.c.id).where(_running_on(node_id)))
+        return [r["id"] for r in found]
+
     async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:
         busy = sa.exists().where(_running_on(node_id))
         at = sa.literal(now, nodes.c.down_since.type)

@@ -289,6 +289,11 @@ class Store(abc.ABC):
         requested (a poll that backs up the `stop` notification)."""
 
     @abc.abstractmethod
+    async def running_on(self, node_id: UUID) -> list[UUID]:
+        """Executions recorded `running` on `node_id` (a node checks them against the
+        runs it really has: a claim whose commit it never heard of leaves one behind)."""
+
+    @abc.abstractmethod
     async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:
         """A clean exit: the node is marked down ("left the cluster") and its lease ends;
         it must have no running executions (`Conflict`)."""
