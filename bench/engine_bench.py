@@ -40,7 +40,7 @@ from cronhive.engine import runs
 from cronhive.engine.clock import SystemClock
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.engine.scheduler import Scheduler
-from cronhive.model import Execution, RunSpec, RunState
+from cronhive.model import Execution, RetryPolicy, RunSpec, RunState
 from cronhive.store.schema import jobs
 from cronhive.store.sql import SqlStore
 
@@ -268,7 +268,10 @@ async def failover(workdir: Path, trials: int) -> list[Row]:
                 for k in range(trials):
                     ids = await kit.wait_nodes(store, set(procs))
                     run = RunSpec(command=("sleep", "20"))
-                    ex = runs.adhoc("user:bench", run, kit.now(), retry=kit.retry_once())
+                    # Default settings: no retries, then --retries 2 (delay 10 s): a lost
+                    # run is retried at once either way (a dead node is not its failure).
+                    policy = RetryPolicy() if k % 2 == 0 else RetryPolicy(max_retries=2)
+                    ex = runs.adhoc("user:bench", run, kit.now(), retry=policy)
                     await store.enqueue(ex)
                     while (
                         got := await store.get_execution(ex.id, visible_to=None)
@@ -293,9 +296,9 @@ async def failover(workdir: Path, trials: int) -> list[Row]:
     return [
         Row(
             name=f"failover, SIGKILL -> retry running elsewhere (max of {trials})",
-            target="<= 5 s",
+            target="<= 6 s (TTL + 1 s)",
             measured=f"{worst:.2f} s (median {kit.pct(times, 0.5):.2f})",
-            ratio=5 / worst,
+            ratio=6 / worst,
         )
     ]
 

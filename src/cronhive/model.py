@@ -117,6 +117,7 @@ class Job:
     failure_count: int = 0
     last_run_at: datetime | None = None
     last_state: RunState | None = None
+    quarantine: str | None = None  # why the scheduler set the job aside; None: it fires
     created_by: str = ""
     created_at: datetime
     updated_at: datetime

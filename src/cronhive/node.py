@@ -23,10 +23,14 @@ def session_limits(lease_ttl: float) -> SessionLimits:
     """Deadlines for the node's sessions, from its lease: a frozen node's locks are freed
     and a dead connection noticed well within one lease."""
     within = max(1.0, lease_ttl / 2)
+    # Waiting for a lock is normal (a finish waits for a tick holding its job row); what
+    # must not wait long is a lock held by a node that stopped answering, and the
+    # idle-in-transaction timeout ends those sessions.
+    patient = max(10.0, 2 * lease_ttl)
     return SessionLimits(
         connect=within,
-        statement=max(10.0, 2 * lease_ttl),
-        lock=within,
+        statement=patient,
+        lock=patient,
         idle_in_transaction=within,
         tcp_user_timeout=within,
     )

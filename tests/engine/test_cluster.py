@@ -53,7 +53,7 @@ def _url(store: Store) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(330)
 async def test_three_nodes_fire_every_slot_exactly_once(
     pg_store: Store, tmp_path: Path, nodes: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -69,6 +69,14 @@ async def test_three_nodes_fire_every_slot_exactly_once(
     await wait_nodes(pg_store, 3)
     await asyncio.sleep(60)
     end = datetime.now(UTC)
+
+    async def caught_up() -> bool:
+        # Liveness, not speed: a loaded machine may lag, but every slot up to `end`
+        # gets its record (run, or skipped by the misfire policy) eventually.
+        due = await pg_store.list_jobs(visible_to=None, limit=1000)
+        return all(j.next_fire_at is not None and j.next_fire_at > end for j in due)
+
+    await wait_for(caught_up, within=120)
     for p in nodes:
         p.send_signal(signal.SIGTERM)
     for p in nodes:
@@ -87,9 +95,7 @@ async def test_three_nodes_fire_every_slot_exactly_once(
         assert first is not None and slots[0] == first
         expected = [first + timedelta(seconds=k) for k in range(len(slots))]
         assert slots == expected, f"gap or double in {job.name}"
-        # And the cluster kept firing to the end (a loaded CI machine may lag a little;
-        # what is not fired by the stop is fired by the next node to start).
-        assert slots[-1] >= end - timedelta(seconds=10)
+        assert slots[-1] >= end - timedelta(seconds=1)  # fired up to `end` (see caught_up)
     for r in rows:
         if r.node_id is not None:
             fired_on[str(r.node_id)] += 1

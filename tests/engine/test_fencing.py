@@ -240,3 +240,20 @@ async def test_finisher_records_every_end_while_writers_come_and_go(store: Store
     assert running == []
 
     assert _ended(RunState.SUCCEEDED, attempt=4, lost_total=1).failures == 2
+
+
+async def test_a_run_recorded_running_here_but_never_started_is_recorded_lost(
+    store: Store, tmp_path: Path
+) -> None:
+    """A claim that committed while its answer was lost leaves such a run behind."""
+    async with running_node(store, tmp_path, capacity=0) as node:  # claims nothing itself
+        e = await store.enqueue(adhoc(("true",), node.clock.now()))
+        [orphan] = await store.claim(node.node.id, frozenset(), 1, node.clock.now())
+        assert orphan.id == e.id
+
+        async def lost() -> bool:
+            return (await store.get_execution(e.id, visible_to=None)).state is RunState.LOST
+
+        await wait_for(lost, within=20)
+    retries = [r for r in await executions_of(store) if r.id != e.id]
+    assert [(r.attempt, r.state) for r in retries] == [(2, RunState.QUEUED)]

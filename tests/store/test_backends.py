@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -107,3 +110,27 @@ async def test_sqlite_node_fenced_in_its_own_process_may_register_again(tmp_path
     assert again.id != node.id
     assert [n.id for n in await store.list_nodes(now=at(10)) if n.alive(at(10))] == [again.id]
     await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_libpq_multi_host_url_finds_the_server_that_answers(pg_database: Any) -> None:
+    """What failover set-ups hand out: the first host is down, the second serves."""
+    url = pg_database(None)
+    parts = urlsplit(url)
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
+    hosts = f"127.0.0.1:{dead.getsockname()[1]},{parts.hostname}:{parts.port or 5432}"
+    multi = urlunsplit(
+        parts._replace(netloc=f"{parts.username}@{hosts}", query="target_session_attrs=read-write")
+    )
+    store = await open_store(multi)
+    try:
+        node = await store.register_node(name="m", tags=frozenset(), capacity=1, ttl=30, now=NOW)
+        async with store.listen() as notes:
+            await store.notify("jobs", "x")
+            note = await asyncio.wait_for(anext(notes), 10)
+        assert (note.topic, note.key) == ("jobs", "x")
+        assert [n.id for n in await store.list_nodes(now=NOW)] == [node.id]
+    finally:
+        await store.close()
+        dead.close()

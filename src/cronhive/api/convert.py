@@ -62,6 +62,7 @@ def job_pb(job: Job) -> pb.Job:
     msg.failure_count = job.failure_count
     _ts(msg.last_run_at, job.last_run_at)
     msg.last_state = job.last_state.value if job.last_state is not None else ""
+    msg.quarantine = job.quarantine or ""
     _ts(msg.created_at, job.created_at)
     _ts(msg.updated_at, job.updated_at)
     return msg

@@ -154,7 +154,9 @@ def ls(ctx: click.Context, as_json: bool) -> None:
             [
                 _owner_label(job, me) + job.name,
                 _schedule_words(job),
-                when(d["next_fire_at"]) if job.enabled else "paused",
+                "quarantined"
+                if job.quarantine
+                else (when(d["next_fire_at"]) if job.enabled else "paused"),
                 paint(last, last),
                 str(job.success_count),
                 str(job.failure_count),
@@ -189,7 +191,9 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
             "schedule": _schedule_words(job)
             + (f"  [{job.schedule.kind} {job.schedule.expression}]" if d["schedule"] else ""),
             "enabled": "yes" if job.enabled else "no (paused)",
-            "next run": when(d["next_fire_at"]),
+            "next run": f"none: quarantined ({job.quarantine})"
+            if job.quarantine
+            else when(d["next_fire_at"]),
             "last run": f"{when(d['last_run_at'])} {paint(job.last_state, job.last_state)}",
             "succeeded": str(job.success_count),
             "failed": str(job.failure_count),

@@ -122,6 +122,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "next_fire_at": _ts(job, "next_fire_at"),
         "last_run_at": _ts(job, "last_run_at"),
         "last_state": job.last_state or None,
+        "quarantine": job.quarantine or None,
         "success_count": job.success_count,
         "failure_count": job.failure_count,
         "created_at": _ts(job, "created_at"),

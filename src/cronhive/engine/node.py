@@ -226,6 +226,7 @@ class NodeProcess:
                 self.watchdog.hold_until(began + ttl - self._margin())
                 for execution_id in stops:
                     await self.worker.stop(execution_id, "stop requested")
+                await self.worker.reconcile(await self.store.running_on(self.node.id))
             except Fenced:
                 await self._fence("the cluster expired this node's lease")
                 await self._register()

@@ -85,7 +85,12 @@ class Scheduler:
                 new: list[Execution] = []
                 moves: list[tuple[UUID, datetime | None]] = []
                 for job in jobs:
-                    p = plan(job, now, active.get(job.id, []))
+                    try:
+                        p = plan(job, now, active.get(job.id, []))
+                    except Exception as exc:  # one job's bad row must not stall every job
+                        log.exception("cannot plan job %s; quarantined", job.id)
+                        await batch.quarantine(job, f"cannot be planned: {exc}")
+                        continue
                     for execution_id in p.stop:
                         await batch.request_stop(execution_id, "replaced by a newer run")
                     new += p.skipped + p.queued

@@ -63,6 +63,7 @@ class Worker:
         self._finisher = Finisher(store)
         self._watchdog = watchdog or Watchdog(supervised=False)
         self._reserved = 0
+        self._suspects: set[UUID] = set()
         self.node_name = node_name
         self.claiming = True
 
@@ -75,6 +76,8 @@ class Worker:
     def reserve(self, wanted: int) -> int:
         """Takes up to `wanted` free slots for a claim; give back what the claim did not
         use with `release` (adopting a run uses its slot)."""
+        if self._watchdog.expired():
+            return 0  # the lease may be lapsing: a run taken now would be killed at once
         granted = min(wanted, self.free)
         self._reserved += granted
         return granted
@@ -94,7 +97,7 @@ class Worker:
     async def run(self) -> None:
         """Claims and starts runs until `stop_claiming()`."""
         while self.claiming:
-            room = 0 if self._watchdog.expired() else self.reserve(self.free)
+            room = self.reserve(self.free)
             if room:
                 try:
                     claimed = await self._store.claim(
@@ -151,6 +154,22 @@ class Worker:
 
     def running(self) -> list[UUID]:
         return list(self._tasks)
+
+    async def reconcile(self, recorded: list[UUID]) -> None:
+        """Ends runs the store says run here but this node never started (a claim that
+        committed while its answer was lost): recorded `lost`, so they are retried. One
+        seen only once may be a claim whose answer is still on its way; seen twice in a
+        row, it is an orphan."""
+        unknown = set(recorded) - set(self._tasks)
+        orphans, self._suspects = unknown & self._suspects, unknown - self._suspects
+        for execution_id in orphans:
+            log.error("run %s is recorded running here but is not; recording it lost", execution_id)
+            outcome = Outcome(
+                state=RunState.LOST,
+                reason="the node lost track of this run (its claim's answer never arrived)",
+                finished_at=self._clock.now(),
+            )
+            await self._finisher.finish(execution_id, self._node_id(), outcome)
 
     async def stop(
         self, execution_id: UUID, reason: str, grace: float | None = None, *, lost: bool = False

@@ -93,9 +93,14 @@ class SqlBase(Store):
 
     url: str = ""  # what open_store was given (a node hands it to its children)
 
-    def __init__(self, *, writer: AsyncEngine, reader: AsyncEngine) -> None:
+    def __init__(
+        self, *, writer: AsyncEngine, reader: AsyncEngine, lease: AsyncEngine | None = None
+    ) -> None:
         self._writer = writer
         self._reader = reader
+        # Lease renewal and the clock never queue behind the node's other work for a
+        # connection: a busy pool must not cost the node its lease.
+        self._lease = lease or writer
 
     # --- backend hooks ---------------------------------------------------------------
 
@@ -128,9 +133,9 @@ class SqlBase(Store):
     # --- transactions ----------------------------------------------------------------
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[Tx]:
+    async def _write(self, engine: AsyncEngine | None = None) -> AsyncIterator[Tx]:
         with translating():
-            async with self._writer.connect() as conn:
+            async with (engine or self._writer).connect() as conn:
                 tx = Tx(conn)
                 async with conn.begin():
                     yield tx
@@ -139,16 +144,17 @@ class SqlBase(Store):
             if tx.notes:
                 self._after_commit(tx)
 
-    async def _read(self, stmt: sa.Executable) -> Sequence[RowMapping]:
+    async def _read(
+        self, stmt: sa.Executable, engine: AsyncEngine | None = None
+    ) -> Sequence[RowMapping]:
         with translating():
-            async with self._reader.connect() as conn:
+            async with (engine or self._reader).connect() as conn:
                 return (await conn.execute(stmt)).mappings().all()
 
     async def close(self) -> None:
         await self._release_node_lock()
-        await self._writer.dispose()
-        if self._reader is not self._writer:
-            await self._reader.dispose()
+        for engine in dict.fromkeys((self._writer, self._reader, self._lease)):
+            await engine.dispose()
 
     async def _queue_retry(
         self, tx: Tx, ex: Execution, retry: RetryDecider, now: datetime

@@ -12,11 +12,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from cronhive.model import Execution, Job, RunState
+from cronhive.model import Event, Execution, Job, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._core import ACTIVE, QUEUED, RUNNING, Tx, visible
 from cronhive.store.base import FiringBatch, Visibility
-from cronhive.store.schema import executions, jobs
+from cronhive.store.schema import events, executions, jobs
 
 if TYPE_CHECKING:
     from cronhive.store.sql import SqlStore
@@ -135,6 +135,22 @@ class SqlBatch(FiringBatch):
 
     async def request_stop(self, execution_id: UUID, reason: str) -> None:
         await stop(self._tx, execution_id, None, reason, self._now)
+
+    async def quarantine(self, job: Job, reason: str) -> None:
+        await self._tx.run(
+            jobs.update().where(jobs.c.id == job.id).values(quarantine=reason, next_fire_at=None)
+        )
+        event = Event(
+            id=0,
+            at=self._now,
+            kind="job.quarantined",
+            owner=job.owner,
+            job_id=job.id,
+            message=f"set aside, fires no more until changed: {reason}",
+        )
+        await self._tx.run(events.insert().values(rows.event_values(event)))
+        self._tx.note("events")
+        self._tx.note("jobs")
 
     async def claim(
         self, execution_ids: Collection[UUID], node_id: UUID, now: datetime

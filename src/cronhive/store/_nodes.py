@@ -71,7 +71,7 @@ class NodeOps(SqlBase):
 
     async def renew_lease(self, node_id: UUID, *, ttl: float, now: datetime) -> list[UUID]:
         c = executions.c
-        async with self._write() as tx:
+        async with self._write(self._lease) as tx:
             renewed = await tx.run(
                 nodes.update()
                 .where(live_lease(node_id, now))
@@ -81,6 +81,10 @@ class NodeOps(SqlBase):
                 raise Fenced(f"lease of node {node_id} expired before {now.isoformat()}")
             stops = await tx.run(sa.select(c.id).where(_running_on(node_id), c.stop_requested))
             return [r[0] for r in stops]
+
+    async def running_on(self, node_id: UUID) -> list[UUID]:
+        found = await self._read(sa.select(executions.c.id).where(_running_on(node_id)))
+        return [r["id"] for r in found]
 
     async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:
         busy = sa.exists().where(_running_on(node_id))

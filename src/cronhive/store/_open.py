@@ -33,7 +33,7 @@ def _parse(url: str) -> str | URL:
         return url.removeprefix("sqlite:///")
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         try:
-            parsed = make_url(url)
+            parsed = make_url(_multi_host(url))
         except ArgumentError as exc:
             raise InvalidInput(f"bad database URL {url!r}: {exc}", field="db") from exc
         return parsed.set(drivername="postgresql+psycopg")
@@ -43,6 +43,19 @@ def _parse(url: str) -> str | URL:
         "or postgresql://user@host/db",
         field="db",
     )
+
+
+def _multi_host(url: str) -> str:
+    """libpq's multi-host form (`postgresql://u@h1:5432,h2:5433/db?...`, what failover
+    set-ups hand out) in SQLAlchemy's (`postgresql://u@/db?host=h1:5432&host=h2:5433`)."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    path, question, query = tail.partition("?")
+    pairs = "&".join(f"host={h}" for h in hosts.split(",") if h)
+    return f"{scheme}://{userinfo}{at}/{path}?{pairs}{'&' + query if question else ''}"
 
 
 def _check_directory(path: str) -> None:
@@ -75,7 +88,7 @@ async def open_store(url: str, *, limits: SessionLimits | None = None) -> Store:
     target = _parse(url)
     store: SqlStore
     if isinstance(target, URL):
-        store = PostgresStore(target, limits=limits)
+        store = PostgresStore(target, limits=limits, conninfo=url.replace("+psycopg", ""))
         shown = target.set(drivername="postgresql").render_as_string(hide_password=True)
     else:
         _check_directory(target)

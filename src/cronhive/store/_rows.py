@@ -9,6 +9,7 @@ from uuid import UUID
 
 from sqlalchemy.engine import RowMapping
 
+from cronhive.errors import CronhiveError
 from cronhive.model import (
     Concurrency,
     Event,
@@ -94,6 +95,7 @@ def spec_values(spec: JobSpec) -> dict[str, Any]:
         "misfire": str(spec.misfire),
         "misfire_grace": spec.misfire_grace,
         "description": spec.description,
+        "quarantine": None,  # a spec its owner wrote is read anew
     }
 
 
@@ -112,15 +114,22 @@ def _schedule(
 
 
 def row_to_job(row: Row) -> Job:
+    """The job of a row. A schedule this node cannot read (a newer node's kind, a zone
+    gone from tzdata) does not fail the read: the job comes back without a schedule and
+    with `quarantine` saying why, so the scheduler sets it aside and its owner sees it."""
     schedule = None
+    quarantine = row["quarantine"]
     if row["schedule_kind"] is not None:
-        schedule = _schedule(
-            row["schedule_kind"],
-            row["schedule_expression"],
-            row["schedule_timezone"],
-            row["schedule_dst_repeated"],
-            row["schedule_dst_skipped"],
-        )
+        try:
+            schedule = _schedule(
+                row["schedule_kind"],
+                row["schedule_expression"],
+                row["schedule_timezone"],
+                row["schedule_dst_repeated"],
+                row["schedule_dst_skipped"],
+            )
+        except (CronhiveError, ValueError, LookupError) as exc:
+            quarantine = quarantine or f"unreadable schedule: {exc}"
     spec = JobSpec(
         name=row["name"],
         owner=row["owner"],
@@ -142,6 +151,7 @@ def row_to_job(row: Row) -> Job:
         failure_count=row["failure_count"],
         last_run_at=row["last_run_at"],
         last_state=None if last_state is None else RunState(last_state),
+        quarantine=quarantine,
         created_by=row["created_by"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],

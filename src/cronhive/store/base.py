@@ -104,6 +104,13 @@ class FiringBatch(abc.ABC):
         """Asks the node running `execution_id` to stop it (concurrency `replace`)."""
 
     @abc.abstractmethod
+    async def quarantine(self, job: Job, reason: str) -> None:
+        """Sets a job aside that cannot be read or planned: `quarantine = reason`, no
+        next fire time (it is not due again until its owner changes it), and a
+        `job.quarantined` event; the other jobs of the batch fire as usual. `firing`
+        does this itself for rows it cannot read (they are not in `jobs`)."""
+
+    @abc.abstractmethod
     async def claim(
         self, execution_ids: Collection[UUID], node_id: UUID, now: datetime
     ) -> list[Execution]:
@@ -280,6 +287,11 @@ class Store(abc.ABC):
         Raises `Fenced` when it has: the cluster may have given this node's runs away and
         the node must stop them. Returns running executions on this node whose stop was
         requested (a poll that backs up the `stop` notification)."""
+
+    @abc.abstractmethod
+    async def running_on(self, node_id: UUID) -> list[UUID]:
+        """Executions recorded `running` on `node_id` (a node checks them against the
+        runs it really has: a claim whose commit it never heard of leaves one behind)."""
 
     @abc.abstractmethod
     async def deregister_node(self, node_id: UUID, *, now: datetime) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
@@ -81,24 +81,36 @@ class PostgresStore(SqlStore, TokenOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(
-        self, url: URL, *, pool_size: int = 5, limits: SessionLimits | None = None
+        self,
+        url: URL,
+        *,
+        pool_size: int = 5,
+        limits: SessionLimits | None = None,
+        conninfo: str | None = None,
     ) -> None:
+        """`conninfo`: the URL as libpq takes it, for the LISTEN connection (a multi-host
+        URL that SQLAlchemy needs rewritten works there as given)."""
         limits = limits or SessionLimits()
-        engine = create_async_engine(
-            url.set(drivername="postgresql+psycopg"),
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_timeout=limits.connect + 5,
-            pool_recycle=1800,
-            pool_pre_ping=True,  # a connection from before a restart fails here, not mid-work
-            connect_args=limits.connect_args(),
+
+        def engine(size: int) -> AsyncEngine:
+            return create_async_engine(
+                url.set(drivername="postgresql+psycopg"),
+                pool_size=size,
+                max_overflow=size,
+                pool_timeout=limits.connect + 5,
+                pool_recycle=1800,
+                connect_args=limits.connect_args(),
+            )
+
+        main = engine(pool_size)
+        super().__init__(writer=main, reader=main, lease=engine(1))
+        self._conninfo = conninfo or url.set(drivername="postgresql").render_as_string(
+            hide_password=False
         )
-        super().__init__(writer=engine, reader=engine)
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._listen_args = limits.transport()
 
     async def database_time(self) -> datetime:
-        found = await self._read(sa.select(sa.func.clock_timestamp().label("t")))
+        found = await self._read(sa.select(sa.func.clock_timestamp().label("t")), self._lease)
         at: datetime = found[0]["t"]
         return at.astimezone(UTC)
 

@@ -71,6 +71,8 @@ jobs = sa.Table(
     sa.Column("failure_count", sa.BigInteger(), nullable=False),
     sa.Column("last_run_at", UTCDateTime()),
     sa.Column("last_state", sa.Text()),
+    # Why the scheduler set this job aside (a row it cannot read or plan); NULL: fine.
+    sa.Column("quarantine", sa.Text()),
     sa.Column("created_by", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),

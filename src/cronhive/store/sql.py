@@ -228,8 +228,11 @@ class SqlStore(NodeOps):
             .with_for_update(skip_locked=True)  # SQLite: the write transaction serialises
         )
         async with self._write() as tx:
-            found = (await tx.run(due)).mappings().all()
-            batch = SqlBatch(self, tx, now, [rows.row_to_job(r) for r in found])
+            found = [rows.row_to_job(r) for r in (await tx.run(due)).mappings()]
+            batch = SqlBatch(self, tx, now, [j for j in found if j.quarantine is None])
+            for job in found:
+                if job.quarantine is not None:
+                    await batch.quarantine(job, job.quarantine)
             yield batch
             if batch.unclaimed:
                 tx.note("runs")

@@ -43,6 +43,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "next_fire_at": _t(job.next_fire_at),
         "last_run_at": _t(job.last_run_at),
         "last_state": None if job.last_state is None else str(job.last_state),
+        "quarantine": job.quarantine,
         "success_count": job.success_count,
         "failure_count": job.failure_count,
         "created_at": _t(job.created_at),

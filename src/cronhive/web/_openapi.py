@@ -54,6 +54,7 @@ SCHEMAS: dict[str, Any] = {
             "next_fire_at": _nullable(_T),
             "last_run_at": _nullable(_T),
             "last_state": _nullable({"type": "string", "enum": _STATES}),
+            "quarantine": _nullable({"type": "string"}),
             "success_count": _INT,
             "failure_count": _INT,
             "created_at": _T,

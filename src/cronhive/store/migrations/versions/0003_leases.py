@@ -1,4 +1,4 @@
-"""leases: fencing tokens, lost-attempt counts, nodes kept as down
+"""leases: fencing tokens, lost-attempt counts, nodes kept as down, quarantined jobs
 
 Revision ID: 0003
 Revises: 0002
@@ -27,6 +27,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("lost_total", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("lost_streak", sa.Integer(), nullable=False, server_default="0"))
     op.create_index("ix_executions_fence", "executions", ["fence"])
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("quarantine", sa.Text()))
     with op.batch_alter_table("nodes") as batch:
         batch.add_column(sa.Column("down_since", UTC_TS))
         batch.add_column(sa.Column("down_reason", sa.Text()))
@@ -40,6 +42,8 @@ def downgrade() -> None:
     with op.batch_alter_table("nodes") as batch:
         batch.drop_column("down_reason")
         batch.drop_column("down_since")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("quarantine")
     op.drop_index("ix_executions_fence", table_name="executions")
     with op.batch_alter_table("executions") as batch:
         batch.drop_column("lost_streak")

@@ -163,6 +163,7 @@ class Job(_message.Message):
     LAST_STATE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    QUARANTINE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """output only"""
     name: _builtins.str
@@ -189,6 +190,8 @@ class Job(_message.Message):
     """output only"""
     last_state: _builtins.str
     """output only; empty = never ran"""
+    quarantine: _builtins.str
+    """output only; why the scheduler set the job aside (it does not fire until changed)"""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; with shell=true a single script string"""
@@ -249,10 +252,11 @@ class Job(_message.Message):
         last_state: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        quarantine: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "shell", b"shell", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "shell", b"shell", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015
