@@ -19,7 +19,7 @@ from cronhive.web import WebService
 log = logging.getLogger("cronhive")
 
 
-def session_limits(lease_ttl: float) -> SessionLimits:
+def session_limits(lease_ttl: float, name: str = "") -> SessionLimits:
     """Deadlines for the node's sessions, from its lease: a frozen node's locks are freed
     and a dead connection noticed well within one lease."""
     within = max(1.0, lease_ttl / 2)
@@ -33,6 +33,7 @@ def session_limits(lease_ttl: float) -> SessionLimits:
         lock=patient,
         idle_in_transaction=within,
         tcp_user_timeout=within,
+        application_name=f"cronhive {name}".strip()[:63],
     )
 
 
@@ -40,11 +41,12 @@ async def _open_waiting(config: ServerConfig) -> Store:
     """Opens the store, waiting for the database as a service manager expects: with
     backoff, one log line per change, for `config.db_wait` seconds (None: forever)."""
     loop = asyncio.get_running_loop()
+    limits = session_limits(config.lease_ttl, config.node_name)
     deadline = None if config.db_wait is None else loop.time() + config.db_wait
     delay, problem = 0.1, ""
     while True:
         try:
-            store = await open_store(config.db_url, limits=session_limits(config.lease_ttl))
+            store = await open_store(config.db_url, limits=limits)
         except StoreUnavailable as exc:
             if deadline is not None and loop.time() + delay > deadline:
                 raise

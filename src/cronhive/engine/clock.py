@@ -83,6 +83,8 @@ class DatabaseClock(SystemClock):
             return
         middle = (before + after) / 2
         wall = datetime.now(UTC) - timedelta(seconds=after - middle)
+        if not self._synced:
+            self._last = db  # the host's time before the first sync counts for nothing
         self._anchor, self._anchor_mono, self._synced = db, middle, True
         self.offset = (db - wall).total_seconds()
         off = abs(self.offset) > self._warn_after

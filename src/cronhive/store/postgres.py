@@ -51,6 +51,7 @@ class SessionLimits:
     lock: float = 5.0
     idle_in_transaction: float = 5.0
     tcp_user_timeout: float = 5.0
+    application_name: str = "cronhive"  # names the node's sessions in pg_stat_activity
 
     def connect_args(self) -> dict[str, Any]:
         options = (
@@ -60,6 +61,7 @@ class SessionLimits:
         return {
             **self.transport(),
             "options": options,
+            "application_name": self.application_name,
         }
 
     def transport(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class SessionLimits:
             "keepalives_interval": 1,
             "keepalives_count": 3,
             "tcp_user_timeout": _ms(self.tcp_user_timeout),
+            "application_name": self.application_name,
         }
 
 
