@@ -10,7 +10,8 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronhive.errors import InvalidInput, InvalidSchedule
-from cronhive.schedule._cron import CronSpec, compile_cron, next_cron, skipped_walls
+from cronhive.schedule._cron import CronSpec, compile_cron, skipped_walls
+from cronhive.schedule._cursor import CronCursor
 from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
 from cronhive.schedule._duration import describe_period, parse_duration
 
@@ -40,6 +41,7 @@ class _Compiled:
 
     zone: ZoneInfo
     cron: CronSpec | None = None
+    cursor: CronCursor | None = None  # mutable: the reused cronsim iterator
     repeated: DstRepeated = DstRepeated.AUTO  # resolved for cron
     skipped: DstSkipped = DstSkipped.AUTO
     period: timedelta | None = None
@@ -87,8 +89,8 @@ class Schedule:
         c = self._compiled
         after = instant.astimezone(UTC)
         try:
-            if c.cron is not None:
-                return next_cron(c.cron, c.zone, c.repeated, c.skipped, after)
+            if c.cursor is not None:
+                return c.cursor.next_after(after)
             if c.period is not None:
                 # Aligned to the Unix epoch: stateless, the same on every node.
                 return EPOCH + ((after - EPOCH) // c.period + 1) * c.period
@@ -174,7 +176,13 @@ def _compile(
     if kind is ScheduleKind.CRON:
         spec = compile_cron(expression)
         repeated, skipped = spec.resolve_auto(repeated, skipped)
-        return _Compiled(zone=zone, cron=spec, repeated=repeated, skipped=skipped)
+        return _Compiled(
+            zone=zone,
+            cron=spec,
+            cursor=CronCursor(spec.fields, zone, repeated, skipped),
+            repeated=repeated,
+            skipped=skipped,
+        )
     text = expression.strip()
     if kind is ScheduleKind.INTERVAL:
         body = text[5:] if text.lower().startswith("every") else text

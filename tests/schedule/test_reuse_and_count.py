@@ -1,0 +1,120 @@
+"""The reused cron iterator agrees with the slow, obvious answers.
+
+Reference: `fresh_next` is the search cronhive used before the iterator was reused (a new
+cronsim iterator per question, started early enough for any offset of the next two days).
+Questions come in random order, many near DST changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from cronsim import CronSim
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cronhive.schedule import Schedule, parse_schedule
+from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata",
+         "Pacific/Chatham", "America/St_Johns", "Pacific/Apia", "Europe/London"]  # fmt: skip
+# Offset changes to crowd the questions around (local time just before each).
+CHANGES = [
+    ("Europe/Berlin", "2026-03-29T02:00+01:00"),
+    ("Europe/Berlin", "2026-10-25T03:00+02:00"),
+    ("America/New_York", "2026-03-08T02:00-05:00"),
+    ("America/New_York", "2026-11-01T02:00-04:00"),
+    ("Australia/Lord_Howe", "2026-04-05T02:00+11:00"),
+    ("Australia/Lord_Howe", "2026-10-04T02:00+10:30"),
+    ("Pacific/Chatham", "2026-04-05T03:45+13:45"),
+    ("America/St_Johns", "2026-11-01T02:00-02:30"),
+    ("Pacific/Apia", "2011-12-30T00:00-10:00"),  # skipped a whole day
+]
+FIVE = ["* * * * *", "*/7 * * * *", "30 2 * * *", "0,30 2,3 * * *", "15 * * * *",
+        "*/20 2 * * *", "0 */2 * * *", "45 1 * * 0", "0 0 L * *", "10 2 * 3,10 *",
+        "0 9 * * 1#2", "30 1,2 29 2 *"]  # fmt: skip
+SIX = ["* * * * * *", "*/15 * * * * *", "30 */5 2 * * *", "0 0 3 * * *", "* 30 1 * * *"]
+POLICIES = [(r, s) for r in ("first", "last", "both") for s in ("shift", "skip")]
+
+anywhere = st.tuples(
+    st.sampled_from(ZONES),
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
+)
+
+
+def fresh_next(schedule: Schedule, after: datetime) -> datetime | None:
+    """The search before iterators were reused: a fresh iterator from the smallest offset."""
+    zone = ZoneInfo(schedule.timezone)
+    repeated, skipped = DstRepeated(schedule.dst_repeated), DstSkipped(schedule.dst_skipped)
+    offset = min(
+        (after + timedelta(days=d)).astimezone(zone).utcoffset() or timedelta() for d in (0, 1, 2)
+    )
+    start = (after + offset).replace(tzinfo=None, microsecond=0) - timedelta(seconds=1)
+    best: datetime | None = None
+    for wall in CronSim(schedule.expression, start):
+        kind, candidates = readings(wall, zone)
+        if best is not None and candidates[0] >= best:
+            break
+        for instant in apply_policy(kind, candidates, repeated, skipped):
+            if instant > after and (best is None or instant < best):
+                best = instant
+    return best
+
+
+@st.composite
+def questions(draw: st.DrawFn) -> tuple[str, list[datetime]]:
+    """A zone and instants in random order, most within hours of one of its changes."""
+    zone, local = draw(st.sampled_from(CHANGES))
+    change = datetime.fromisoformat(local).astimezone(UTC)
+    near = st.builds(
+        lambda s, us: change + timedelta(seconds=s, microseconds=us),
+        st.integers(-5 * 3600, 5 * 3600),
+        st.sampled_from([0, 1, 500_000, 999_999]),
+    )
+    return zone, draw(st.lists(st.one_of(near, near, anywhere.map(lambda z_t: z_t[1])),
+                               min_size=1, max_size=12))  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(FIVE + SIX), st.sampled_from(POLICIES), questions())
+def test_a_shared_schedule_answers_any_order_of_questions_like_a_fresh_search(
+    expr: str, policy: tuple[str, str], asked: tuple[str, list[datetime]]
+) -> None:
+    zone, instants = asked
+    shared = parse_schedule(
+        "cron", expr, timezone=zone, dst_repeated=policy[0], dst_skipped=policy[1]
+    )
+    # Each question, then a few steps forward from it, then the next (maybe earlier) one.
+    for after in instants:
+        t: datetime | None = after
+        for _ in range(3):
+            assert t is not None
+            got = shared.next_after(t)
+            assert got == fresh_next(shared, t), (expr, zone, policy, t)
+            t = got
+
+
+@pytest.mark.parametrize(("zone", "local"), CHANGES)
+@pytest.mark.parametrize("expr", ["*/5 * * * * *", "*/20 * * * *", "30 2 * * *", "15,45 1,2 * * *"])
+@pytest.mark.parametrize("policy", POLICIES)
+def test_walking_through_every_change_matches_a_fresh_search(
+    zone: str, local: str, expr: str, policy: tuple[str, str]
+) -> None:
+    """Forward from 90 minutes before each change to 90 minutes after it, step by step."""
+    schedule = parse_schedule(
+        "cron", expr, timezone=zone, dst_repeated=policy[0], dst_skipped=policy[1]
+    )
+    change = datetime.fromisoformat(local).astimezone(UTC)
+    t: datetime | None = change - timedelta(minutes=90)
+    steps = 0
+    while t is not None and t < change + timedelta(minutes=90):
+        got = schedule.next_after(t)
+        # A fresh search near a fall-back is slow (the point of the cursor): check each
+        # step that is not the usual 5 s, and a sample of the rest.
+        if got is None or got - t != timedelta(seconds=5) or steps % 50 == 0:
+            assert got == fresh_next(schedule, t), t
+        t, steps = got, steps + 1
