@@ -1,8 +1,8 @@
-"""The reused cron iterator agrees with the slow, obvious answers.
+"""The reused cron iterator and the gap reader agree with the slow, obvious answers.
 
-Reference: `fresh_next` is the search cronhive used before the iterator was reused (a new
-cronsim iterator per question, started early enough for any offset of the next two days).
-Questions come in random order, many near DST changes.
+References: `fresh_next` is the search cronhive used before the iterator was reused (a new
+cronsim iterator per question, started early enough for any offset of the next two days);
+`naive_skips` walks every wall time. Questions come in random order, many near DST changes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cronhive.schedule import Schedule, parse_schedule
-from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
+from cronhive.schedule._dst import DstRepeated, DstSkipped, WallKind, apply_policy, readings
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata",
          "Pacific/Chatham", "America/St_Johns", "Pacific/Apia", "Europe/London"]  # fmt: skip
@@ -38,6 +38,16 @@ FIVE = ["* * * * *", "*/7 * * * *", "30 2 * * *", "0,30 2,3 * * *", "15 * * * *"
 SIX = ["* * * * * *", "*/15 * * * * *", "30 */5 2 * * *", "0 0 3 * * *", "* 30 1 * * *"]
 POLICIES = [(r, s) for r in ("first", "last", "both") for s in ("shift", "skip")]
 
+near_change = st.builds(
+    lambda change, seconds, micro: (
+        change[0],
+        datetime.fromisoformat(change[1]).astimezone(UTC)
+        + timedelta(seconds=seconds, microseconds=micro),
+    ),
+    st.sampled_from(CHANGES),
+    st.integers(-5 * 3600, 5 * 3600),
+    st.sampled_from([0, 0, 1, 500_000, 999_999]),
+)
 anywhere = st.tuples(
     st.sampled_from(ZONES),
     st.datetimes(
@@ -63,6 +73,21 @@ def fresh_next(schedule: Schedule, after: datetime) -> datetime | None:
             if instant > after and (best is None or instant < best):
                 best = instant
     return best
+
+
+def naive_skips(
+    schedule: Schedule, after: datetime, until: datetime
+) -> list[tuple[datetime, datetime]]:
+    zone = ZoneInfo(schedule.timezone)
+    start = (after.astimezone(zone) - timedelta(days=1)).replace(tzinfo=None)
+    found = []
+    for wall in CronSim(schedule.expression, start):
+        kind, candidates = readings(wall, zone)
+        if candidates[0] > until:
+            break
+        if kind is WallKind.SKIPPED and candidates[0] > after:
+            found.append((wall, candidates[0]))
+    return found
 
 
 @st.composite
@@ -118,3 +143,19 @@ def test_walking_through_every_change_matches_a_fresh_search(
         if got is None or got - t != timedelta(seconds=5) or steps % 50 == 0:
             assert got == fresh_next(schedule, t), t
         t, steps = got, steps + 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["30 2 * * *", "0,30 2,3 * * *", "15 2 * * *", "45 2 * * *", "* 30 2 * * *",
+                     "0-50/10 0-3 * * *", "0 0 * * *"]),
+    st.one_of(near_change, anywhere),
+    st.integers(0, 3 * 86_400),
+)  # fmt: skip
+def test_dst_skips_reads_only_the_gaps_and_finds_what_a_walk_finds(
+    expr: str, where: tuple[str, datetime], length: int
+) -> None:
+    zone, after = where
+    schedule = parse_schedule("cron", expr, timezone=zone, dst_skipped="skip")
+    until = after + timedelta(seconds=length)
+    assert schedule.dst_skips(after, until) == naive_skips(schedule, after, until)

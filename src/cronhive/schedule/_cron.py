@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from cronsim import CronSim, CronSimError
 
 from cronhive.errors import InvalidSchedule
-from cronhive.schedule._dst import DstRepeated, DstSkipped, WallKind, readings
+from cronhive.schedule._dst import DstRepeated, DstSkipped, transitions
 
 # cronsim 2.8 does not take macros; these are the five fields cron(8) documents for them.
 MACROS = {
@@ -126,17 +126,19 @@ def skipped_walls(
 ) -> list[tuple[datetime, datetime]]:
     """Wall times of `spec` that do not exist in `zone` (the clocks jumped over them) and
     whose gap ends in (`after`, `until`]: pairs (naive wall time, UTC instant of the gap's
-    end). Only meaningful where the policy skips them; the caller decides that."""
-    after, until = after.astimezone(UTC), until.astimezone(UTC)
-    offset = min(
-        (after + timedelta(days=d)).astimezone(zone).utcoffset() or timedelta() for d in (0, 1, 2)
-    )
-    start = (after + offset).replace(tzinfo=None, microsecond=0) - timedelta(seconds=1)
+    end). Only meaningful where the policy skips them; the caller decides that.
+
+    Reads only the wall times inside each gap: the work grows with the days of the range
+    (one offset sample a day), not with the fire times in it.
+    """
     found: list[tuple[datetime, datetime]] = []
-    for wall in CronSim(spec.fields, start):
-        kind, candidates = readings(wall, zone)
-        if candidates[0] > until:
-            break
-        if kind is WallKind.SKIPPED and candidates[0] > after:
-            found.append((wall, candidates[0]))
+    for change in transitions(zone, after.astimezone(UTC), until.astimezone(UTC)):
+        if change.after <= change.before:
+            continue  # the clocks went back: nothing skipped
+        gap_start = (change.at + change.before).replace(tzinfo=None)
+        gap_stop = gap_start + (change.after - change.before)
+        for wall in CronSim(spec.fields, gap_start - timedelta(seconds=1)):
+            if wall >= gap_stop:
+                break
+            found.append((wall, change.at))
     return found
