@@ -1,12 +1,15 @@
-"""The reused cron iterator and the gap reader agree with the slow, obvious answers.
+"""The reused cron iterator, the arithmetic count and the gap reader agree with the slow,
+obvious answers.
 
 References: `fresh_next` is the search cronhive used before the iterator was reused (a new
 cronsim iterator per question, started early enough for any offset of the next two days);
-`naive_skips` walks every wall time. Questions come in random order, many near DST changes.
+`naive_count` iterates `next_after`; `naive_skips` walks every wall time. Questions come in
+random order, many near DST changes.
 """
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -73,6 +76,10 @@ def fresh_next(schedule: Schedule, after: datetime) -> datetime | None:
             if instant > after and (best is None or instant < best):
                 best = instant
     return best
+
+
+def naive_count(schedule: Schedule, start: datetime, end: datetime) -> int:
+    return sum(1 for _ in itertools.takewhile(lambda t: t <= end, schedule.iter_after(start)))
 
 
 def naive_skips(
@@ -143,6 +150,92 @@ def test_walking_through_every_change_matches_a_fresh_search(
         if got is None or got - t != timedelta(seconds=5) or steps % 50 == 0:
             assert got == fresh_next(schedule, t), t
         t, steps = got, steps + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(FIVE + SIX),
+    st.sampled_from([*POLICIES, ("auto", "auto")]),
+    st.one_of(near_change, anywhere),
+    st.integers(0, 36 * 3600),
+    st.sampled_from([0, 1, 250_000]),
+)
+def test_count_between_equals_the_naive_count(
+    expr: str, policy: tuple[str, str], where: tuple[str, datetime], length: int, micro: int
+) -> None:
+    zone, start = where
+    if len(expr.split()) == 6:
+        length //= 24  # at most 1.5 hours of every-second slots
+    schedule = parse_schedule("cron", expr, timezone=zone, dst_repeated=policy[0],
+                              dst_skipped=policy[1])  # fmt: skip
+    end = start + timedelta(seconds=length, microseconds=micro)
+    assert schedule.count_between(start, end) == naive_count(schedule, start, end)
+
+
+@pytest.mark.parametrize(("zone", "local"), CHANGES)
+@pytest.mark.parametrize("expr", ["30 2 * * *", "0 * * * *", "*/30 1-3 * * *", "0 9 * * 1#2"])
+def test_count_between_over_years_equals_the_naive_count(zone: str, local: str, expr: str) -> None:
+    schedule = parse_schedule("cron", expr, timezone=zone)
+    start = datetime.fromisoformat(local) - timedelta(days=400)
+    end = start + timedelta(days=800)
+    assert schedule.count_between(start, end) == naive_count(schedule, start, end)
+
+
+@pytest.mark.parametrize(("zone", "local"), CHANGES)
+@pytest.mark.parametrize(("expr", "hours"), [("*/5 * * * *", 24), ("*/15 * * * * *", 2)])
+@pytest.mark.parametrize("policy", [*POLICIES, ("auto", "auto")])
+def test_count_between_across_each_change_equals_the_naive_count(
+    zone: str, local: str, expr: str, hours: int, policy: tuple[str, str]
+) -> None:
+    schedule = parse_schedule(
+        "cron", expr, timezone=zone, dst_repeated=policy[0], dst_skipped=policy[1]
+    )
+    change = datetime.fromisoformat(local).astimezone(UTC)
+    for start, end in [
+        (change - timedelta(hours=hours), change + timedelta(hours=hours)),
+        (change - timedelta(minutes=20), change + timedelta(minutes=50)),  # inside the hour
+        (change + timedelta(minutes=10), change + timedelta(hours=hours)),
+    ]:
+        assert schedule.count_between(start, end) == naive_count(schedule, start, end)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["every 1s", "every 90s", "every 7m", "every 1h30m", "every 2d"]),
+    st.datetimes(
+        min_value=datetime(1960, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
+    st.integers(0, 400_000),
+)
+def test_interval_count_is_arithmetic_and_exact(expr: str, start: datetime, length: int) -> None:
+    schedule = parse_schedule("interval", expr)
+    end = start + timedelta(seconds=length)
+    if length < 20_000:
+        assert schedule.count_between(start, end) == naive_count(schedule, start, end)
+    # additive over a split, whatever the length
+    middle = start + timedelta(seconds=length // 3)
+    assert schedule.count_between(start, end) == (
+        schedule.count_between(start, middle) + schedule.count_between(middle, end)
+    )
+
+
+def test_count_between_edges() -> None:
+    minute = parse_schedule("cron", "* * * * *", timezone="Europe/Berlin")
+    t = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    assert minute.count_between(t, t) == 0
+    assert minute.count_between(t, t - timedelta(hours=1)) == 0
+    assert minute.count_between(t - timedelta(microseconds=1), t) == 1  # end is included
+    assert minute.count_between(t, t + timedelta(days=30)) == 30 * 24 * 60
+    once = parse_schedule("once", "at 2026-12-01T09:00", timezone="Europe/Berlin",
+                          dst_repeated="both")  # fmt: skip
+    assert once.count_between(t, t + timedelta(days=365)) == 1
+    both = parse_schedule("once", "at 2026-10-25T02:30", timezone="Europe/Berlin",
+                          dst_repeated="both")  # fmt: skip
+    assert both.count_between(t, t + timedelta(days=365)) == 2
+    far = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    assert minute.count_between(far - timedelta(days=1), far) >= 0
+    with pytest.raises(ValueError, match="aware"):
+        minute.count_between(datetime(2026, 1, 1), t)
 
 
 @settings(max_examples=150, deadline=None)

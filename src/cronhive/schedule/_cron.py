@@ -3,7 +3,7 @@
 cronsim does the calendar arithmetic on *naive* wall-clock times (where it has no DST
 logic of its own); `_dst` then maps each wall time to real instants under the schedule's
 policy. Debian cron's behaviour is one setting of that policy (`resolve_auto`). The search
-for the next fire time is `_cursor`'s.
+for the next fire time is `_cursor`'s, counting them `_count`'s.
 """
 
 from __future__ import annotations
