@@ -1,10 +1,10 @@
-"""The reused cron iterator, the arithmetic count and the gap reader agree with the slow,
-obvious answers.
+"""The reused cron iterator, the arithmetic count, the batch listing and the gap reader
+agree with the slow, obvious answers.
 
 References: `fresh_next` is the search cronhive used before the iterator was reused (a new
 cronsim iterator per question, started early enough for any offset of the next two days);
-`naive_count` iterates `next_after`; `naive_skips` walks every wall time. Questions come in
-random order, many near DST changes.
+`naive_count` and the lists iterate `next_after`; `naive_skips` walks every wall time.
+Questions come in random order, many near DST changes.
 """
 
 from __future__ import annotations
@@ -252,3 +252,59 @@ def test_dst_skips_reads_only_the_gaps_and_finds_what_a_walk_finds(
     schedule = parse_schedule("cron", expr, timezone=zone, dst_skipped="skip")
     until = after + timedelta(seconds=length)
     assert schedule.dst_skips(after, until) == naive_skips(schedule, after, until)
+
+
+@settings(max_examples=250, deadline=None)
+@given(
+    st.one_of(
+        st.sampled_from(FIVE + SIX).map(lambda e: ("cron", e)),
+        st.sampled_from(["every 1s", "every 90s", "every 1h"]).map(lambda e: ("interval", e)),
+        st.just(("once", "at 2026-10-25T02:30")),
+    ),
+    st.sampled_from([*POLICIES, ("auto", "auto")]),
+    st.one_of(near_change, anywhere),
+    st.integers(0, 6 * 3600),
+    st.integers(0, 600),
+)
+def test_fires_between_is_iter_after_cut_at_end_and_limit(
+    kind_expr: tuple[str, str],
+    policy: tuple[str, str],
+    where: tuple[str, datetime],
+    length: int,
+    limit: int,
+) -> None:
+    kind, expr = kind_expr
+    zone, start = where
+    if kind == "once":
+        start = datetime(2026, 10, 24, 22, tzinfo=UTC) + timedelta(seconds=length)
+    end = start + timedelta(seconds=length)
+
+    def make() -> Schedule:
+        return parse_schedule(
+            kind, expr, timezone=zone, dst_repeated=policy[0], dst_skipped=policy[1]
+        )
+
+    expected = list(
+        itertools.islice(itertools.takewhile(lambda t: t <= end, make().iter_after(start)), limit)
+    )
+    shared = make()
+    assert shared.fires_between(start, end, limit) == expected
+    assert shared.fires_between(start, end, limit) == expected  # asked again: same answer
+
+
+@pytest.mark.parametrize(("zone", "local"), CHANGES)
+@pytest.mark.parametrize("expr", ["*/10 * * * * *", "* * * * *", "*/20 2 * * *", "30 2 * * *"])
+@pytest.mark.parametrize("policy", POLICIES)
+def test_fires_between_through_every_change(
+    zone: str, local: str, expr: str, policy: tuple[str, str]
+) -> None:
+    change = datetime.fromisoformat(local).astimezone(UTC)
+    start, end = change - timedelta(hours=2), change + timedelta(hours=2)
+
+    def make() -> Schedule:
+        return parse_schedule(
+            "cron", expr, timezone=zone, dst_repeated=policy[0], dst_skipped=policy[1]
+        )
+
+    expected = list(itertools.takewhile(lambda t: t <= end, make().iter_after(start)))
+    assert make().fires_between(start, end, 10_000) == expected

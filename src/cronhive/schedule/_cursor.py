@@ -98,6 +98,27 @@ class CronCursor:
                 best = second
         return best
 
+    def fires_between(self, after: datetime, end: datetime, limit: int) -> list[datetime]:
+        """`next_after` repeated from `after` while the answer is at most `end`, at most
+        `limit` times. A wall that reads once fires right after the one before it, so a
+        run of them is read straight off the iterator, without a search each."""
+        found: list[datetime] = []
+        t = after
+        while len(found) < limit:
+            nxt = self.next_after(t)
+            if nxt is None or nxt > end:
+                break
+            t = nxt
+            found.append(t)
+            wall = (t + self._once_offset).replace(tzinfo=None)
+            while len(found) < limit and self._once_from <= wall < self._once_to:
+                entry = self._wall_after(wall)
+                if entry is None or not entry.wall < self._once_to or entry.fires[0] > end:
+                    break
+                t, wall = entry.fires[0], entry.wall
+                found.append(t)
+        return found
+
     def _around(self, after: datetime) -> Around:
         m = self._map
         if m is None or not m.start + _MARGIN <= after <= m.stop - _MARGIN - _WINDOW:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -106,6 +107,31 @@ class Schedule:
         current: datetime | None = instant
         while current is not None and (current := self.next_after(current)) is not None:
             yield current
+
+    def fires_between(self, start: datetime, end: datetime, limit: int) -> list[datetime]:
+        """The first `limit` fire times t with `start` < t <= `end` (aware), ascending,
+        aware UTC: what `iter_after(start)` yields up to `end`, cut at `limit`.
+
+        Cheaper per fire time than iterating: arithmetic for interval and once; for cron,
+        fire times that follow each other come straight off the reused iterator.
+        """
+        if _naive(start) or _naive(end):
+            raise ValueError("fires_between needs aware datetimes")
+        c = self._compiled
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        if limit <= 0 or end <= start:
+            return []
+        try:
+            if c.cursor is not None:
+                return c.cursor.fires_between(start, end, limit)
+        except OverflowError:  # near year 9999: what next_after gives, one by one
+            return list(itertools.islice(itertools.takewhile(
+                lambda t: t <= end, self.iter_after(start)), limit))  # fmt: skip
+        if c.period is not None:
+            first = (start - EPOCH) // c.period + 1
+            last = min((end - EPOCH) // c.period, first + limit - 1)
+            return [EPOCH + k * c.period for k in range(first, last + 1)]
+        return [t for t in c.once if start < t <= end][:limit]
 
     def count_between(self, start: datetime, end: datetime) -> int:
         """How many fire times t have `start` < t <= `end` (both aware): exactly the number
