@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark in one go: the runner's (spawn rate, output MB/s) and the engine's
 # (throughput, fire lag, tick cost and RSS at 1M jobs, failover) and the API's (GetStatus
-# latency at a fixed rate, StreamOutput MB/s). Pass --quick for a
+# latency at a fixed rate, StreamOutput MB/s) and the schedule's (next_after per call,
+# missed-slot counting, planning a job far behind). Pass --quick for a
 # smoke check of the engine bench. Figures and how to read them: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,6 @@ $PY bench/engine_bench.py "$@"
 echo
 echo "== API (bench/api_bench.py)"
 $PY bench/api_bench.py
+echo
+echo "== schedule (bench/schedule_bench.py)"
+$PY bench/schedule_bench.py

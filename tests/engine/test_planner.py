@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -184,3 +185,86 @@ def test_a_fire_time_lost_to_a_dst_gap_is_recorded_as_skipped() -> None:
     p = plan(shifted, datetime.fromisoformat("2026-03-28T02:30:01+01:00"), [])
     assert p.skipped == []
     assert p.next_fire_at == datetime.fromisoformat("2026-03-29T03:00:00+02:00")
+
+
+def _behind(expr: str, zone: str, first: datetime, misfire: Misfire, **policy: str) -> Job:
+    kind = "interval" if expr.startswith("every") else "cron"
+    return Job(
+        id=uuid.uuid4(),
+        spec=JobSpec(
+            name="j",
+            owner="user:alice",
+            run=RunSpec(command=("/bin/true",)),
+            schedule=parse_schedule(kind, expr, timezone=zone, **policy),
+            misfire=misfire,
+        ),
+        next_fire_at=first,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+@pytest.mark.parametrize("misfire", [Misfire.SKIP, Misfire.ONCE, Misfire.ALL])
+def test_a_minute_job_after_a_9_hour_outage(misfire: Misfire) -> None:
+    """540 minutes down (541 slots due, the last on time): the oldest MAX_CATCHUP slots
+    are recorded, the other 41 counted, and the job moves to the present."""
+    j = _behind("* * * * *", "Europe/Berlin", T0, misfire)
+    now = T0 + timedelta(hours=9, seconds=1)
+    p = plan(j, now, [])
+    recorded = sorted(e.scheduled_for for e in p.queued + p.skipped)
+    assert recorded == [T0 + timedelta(minutes=m) for m in range(MAX_CATCHUP)]
+    assert p.passed_over == 541 - MAX_CATCHUP
+    assert p.next_fire_at == T0 + timedelta(hours=9, minutes=1)
+    if misfire is Misfire.ALL:
+        assert len(p.queued) == MAX_CATCHUP and p.skipped == []
+    else:  # every recorded slot is over 40 minutes late: beyond the 300 s grace too
+        assert p.queued == [] and len(p.skipped) == MAX_CATCHUP
+        assert all(f"(policy {misfire.value})" in (e.reason or "") for e in p.skipped)
+    if misfire is Misfire.ONCE:
+        assert "beyond the misfire grace" in (p.skipped[-1].reason or "")
+
+
+@pytest.mark.parametrize("expr", ["every 1s", "* * * * * *"])
+def test_an_every_second_job_after_a_30_day_outage(expr: str) -> None:
+    j = _behind(expr, "UTC", T0, Misfire.SKIP)
+    now = T0 + timedelta(days=30, milliseconds=500)
+    p = plan(j, now, [])
+    assert [e.scheduled_for for e in p.skipped] == [
+        T0 + timedelta(seconds=s) for s in range(MAX_CATCHUP)
+    ]
+    assert all(e.state is RunState.SKIPPED for e in p.skipped) and p.queued == []
+    assert p.skipped[0].reason == "misfire: 2592000s late (policy skip)"
+    assert p.passed_over == 30 * 86_400 + 1 - MAX_CATCHUP  # T0 .. T0 + 30 days, both ends
+    assert p.next_fire_at == T0 + timedelta(days=30, seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("repeated", "lost"),
+    [("auto", 0), ("both", 0), ("last", 3600), ("first", 3600)],
+)
+def test_the_passed_over_count_follows_the_dst_policy(repeated: str, lost: int) -> None:
+    """Down 30 days across Berlin's fall-back (2026-10-25): an every-second wildcard job
+    fires every real second by default; `first` or `last` drop one pass of the hour."""
+    first = datetime.fromisoformat("2026-10-10T12:00:00+02:00")
+    j = _behind("* * * * * *", "Europe/Berlin", first, Misfire.SKIP, dst_repeated=repeated)
+    p = plan(j, first + timedelta(days=30), [])
+    assert len(p.skipped) == MAX_CATCHUP
+    assert p.passed_over == 30 * 86_400 + 1 - lost - MAX_CATCHUP
+    assert p.next_fire_at == first + timedelta(days=30, seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("expr", "days"), [("* * * * *", 2), ("*/2 2 * * *", 2), ("30 2 * * *", 800)]
+)
+def test_passed_over_equals_a_walk_over_the_slots_across_dst_changes(expr: str, days: int) -> None:
+    """Down across Berlin's spring gap (and, for the daily job, two years of changes):
+    recorded plus passed over is every slot a walk finds, once."""
+    first = datetime.fromisoformat("2026-03-28T12:00:00+01:00")
+    now = first + timedelta(days=days)
+    j = _behind(expr, "Europe/Berlin", first, Misfire.ALL)
+    assert j.spec.schedule is not None
+    walk = [first, *itertools.takewhile(lambda t: t <= now, j.spec.schedule.iter_after(first))]
+    p = plan(j, now, [])
+    assert [e.scheduled_for for e in p.queued] == walk[:MAX_CATCHUP]
+    assert p.passed_over == max(0, len(walk) - MAX_CATCHUP)
+    assert p.next_fire_at == j.spec.schedule.next_after(now)

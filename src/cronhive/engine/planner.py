@@ -44,12 +44,15 @@ def plan(job: Job, now: datetime, active: list[Execution]) -> Plan:
         return result
     slots: list[datetime] = []
     t: datetime | None = job.next_fire_at
-    while t is not None and t <= now and len(slots) < MAX_CATCHUP:
-        slots.append(t)
-        t = schedule.next_after(t)
+    if job.next_fire_at <= now:
+        # One call for the slots due, not one per slot: cheaper for a job far behind.
+        first = job.next_fire_at
+        slots = [first, *schedule.fires_between(first, now, MAX_CATCHUP - 1)]
+        t = schedule.next_after(slots[-1])
     if t is not None and t <= now:
-        # Too far behind: jump to the present; the count goes into an event.
-        result.passed_over = _count_until(job, t, now)
+        # Too far behind: jump to the present; the count goes into an event. Counted by
+        # arithmetic, not a walk: about a µs per day of outage for cron, not per slot.
+        result.passed_over = schedule.count_between(slots[-1], now)
         t = schedule.next_after(now)
     result.next_fire_at = t
     # Fire times a DST gap swallows (fixed-time jobs under dst_skipped=skip) are recorded
@@ -108,18 +111,6 @@ def _apply_misfire(job: Job, now: datetime, slots: list[datetime], result: Plan)
 
 def _late(slot: datetime, now: datetime, policy: str) -> str:
     return f"misfire: {(now - slot).total_seconds():.0f}s late (policy {policy})"
-
-
-def _count_until(job: Job, start: datetime, now: datetime) -> int:
-    schedule = job.spec.schedule
-    assert schedule is not None
-    n, t = 0, start
-    # Bounded: counting costs what iterating costs, so stop at a large cap.
-    for t in schedule.iter_after(start - timedelta(microseconds=1)):
-        if t > now or n >= 1_000_000:
-            break
-        n += 1
-    return n
 
 
 def _execution(

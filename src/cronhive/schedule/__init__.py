@@ -4,6 +4,8 @@
         -> Schedule        validated; raises InvalidSchedule naming the bad field
     Schedule.next_after(instant) -> datetime | None    strictly after; aware UTC out
     Schedule.iter_after(instant) -> Iterator[datetime]
+    Schedule.count_between(start, end) -> int          fire times in (start, end], no walk
+    Schedule.fires_between(start, end, limit) -> list[datetime]   the first `limit` of them
     Schedule.describe() -> str
     parse_duration(text) -> timedelta                  raises InvalidInput
 

@@ -2,7 +2,8 @@
 
 cronsim does the calendar arithmetic on *naive* wall-clock times (where it has no DST
 logic of its own); `_dst` then maps each wall time to real instants under the schedule's
-policy. Debian cron's behaviour is one setting of that policy (`resolve_auto`).
+policy. Debian cron's behaviour is one setting of that policy (`resolve_auto`). The search
+for the next fire time is `_cursor`'s, counting them `_count`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 from cronsim import CronSim, CronSimError
 
 from cronhive.errors import InvalidSchedule
-from cronhive.schedule._dst import DstRepeated, DstSkipped, WallKind, apply_policy, readings
+from cronhive.schedule._dst import DstRepeated, DstSkipped, transitions
 
 # cronsim 2.8 does not take macros; these are the five fields cron(8) documents for them.
 MACROS = {
@@ -120,53 +121,24 @@ def _explain_error(text: str, parts: list[str], message: str) -> str:
     return f"bad cron expression {text!r}: {message}"
 
 
-def next_cron(
-    spec: CronSpec,
-    zone: ZoneInfo,
-    repeated: DstRepeated,
-    skipped: DstSkipped,
-    after: datetime,
-) -> datetime | None:
-    """The first instant (UTC) strictly after `after` at which `spec` fires in `zone`.
-
-    `repeated`/`skipped` must be resolved. Walks matching wall times in order from the
-    earliest one that could still fire after `after`, and stops as soon as no later wall
-    time can beat the best instant found (`readings` gives a non-decreasing lower bound).
-    """
-    after = after.astimezone(UTC)
-    # A wall time w can fire at t > after only if w > after + offset(t); offsets change
-    # only at transitions, so the smallest offset in the next two days bounds the start.
-    offset = min(
-        (after + timedelta(days=d)).astimezone(zone).utcoffset() or timedelta() for d in (0, 1, 2)
-    )
-    start = (after + offset).replace(tzinfo=None, microsecond=0) - timedelta(seconds=1)
-    best: datetime | None = None
-    for wall in CronSim(spec.fields, start):
-        kind, candidates = readings(wall, zone)
-        if best is not None and candidates[0] >= best:
-            break
-        for instant in apply_policy(kind, candidates, repeated, skipped):
-            if instant > after and (best is None or instant < best):
-                best = instant
-    return best
-
-
 def skipped_walls(
     spec: CronSpec, zone: ZoneInfo, after: datetime, until: datetime
 ) -> list[tuple[datetime, datetime]]:
     """Wall times of `spec` that do not exist in `zone` (the clocks jumped over them) and
     whose gap ends in (`after`, `until`]: pairs (naive wall time, UTC instant of the gap's
-    end). Only meaningful where the policy skips them; the caller decides that."""
-    after, until = after.astimezone(UTC), until.astimezone(UTC)
-    offset = min(
-        (after + timedelta(days=d)).astimezone(zone).utcoffset() or timedelta() for d in (0, 1, 2)
-    )
-    start = (after + offset).replace(tzinfo=None, microsecond=0) - timedelta(seconds=1)
+    end). Only meaningful where the policy skips them; the caller decides that.
+
+    Reads only the wall times inside each gap: the work grows with the days of the range
+    (one offset sample a day), not with the fire times in it.
+    """
     found: list[tuple[datetime, datetime]] = []
-    for wall in CronSim(spec.fields, start):
-        kind, candidates = readings(wall, zone)
-        if candidates[0] > until:
-            break
-        if kind is WallKind.SKIPPED and candidates[0] > after:
-            found.append((wall, candidates[0]))
+    for change in transitions(zone, after.astimezone(UTC), until.astimezone(UTC)):
+        if change.after <= change.before:
+            continue  # the clocks went back: nothing skipped
+        gap_start = (change.at + change.before).replace(tzinfo=None)
+        gap_stop = gap_start + (change.after - change.before)
+        for wall in CronSim(spec.fields, gap_start - timedelta(seconds=1)):
+            if wall >= gap_stop:
+                break
+            found.append((wall, change.at))
     return found

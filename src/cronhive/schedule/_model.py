@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -10,11 +11,14 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronhive.errors import InvalidInput, InvalidSchedule
-from cronhive.schedule._cron import CronSpec, compile_cron, next_cron, skipped_walls
+from cronhive.schedule._count import CronCounter, count_cron
+from cronhive.schedule._cron import CronSpec, compile_cron, skipped_walls
+from cronhive.schedule._cursor import CronCursor
 from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
 from cronhive.schedule._duration import describe_period, parse_duration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SAFE_END = datetime(9999, 12, 1, tzinfo=UTC)
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -40,6 +44,8 @@ class _Compiled:
 
     zone: ZoneInfo
     cron: CronSpec | None = None
+    cursor: CronCursor | None = None  # mutable: the reused cronsim iterator
+    counter: CronCounter | None = None
     repeated: DstRepeated = DstRepeated.AUTO  # resolved for cron
     skipped: DstSkipped = DstSkipped.AUTO
     period: timedelta | None = None
@@ -82,13 +88,13 @@ class Schedule:
         None when the schedule is exhausted (a `once` in the past) or the next fire would
         fall beyond year 9999. Raises `ValueError` on a naive `instant`.
         """
-        if instant.tzinfo is None or instant.utcoffset() is None:
+        if _naive(instant):
             raise ValueError("next_after needs an aware datetime")
         c = self._compiled
         after = instant.astimezone(UTC)
         try:
-            if c.cron is not None:
-                return next_cron(c.cron, c.zone, c.repeated, c.skipped, after)
+            if c.cursor is not None:
+                return c.cursor.next_after(after)
             if c.period is not None:
                 # Aligned to the Unix epoch: stateless, the same on every node.
                 return EPOCH + ((after - EPOCH) // c.period + 1) * c.period
@@ -101,6 +107,54 @@ class Schedule:
         current: datetime | None = instant
         while current is not None and (current := self.next_after(current)) is not None:
             yield current
+
+    def fires_between(self, start: datetime, end: datetime, limit: int) -> list[datetime]:
+        """The first `limit` fire times t with `start` < t <= `end` (aware), ascending,
+        aware UTC: what `iter_after(start)` yields up to `end`, cut at `limit`.
+
+        Cheaper per fire time than iterating: arithmetic for interval and once; for cron,
+        fire times that follow each other come straight off the reused iterator.
+        """
+        if _naive(start) or _naive(end):
+            raise ValueError("fires_between needs aware datetimes")
+        c = self._compiled
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        if limit <= 0 or end <= start:
+            return []
+        try:
+            if c.cursor is not None:
+                return c.cursor.fires_between(start, end, limit)
+        except OverflowError:  # near year 9999: what next_after gives, one by one
+            return list(itertools.islice(itertools.takewhile(
+                lambda t: t <= end, self.iter_after(start)), limit))  # fmt: skip
+        if c.period is not None:
+            first = (start - EPOCH) // c.period + 1
+            last = min((end - EPOCH) // c.period, first + limit - 1)
+            return [EPOCH + k * c.period for k in range(first, last + 1)]
+        return [t for t in c.once if start < t <= end][:limit]
+
+    def count_between(self, start: datetime, end: datetime) -> int:
+        """How many fire times t have `start` < t <= `end` (both aware): exactly the number
+        `iter_after(start)` yields up to `end`, 0 when `end <= start`.
+
+        Bounded work whatever the range: arithmetic for interval and once; for cron a
+        count per day of the range (one offset sample and one day match each, a few µs),
+        never a walk over the fire times. Raises `ValueError` on a naive instant.
+        """
+        if _naive(start) or _naive(end):
+            raise ValueError("count_between needs aware datetimes")
+        c = self._compiled
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        if end <= start:
+            return 0
+        if c.counter is not None:
+            # Dates near year 9999 overflow; nothing real is scheduled that late.
+            end = min(end, _SAFE_END)
+            return count_cron(c.counter, c.zone, c.repeated, c.skipped, start, end)
+        if c.period is not None:
+            # Fires are the multiples of the period since the epoch.
+            return (end - EPOCH) // c.period - (start - EPOCH) // c.period
+        return sum(start < t <= end for t in c.once)
 
     def dst_skips(self, after: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
         """Fire times of a fixed-time cron job lost to a DST gap under `dst_skipped=skip`,
@@ -147,6 +201,10 @@ def parse_schedule(
     )
 
 
+def _naive(instant: datetime) -> bool:
+    return instant.tzinfo is None or instant.utcoffset() is None
+
+
 def _enum(cls: type[_E], value: object, field_name: str, label: str) -> _E:
     try:
         return cls(value)  # type: ignore[arg-type]  # any stored value is checked here
@@ -174,7 +232,14 @@ def _compile(
     if kind is ScheduleKind.CRON:
         spec = compile_cron(expression)
         repeated, skipped = spec.resolve_auto(repeated, skipped)
-        return _Compiled(zone=zone, cron=spec, repeated=repeated, skipped=skipped)
+        return _Compiled(
+            zone=zone,
+            cron=spec,
+            cursor=CronCursor(spec.fields, zone, repeated, skipped),
+            counter=CronCounter(spec.fields),
+            repeated=repeated,
+            skipped=skipped,
+        )
     text = expression.strip()
     if kind is ScheduleKind.INTERVAL:
         body = text[5:] if text.lower().startswith("every") else text
