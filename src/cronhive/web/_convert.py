@@ -86,6 +86,9 @@ def node_json(node: Node, now: datetime) -> dict[str, Any]:
         "heartbeat_at": _t(node.heartbeat_at),
         "heartbeat_age_seconds": round((now - node.heartbeat_at).total_seconds(), 3),
         "alive": node.alive(now),
+        "state": node.state(now),
+        "down_since": None if node.down_since is None else _t(node.down_since),
+        "down_reason": node.down_reason,
     }
 
 

@@ -95,6 +95,9 @@ SCHEMAS: dict[str, Any] = {
             "heartbeat_at": _T,
             "heartbeat_age_seconds": {"type": "number"},
             "alive": {"type": "boolean"},
+            "state": {"type": "string", "enum": ["up", "expired", "down"]},
+            "down_since": _nullable(_T),
+            "down_reason": _nullable({"type": "string"}),
         }
     ),
     "Chunk": _obj(
