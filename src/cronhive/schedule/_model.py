@@ -137,9 +137,10 @@ class Schedule:
         """How many fire times t have `start` < t <= `end` (both aware): exactly the number
         `iter_after(start)` yields up to `end`, 0 when `end <= start`.
 
-        Bounded work whatever the range: arithmetic for interval and once; for cron a
-        count per day of the range (one offset sample and one day match each, a few µs),
-        never a walk over the fire times. Raises `ValueError` on a naive instant.
+        The work never grows with the number of fire times: O(1) for interval and once;
+        for cron about a µs per day of the range (one offset sample and one day match a
+        day: ~5 ms for 10 years). Cron fire times after 9999-12-01 are not counted.
+        Raises `ValueError` on a naive instant.
         """
         if _naive(start) or _naive(end):
             raise ValueError("count_between needs aware datetimes")
