@@ -126,7 +126,7 @@ def test_sign_in_follow_a_live_log_stop_it_and_hide_it_from_others(
 
     page.goto(node.url("/nodes"))
     expect(page.locator("table.nodes")).to_contain_text("web1")
-    expect(page.locator("table.nodes")).to_contain_text("alive")
+    expect(page.locator("table.nodes")).to_contain_text("up")
     page.screenshot(path=str(SHOTS / "nodes.png"), full_page=True)
 
     page.click("button:has-text('Sign out')")
