@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 
 from cronhive.api.server import ApiService
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
@@ -18,14 +20,39 @@ from cronhive.web import WebService
 log = logging.getLogger("cronhive")
 
 
+def private_files(config: ServerConfig) -> None:
+    """Data dir 0700; the SQLite file and its -wal, -shm and .lock 0600.
+
+    The database file is created (empty, 0600) before SQLite first opens it, because SQLite
+    gives -wal and -shm the mode of the database file; existing files are tightened.
+    """
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(config.data_dir, 0o700)
+    db = config.sqlite_path
+    if db is None or not db.parent.is_dir():
+        return  # PostgreSQL, or a missing folder that open_store reports
+    for path in (db, Path(f"{db}.lock")):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{db}{suffix}", 0o600)
+
+
 async def serve(config: ServerConfig) -> None:
     """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start."""
-    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_files(config)
     if config.certs_dir is None:
         certs = ensure_dev_certs(config.data_dir)
         log.info("development certificates in %s (client: admin.crt/admin.key)", certs.dir)
     else:
         certs = CertPaths(dir=config.certs_dir)
+        if certs.legacy_ca_key.exists():
+            log.warning(
+                "%s is on this node: whoever reads it can become any user; a node needs "
+                "only ca.crt, server.crt and server.key (keep the CA where certificates "
+                "are issued)",
+                certs.legacy_ca_key,
+            )
     host, port = parse_listen(config.listen)
     policy = load_policy(config.policy)
     services: list[ApiService | WebService] = [

@@ -32,9 +32,31 @@ def _mode(p: Path) -> int:
 def test_init_writes_keys_0600_certs_0644_dir_0700(tmp_path: Path) -> None:
     paths = init_certs(tmp_path / "certs")
     assert _mode(paths.dir) == 0o700
-    for name in ("ca", "server", "admin"):
+    for name in ("server", "admin"):
         assert _mode(paths.dir / f"{name}.key") == 0o600
         assert _mode(paths.dir / f"{name}.crt") == 0o644
+    assert _mode(paths.ca_cert) == 0o644
+
+
+def test_init_keeps_the_ca_key_in_its_own_directory(tmp_path: Path) -> None:
+    paths = init_certs(tmp_path / "node" / "certs")
+    assert not (paths.dir / "ca.key").exists()
+    assert paths.ca_home == tmp_path / "node-ca"  # X/certs -> X-ca: outside the node's dir
+    assert _mode(paths.ca_home) == 0o700
+    assert _mode(paths.ca_key) == 0o600
+    assert (paths.ca_home / "ca.crt").read_bytes() == paths.ca_cert.read_bytes()
+    own = init_certs(tmp_path / "d", ca_dir=tmp_path / "vault")
+    assert own.ca_key == tmp_path / "vault" / "ca.key" and own.ca_key.exists()
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "admin.crt",
+        "admin.key",
+        "ca.crt",
+        "server.crt",
+        "server.key",
+    ]
+    issue_client_files(tmp_path / "d", ca_dir=tmp_path / "vault", user="bob")
+    with pytest.raises(InvalidInput, match=r"d-ca/ca\.crt: no such file"):
+        issue_client_files(tmp_path / "d", user="carol")  # not where the CA is
 
 
 def test_key_mode_is_exact_under_a_permissive_umask(tmp_path: Path) -> None:
@@ -44,6 +66,7 @@ def test_key_mode_is_exact_under_a_permissive_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert _mode(paths.ca_key) == 0o600
+    assert _mode(paths.ca_home) == 0o700
 
 
 def test_server_certificate_names_and_usage(tmp_path: Path) -> None:
@@ -79,7 +102,7 @@ def test_init_refuses_to_replace_a_ca_without_force(tmp_path: Path) -> None:
     assert tmp_path.joinpath("ca.crt").read_bytes() == first
     init_certs(tmp_path, force=True)
     assert tmp_path.joinpath("ca.crt").read_bytes() != first
-    assert _mode(tmp_path / "ca.key") == 0o600
+    assert _mode(CertPaths(dir=tmp_path).ca_key) == 0o600
 
 
 def test_issue_refuses_to_replace_a_client_without_force(tmp_path: Path) -> None:
@@ -94,7 +117,12 @@ def test_ensure_dev_certs_is_idempotent_and_completes_missing_files(tmp_path: Pa
     paths = ensure_dev_certs(tmp_path)
     assert paths == CertPaths(dir=tmp_path / "certs")
     before = {p.name: p.read_bytes() for p in paths.dir.iterdir()}
-    assert set(before) == {f"{n}.{e}" for n in ("ca", "server", "admin") for e in ("crt", "key")}
+    assert set(before) == {f"{n}.{e}" for n in ("server", "admin") for e in ("crt", "key")} | {
+        "ca.crt"
+    }
+    # The dev CA key lives beside the data dir, never in it (no run reaches it through it).
+    assert paths.ca_key == tmp_path.with_name(f"{tmp_path.name}-ca") / "ca.key"
+    assert _mode(paths.ca_key) == 0o600 and _mode(paths.ca_home) == 0o700
     assert ensure_dev_certs(tmp_path) == paths
     assert {p.name: p.read_bytes() for p in paths.dir.iterdir()} == before
     paths.client_cert().unlink()
@@ -125,6 +153,17 @@ def test_ensure_dev_certs_names_the_bad_file(tmp_path: Path, damage: object, mes
     with pytest.raises(InvalidInput, match=message) as info:
         ensure_dev_certs(tmp_path)
     assert info.value.field is not None and info.value.field.startswith(str(paths.dir))
+
+
+def test_ensure_dev_certs_moves_an_old_ca_key_out_of_the_data_dir(tmp_path: Path) -> None:
+    paths = ensure_dev_certs(tmp_path)
+    key = paths.ca_key.read_bytes()
+    paths.legacy_ca_key.write_bytes(key)  # the layout of older versions
+    paths.legacy_ca_key.chmod(0o600)
+    paths.ca_key.unlink()
+    ensure_dev_certs(tmp_path)
+    assert not paths.legacy_ca_key.exists()
+    assert paths.ca_key.read_bytes() == key and _mode(paths.ca_key) == 0o600
 
 
 def test_ensure_dev_certs_rejects_a_server_cert_from_another_ca(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.x509.oid import NameOID
 
-from cronhive.auth.certs import CertPaths, load_pair
+from cronhive.auth.certs import CertPaths, default_ca_dir, load_pair
 from cronhive.cli import cli
 
 
@@ -77,7 +77,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
 def test_issue_without_a_ca_names_the_file(tmp_path: Path) -> None:
     code, _, err = _run("certs", "issue", "bob", "--dir", str(tmp_path))
     assert code == 2
-    assert f"{tmp_path / 'ca.crt'}: no such file" in err
+    # The CA is looked for where `certs init` keeps it: beside the directory, not in it.
+    assert f"{default_ca_dir(tmp_path) / 'ca.crt'}: no such file" in err
 
 
 def test_real_process(tmp_path: Path) -> None:

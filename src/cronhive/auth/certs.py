@@ -5,17 +5,20 @@ A client certificate names its user in the subject CN and carries one OU per gro
 signing it is what makes those claims trustworthy, so whoever holds ``ca.key`` can mint any
 identity: keep it off the nodes that do not issue certificates.
 
-A certificate directory looks like::
+A certificate directory holds what nodes and clients need; the CA's key lives in a
+directory of its own, never beside them (a node's data dir must never hold it)::
 
-    <dir>/ca.crt  ca.key  server.crt  server.key  <name>.crt  <name>.key
+    <dir>/ca.crt  server.crt  server.key  <name>.crt  <name>.key
+    <ca dir>/ca.crt  ca.key          default: X/certs -> X-ca, D -> D-ca (see default_ca_dir)
 
 Private keys are created 0600 with ``O_CREAT | O_EXCL`` (no moment where another user could
-open them), certificates 0644, the directory 0700.
+open them), certificates 0644, the directories 0700.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import ipaddress
 import os
 import re
@@ -26,11 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cronhive.auth._pem import (
+    KeyPair,
+    cert_pem,
+    check_signed_by,
+    load_cert,
+    load_pair,
+    make_dir,
+    read_file,
+    write_file,
+    write_pair,
+)
 from cronhive.errors import Conflict, InvalidInput
 
 __all__ = [
@@ -38,11 +51,14 @@ __all__ = [
     "CertPaths",
     "KeyPair",
     "create_ca",
+    "default_ca_dir",
     "ensure_dev_certs",
     "init_certs",
     "issue_client",
     "issue_client_files",
     "issue_server",
+    "load_ca",
+    "load_cert",
     "load_pair",
     "validate_name",
     "write_pair",
@@ -74,19 +90,33 @@ def _validate_days(days: int) -> int:
     return days
 
 
-@dataclass(frozen=True, kw_only=True)
-class KeyPair:
-    """A certificate and its private key."""
+def default_ca_dir(certs_dir: Path) -> Path:
+    """Where the CA of a certificate directory lives unless told: beside it, outside it.
 
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    ``X/certs`` -> ``X-ca`` (so the dev set-up's ``DATA_DIR/certs`` keeps its CA outside
+    the data dir, and ``./.cronhive/certs`` uses ``./.cronhive-ca``); any other ``D`` ->
+    ``D-ca``.
+    """
+    certs_dir = certs_dir.absolute()
+    if certs_dir.name == "certs" and certs_dir.parent.name:
+        return certs_dir.parent.with_name(f"{certs_dir.parent.name}-ca")
+    return certs_dir.with_name(f"{certs_dir.name or 'root'}-ca")
 
 
 @dataclass(frozen=True, kw_only=True)
 class CertPaths:
-    """Where the files of one certificate directory live (they need not exist yet)."""
+    """Where the files of one certificate directory live (they need not exist yet).
+
+    ``ca_dir`` holds the CA's own copy of ``ca.crt`` and its key (default:
+    ``default_ca_dir(dir)``); ``dir`` holds ``ca.crt`` for verifying, never the key.
+    """
 
     dir: Path
+    ca_dir: Path | None = None
+
+    @property
+    def ca_home(self) -> Path:
+        return self.ca_dir if self.ca_dir is not None else default_ca_dir(self.dir)
 
     @property
     def ca_cert(self) -> Path:
@@ -94,6 +124,11 @@ class CertPaths:
 
     @property
     def ca_key(self) -> Path:
+        return self.ca_home / "ca.key"
+
+    @property
+    def legacy_ca_key(self) -> Path:
+        """Where the key lived before it moved out (older versions put it in ``dir``)."""
         return self.dir / "ca.key"
 
     @property
@@ -256,103 +291,6 @@ def issue_client(
     )
 
 
-# --- files -----------------------------------------------------------------------------
-
-
-def _write_file(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
-    """Writes `data` to a new file created with `mode`; replaces atomically if allowed."""
-    target = path
-    if overwrite:
-        path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)  # the umask may have narrowed it; we want exactly `mode`
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if overwrite:
-        os.replace(path, target)
-
-
-def write_pair(pair: KeyPair, cert_path: Path, key_path: Path, *, overwrite: bool = False) -> None:
-    """Writes the key (0600) and then the certificate (0644) as PEM.
-
-    Raises Conflict if either file exists and `overwrite` is false.
-    """
-    if not overwrite:
-        for p in (cert_path, key_path):
-            if p.exists():
-                raise Conflict(f"{p} already exists (use --force to replace it)")
-    key_pem = pair.key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    try:
-        _write_file(key_path, key_pem, 0o600, overwrite=overwrite)
-        _write_file(
-            cert_path,
-            pair.cert.public_bytes(serialization.Encoding.PEM),
-            0o644,
-            overwrite=overwrite,
-        )
-    except FileExistsError as exc:
-        raise Conflict(f"{exc.filename} already exists (use --force to replace it)") from None
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file", field=str(path)) from None
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})", field=str(path)) from None
-
-
-def load_cert(path: Path) -> x509.Certificate:
-    """Reads a PEM certificate; InvalidInput naming the file if missing or not a certificate."""
-    data = _read(path)  # outside the try: InvalidInput is a ValueError too
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise InvalidInput(f"{path}: not a PEM certificate", field=str(path)) from None
-
-
-def load_pair(cert_path: Path, key_path: Path) -> KeyPair:
-    """Reads a certificate and its unencrypted EC private key and checks they belong together.
-
-    Raises InvalidInput naming the file that is missing, unreadable, not PEM, not an EC
-    key, or whose key does not match the certificate.
-    """
-    cert = load_cert(cert_path)
-    data = _read(key_path)
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise InvalidInput(
-            f"{key_path}: not an unencrypted PEM private key", field=str(key_path)
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InvalidInput(f"{key_path}: not an EC private key", field=str(key_path))
-    if key.public_key() != cert.public_key():
-        raise InvalidInput(
-            f"{key_path}: key does not match the certificate {cert_path}", field=str(key_path)
-        )
-    return KeyPair(cert=cert, key=key)
-
-
-def _check_signed_by(cert: x509.Certificate, path: Path, ca: x509.Certificate) -> None:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        raise InvalidInput(f"{path}: not issued by this CA", field=str(path)) from None
-
-
-def _mkdir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
 def default_server_names() -> tuple[list[str], list[str]]:
     """The DNS names and addresses a dev server certificate covers on this machine."""
     names = ["localhost"]
@@ -365,36 +303,50 @@ def default_server_names() -> tuple[list[str], list[str]]:
 def init_certs(
     directory: Path,
     *,
+    ca_dir: Path | None = None,
     dns_names: Sequence[str] = (),
     ip_addresses: Sequence[str] = (),
     days: int = 825,
     force: bool = False,
 ) -> CertPaths:
-    """Creates a CA, a server certificate and an ``admin`` client certificate in `directory`.
+    """Creates a CA in `ca_dir` and a server and an ``admin`` client certificate in `directory`.
 
-    Without names, the server certificate covers localhost, this host name, 127.0.0.1 and
-    ::1. Raises Conflict if a CA is already there and `force` is false; InvalidInput for a
-    bad name, address or day count (before anything is written).
+    `directory` gets ``ca.crt`` too, never ``ca.key`` (default `ca_dir`: beside it, see
+    ``default_ca_dir``). Without names, the server certificate covers localhost, this host
+    name, 127.0.0.1 and ::1. Raises Conflict if a CA is already there and `force` is false;
+    InvalidInput for a bad name, address or day count (before anything is written).
     """
-    paths = CertPaths(dir=directory)
-    if not force and (paths.ca_cert.exists() or paths.ca_key.exists()):
-        raise Conflict(f"a CA already exists in {directory} (use --force to replace it)")
+    paths = CertPaths(dir=directory, ca_dir=ca_dir)
+    if paths.ca_home.absolute() == directory.absolute():
+        raise InvalidInput("the CA directory must not be the certificate directory", field="ca_dir")
+    existing = (paths.ca_cert, paths.ca_key, paths.ca_home / "ca.crt", paths.legacy_ca_key)
+    if not force and any(p.exists() for p in existing):
+        raise Conflict(f"a CA already exists for {directory} (use --force to replace it)")
     if not dns_names and not ip_addresses:
         dns_names, ip_addresses = default_server_names()
     _validate_days(days)
     ca = create_ca(days=max(days, 3650))
     server = issue_server(ca, dns_names=dns_names, ip_addresses=ip_addresses, days=days)
     admin = issue_client(ca, user=ADMIN_USER, days=days)
-    _mkdir(directory)
-    write_pair(ca, paths.ca_cert, paths.ca_key, overwrite=force)
+    make_dir(paths.ca_home)
+    os.chmod(paths.ca_home, 0o700)  # whatever was there: only its owner reads the CA
+    make_dir(directory)
+    write_pair(ca, paths.ca_home / "ca.crt", paths.ca_key, overwrite=force)
+    write_file(paths.ca_cert, cert_pem(ca.cert), 0o644, overwrite=force)
     write_pair(server, paths.server_cert, paths.server_key, overwrite=force)
     write_pair(admin, paths.client_cert(), paths.client_key(), overwrite=force)
+    if force and paths.legacy_ca_key.exists():
+        paths.legacy_ca_key.unlink()  # the old layout's key: replaced, and out of `directory`
     return paths
 
 
 def load_ca(paths: CertPaths) -> KeyPair:
-    """Loads the CA of a certificate directory; InvalidInput naming the bad file."""
-    ca = load_pair(paths.ca_cert, paths.ca_key)
+    """Loads the CA of a certificate directory (its key from ``ca_home``, or from the old
+    place in ``dir`` if it is still there); InvalidInput naming the bad file."""
+    if not paths.ca_key.exists() and paths.legacy_ca_key.exists():
+        ca = load_pair(paths.ca_cert, paths.legacy_ca_key)
+    else:
+        ca = load_pair(paths.ca_home / "ca.crt", paths.ca_key)
     try:
         basic = ca.cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -407,6 +359,7 @@ def load_ca(paths: CertPaths) -> KeyPair:
 def issue_client_files(
     directory: Path,
     *,
+    ca_dir: Path | None = None,
     user: str,
     groups: Iterable[str] = (),
     days: int = 365,
@@ -417,7 +370,7 @@ def issue_client_files(
     Returns (cert path, key path). Raises InvalidInput for a bad name or a missing/bad CA,
     Conflict if the files exist and `force` is false.
     """
-    paths = CertPaths(dir=directory)
+    paths = CertPaths(dir=directory, ca_dir=ca_dir)
     cert_path, key_path = paths.client_cert(user), paths.client_key(user)
     if user in ("ca", "server"):
         raise InvalidInput(f"user name {user!r} is reserved for the CA/server files", field="user")
@@ -429,24 +382,43 @@ def issue_client_files(
 def ensure_dev_certs(data_dir: Path) -> CertPaths:
     """Returns ``<data_dir>/certs``, creating a dev CA, server and admin certificate if absent.
 
-    Idempotent: files that exist are checked (readable, key matches, issued by the CA) and
-    kept; only missing ones are created. Raises InvalidInput naming a bad existing file.
+    The CA's key goes to ``<data_dir>-ca`` (0700, beside the data dir, never in it, so no
+    run can reach it through the data dir; a key left in ``certs/`` by an older version is
+    moved there). Idempotent: files that exist are checked (readable, key matches, issued
+    by the CA) and kept; only missing ones are created. Raises InvalidInput naming a bad
+    existing file.
     """
     paths = CertPaths(dir=data_dir / "certs")
-    have_ca = paths.ca_cert.exists() or paths.ca_key.exists()
-    if not have_ca:
-        if paths.server_cert.exists() or paths.client_cert().exists():
+    if paths.legacy_ca_key.exists() and not paths.ca_key.exists():
+        _move_out_ca(paths)
+    if not paths.ca_cert.exists():
+        if paths.server_cert.exists() or paths.client_cert().exists() or paths.ca_key.exists():
             # Certificates without their CA cannot be checked or completed: say so.
             raise InvalidInput(f"{paths.ca_cert}: no such file", field=str(paths.ca_cert))
         return init_certs(paths.dir)
-    ca = load_ca(paths)
+    ca_cert = load_cert(paths.ca_cert)
     server = (paths.server_cert, paths.server_key)
     admin = (paths.client_cert(), paths.client_key())
     if not any(p.exists() for p in server):
         names, ips = default_server_names()
-        write_pair(issue_server(ca, dns_names=names, ip_addresses=ips), *server)
+        write_pair(issue_server(load_ca(paths), dns_names=names, ip_addresses=ips), *server)
     if not any(p.exists() for p in admin):
-        write_pair(issue_client(ca, user=ADMIN_USER), *admin)
+        write_pair(issue_client(load_ca(paths), user=ADMIN_USER), *admin)
     for cert_path, key_path in (server, admin):
-        _check_signed_by(load_pair(cert_path, key_path).cert, cert_path, ca.cert)
+        check_signed_by(load_pair(cert_path, key_path).cert, cert_path, ca_cert)
     return paths
+
+
+def _move_out_ca(paths: CertPaths) -> None:
+    """Moves an old layout's ``certs/ca.key`` (and its certificate) into ``ca_home``."""
+    make_dir(paths.ca_home)
+    os.chmod(paths.ca_home, 0o700)
+    if not (paths.ca_home / "ca.crt").exists():
+        write_file(paths.ca_home / "ca.crt", read_file(paths.ca_cert), 0o644, overwrite=False)
+    try:
+        os.replace(paths.legacy_ca_key, paths.ca_key)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        write_file(paths.ca_key, read_file(paths.legacy_ca_key), 0o600, overwrite=False)
+        paths.legacy_ca_key.unlink()

@@ -41,6 +41,16 @@ class ServerConfig:
         return self.db or f"sqlite:///{self.data_dir / 'cronhive.db'}"
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file of ``db_url``; None for PostgreSQL."""
+        url = self.db_url
+        if "://" not in url:
+            return Path(url) if url.strip() else None
+        if url.startswith("sqlite:///") and ":memory:" not in url:
+            return Path(url.removeprefix("sqlite:///"))
+        return None
+
+    @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
 
