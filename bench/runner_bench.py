@@ -5,20 +5,26 @@ Run: ``.venv/bin/python bench/runner_bench.py [--runs 2000] [--concurrency 50] [
 Prints short runs per second (``/bin/true``) through the Runner and through plain
 ``asyncio.create_subprocess_exec`` + ``wait()`` at the same concurrency, and their ratio
 (target >= 0.8); then bytes per second of ``head -c N /dev/zero`` read by one follower
-against the same bytes through a plain ``| cat > /dev/null`` pipe.
+against the same bytes through a plain ``| cat > /dev/null`` pipe; then the cost of
+isolation: milliseconds per run, one after another, of a raw spawn, an unisolated run
+(without and with the default rlimits) and a sandboxed run (bubblewrap), wall and CPU
+(this process and its children together).
+
+``--isolation-only`` prints only the last part (``--serial N`` runs each, best of rounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from cronhive.runner import Runner, RunSpec, RunState, Stream
+from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream
 
 
 async def rate(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
@@ -51,8 +57,10 @@ async def raw_pipes_rate(n: int, concurrency: int) -> float:
     return await rate(n, concurrency, one)
 
 
-async def runner_rate(n: int, concurrency: int, spool: Path, tag: str) -> float:
-    runner = Runner(spool)
+async def runner_rate(
+    n: int, concurrency: int, spool: Path, tag: str, runner: Runner | None = None
+) -> float:
+    runner = runner or Runner(spool, default_limits=None)
 
     async def one(i: int) -> None:
         h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"]))
@@ -66,7 +74,7 @@ async def runner_rate(n: int, concurrency: int, spool: Path, tag: str) -> float:
 
 
 async def follow_mbps(mib: int, spool: Path) -> float:
-    runner = Runner(spool)
+    runner = Runner(spool, default_limits=None)
     t0 = time.perf_counter()
     h = await runner.start(RunSpec(run_id="big", argv=["head", "-c", f"{mib}M", "/dev/zero"]))
     n = 0
@@ -85,16 +93,75 @@ def cat_mbps(mib: int) -> float:
     return (mib << 20) / (time.perf_counter() - t0) / 1e6
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children, user + system."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+async def serial_ms(n: int, one: Callable[[int], Awaitable[None]]) -> tuple[float, float]:
+    """(wall ms, CPU ms) per run of `n` runs one after another."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    for i in range(n):
+        await one(i)
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return wall / n * 1000, cpu / n * 1000
+
+
+async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
+    sandbox = Sandbox.probe()
+    if sandbox.unavailable:
+        print(f"isolation: bubblewrap unusable here ({sandbox.unavailable})")
+        return
+    runners = {
+        "runner, isolation none, no rlimits": Runner(spool / "a", default_limits=None),
+        "runner, isolation none (default)": Runner(spool / "b"),
+        "runner, bwrap sandbox (default)": Runner(spool / "c", sandbox=sandbox),
+    }
+
+    async def raw(_: int) -> None:
+        proc = await asyncio.create_subprocess_exec("/bin/true")
+        await proc.wait()
+
+    def through(runner: Runner, tag: str) -> Callable[[int], Awaitable[None]]:
+        async def one(i: int) -> None:
+            h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"]))
+            res = await h.wait()
+            assert res.state is RunState.SUCCEEDED, res
+            runner.discard(h.run_id)
+
+        return one
+
+    cases: dict[str, Callable[[int], Awaitable[None]]] = {"raw asyncio spawn+wait": raw}
+    for k, (name, runner) in enumerate(runners.items()):
+        cases[name] = through(runner, f"i{k}-")
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(rounds):  # interleaved, best of rounds: drift hits all alike
+        for name, one in cases.items():
+            wall, cpu = await serial_ms(n, one)
+            old = best.get(name, (wall, cpu))
+            best[name] = (min(old[0], wall), min(old[1], cpu))
+    base = best["runner, isolation none, no rlimits"][0]
+    print(f"isolation cost (/bin/true, {n} runs one after another, best of {rounds}):")
+    for name, (wall, cpu) in best.items():
+        print(f"  {name:36} {wall:6.2f} ms wall  {cpu:6.2f} ms CPU  {wall / base:5.2f}x")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3, help="best of N for each rate")
+    ap.add_argument("--serial", type=int, default=300, help="runs per isolation case")
+    ap.add_argument("--isolation-only", action="store_true")
     args = ap.parse_args()
     n, c = args.runs, args.concurrency
     with tempfile.TemporaryDirectory() as tmp:
         spool = Path(tmp) / "spool"
+        if args.isolation_only:
+            await isolation_cost(args.serial, args.rounds, spool)
+            return
         await runner_rate(200, c, spool, "warm")  # warm caches for both
         raw, pipes, ours = [], [], []
         for k in range(args.rounds):  # interleaved so drift hits all three alike
@@ -113,6 +180,7 @@ async def main() -> None:
         print(f"  runner -> spool -> one follower {follow:8.0f} MB/s")
         print(f"  plain `| cat > /dev/null`       {cat:8.0f} MB/s")
         print(f"  ratio                           {follow / cat:8.2f}")
+        await isolation_cost(args.serial, args.rounds, spool)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from cronhive.api.server import ApiService
@@ -14,6 +15,7 @@ from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.runner import Sandbox
 from cronhive.store import open_store
 from cronhive.web import WebService
 
@@ -38,8 +40,43 @@ def private_files(config: ServerConfig) -> None:
             os.chmod(f"{db}{suffix}", 0o600)
 
 
-async def serve(config: ServerConfig) -> None:
-    """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start."""
+def sandbox_for(
+    config: ServerConfig, certs: CertPaths, hide: Sequence[Path] = ()
+) -> Sandbox | None:
+    """The isolation of this node's runs, said in the log; None for ``isolation = "none"``.
+
+    Hidden from every run: the data dir (database, spool, dev certificates), the
+    certificate folder and the dev CA, a SQLite file kept elsewhere with its -wal/-shm,
+    and ``hide`` (the config file: it may hold a database password).
+    """
+    if config.isolation == "none":
+        log.warning(
+            'isolation = "none": runs are not isolated; each can do what this node process '
+            "can (read its keys and database unless run as another user)"
+        )
+        return None
+    paths = [config.data_dir, certs.dir, *hide]
+    if config.certs_dir is None:
+        paths.append(certs.ca_home)
+    db = config.sqlite_path
+    if db is not None:
+        paths += [db, *(Path(f"{db}{s}") for s in ("-wal", "-shm", ".lock"))]
+    sandbox = Sandbox.probe(hide=paths, run_user=config.run_user)
+    if sandbox.unavailable is not None:
+        log.error(
+            "runs are isolated by default but %s: this node refuses every run until it can "
+            'isolate them (or the operator sets isolation = "none")',
+            sandbox.unavailable,
+        )
+    else:
+        who = f"as {config.run_user} unless run_as says" if os.geteuid() == 0 else "as this user"
+        log.info("runs isolated with bubblewrap (%s)", who)
+    return sandbox
+
+
+async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
+    """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start.
+    ``hide``: more paths no run may see (the config file)."""
     private_files(config)
     if config.certs_dir is None:
         certs = ensure_dev_certs(config.data_dir)
@@ -63,6 +100,7 @@ async def serve(config: ServerConfig) -> None:
         services.append(WebService(host=web_host, port=web_port, certs=certs, policy=policy))
     store = await open_store(config.db_url)
     try:
+        sandbox = sandbox_for(config, certs, hide)  # now that the -wal and -shm exist
         node = NodeProcess(
             store,
             NodeConfig(
@@ -73,6 +111,7 @@ async def serve(config: ServerConfig) -> None:
                 lease_ttl=config.lease_ttl,
                 grace=config.grace,
                 output_cap=config.output_cap,
+                sandbox=sandbox,
                 extra=tuple(services),
             ),
         )

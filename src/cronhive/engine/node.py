@@ -42,6 +42,7 @@ class NodeConfig:
     lease_ttl: float = 5.0
     grace: float = 10.0  # for running runs at shutdown, and SIGTERM->SIGKILL of a stop
     output_cap: int = DEFAULT_OUTPUT_CAP
+    sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
@@ -65,7 +66,9 @@ class NodeProcess:
         self.store = store
         self.config = config
         self.clock = clock or SystemClock()
-        self.runner = runner.Runner(config.spool_dir, default_grace=config.grace)
+        self.runner = runner.Runner(
+            config.spool_dir, default_grace=config.grace, sandbox=config.sandbox
+        )
         self._node: Node | None = None
         self._stop = asyncio.Event()
         self.worker = Worker(

@@ -78,13 +78,35 @@ class CgroupParent:
             path.rmdir()
 
 
+def rlimits(limits: Limits, *, memory: bool) -> list[tuple[int, int, int]]:
+    """(resource, soft, hard) for ``limits``, never above the node's own hard limits.
+    ``memory``: apply ``memory_bytes`` as RLIMIT_AS (no cgroup took it)."""
+    table = [
+        (resource.RLIMIT_CORE, limits.core_bytes),
+        (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_AS, limits.memory_bytes if memory else None),
+    ]
+    out: list[tuple[int, int, int]] = []
+    for which, value in table:
+        if value is None:
+            continue
+        hard = resource.getrlimit(which)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        out.append((which, value, value))
+    if limits.cpu_seconds is not None:  # SIGXCPU at the limit, SIGKILL a second later
+        out.append((resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1))
+    return out
+
+
 def preexec(limits: Limits | None, cgroup: Path | None) -> Callable[[], None] | None:
     """The function run in the child before exec, or None (keeps the fast vfork path)."""
     if limits is None:
         return None
     procs = str(cgroup / "cgroup.procs") if cgroup is not None else None
-    mem = limits.memory_bytes if cgroup is None else None
-    cpu = limits.cpu_seconds
+    table = rlimits(limits, memory=cgroup is None)
 
     def apply() -> None:
         if procs is not None:
@@ -93,10 +115,8 @@ def preexec(limits: Limits | None, cgroup: Path | None) -> Callable[[], None] | 
                 os.write(fd, b"0")
             finally:
                 os.close(fd)
-        if mem is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        if cpu is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        for which, soft, hard in table:
+            resource.setrlimit(which, (soft, hard))
 
     return apply
 

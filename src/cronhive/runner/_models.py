@@ -32,15 +32,37 @@ class Stream(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """Resource limits of one run; ``None`` leaves a resource unlimited.
+    """Resource limits of one run; ``None`` leaves a resource as it is.
 
     ``memory_bytes``: cgroup ``memory.max`` (whole tree) or RLIMIT_AS (per process).
     ``cpu_seconds``: cgroup ``cpu.max`` is a rate, not a budget, so CPU time is always
     RLIMIT_CPU (per process: SIGXCPU at the limit, SIGKILL one second later).
+    ``processes`` (RLIMIT_NPROC: counted per uid on the whole host, so a cap per user, not
+    per run), ``open_files`` (RLIMIT_NOFILE), ``file_bytes`` (RLIMIT_FSIZE, largest file a
+    process may write), ``core_bytes`` (RLIMIT_CORE; 0: no core dumps): per process,
+    inherited, soft = hard.
     """
 
     memory_bytes: int | None = None
     cpu_seconds: int | None = None
+    processes: int | None = None
+    open_files: int | None = None
+    file_bytes: int | None = None
+    core_bytes: int | None = None
+
+    def merged(self, over: Limits | None) -> Limits:
+        """These limits with every field ``over`` sets taken from ``over``."""
+        if over is None:
+            return self
+        return Limits(**{f: getattr(over, f) if getattr(over, f) is not None else getattr(self, f)
+                         for f in LIMIT_FIELDS})  # fmt: skip
+
+
+LIMIT_FIELDS = (
+    "memory_bytes", "cpu_seconds", "processes", "open_files", "file_bytes", "core_bytes",
+)  # fmt: skip
+# What every run gets unless the runner is told otherwise (Runner(default_limits=...)).
+DEFAULT_LIMITS = Limits(processes=4096, open_files=8192, file_bytes=16 << 30, core_bytes=0)
 
 
 @dataclass(frozen=True, kw_only=True)

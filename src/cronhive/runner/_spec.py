@@ -6,7 +6,7 @@ import grp
 import os
 import pwd
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cronhive.errors import InvalidInput
 from cronhive.runner._models import RunSpec
@@ -69,8 +69,18 @@ def command(spec: RunSpec) -> list[str]:
     return list(spec.argv)
 
 
-def identity(spec: RunSpec) -> Identity:
-    """Resolve user/group. Raise IdentityError if unknown or if the node is not root."""
+def identity(spec: RunSpec, *, default_user: str | None = None) -> Identity:
+    """Resolve user/group. Raise IdentityError if unknown or if the node is not root.
+
+    ``default_user``: on a root node, whom a run that names no user runs as (never root
+    by default when runs are isolated); ignored on a node that is not root.
+    """
+    if spec.user is None and default_user is not None and os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam(default_user)
+        except KeyError:
+            raise IdentityError(f"unknown user {default_user!r} (the node's run_user)") from None
+        spec = replace(spec, user=pw.pw_name)
     if spec.user is None and spec.group is None:
         me = _node_user()
         return Identity(uid=None, gid=None, extra_groups=None, user=me[0], home=me[1])
