@@ -57,6 +57,8 @@ class RunHandle:
         self.result: RunResult | None = None
         self.started_at = datetime.now(UTC)
         self.limits_applied: str | None = None
+        self.output_capped = False  # output went past spec.output_cap (and was dropped)
+        self._written = {Stream.STDOUT: 0, Stream.STDERR: 0}  # read from the pipes
         self._grace = spec.grace if spec.grace is not None else grace
         self._drain_timeout = drain_timeout
         self._loop = asyncio.get_running_loop()
@@ -283,6 +285,15 @@ class RunHandle:
             self._close_pipe(stream)
 
     def _append(self, stream: Stream, data: bytes) -> None:
+        self._written[stream] += len(data)
+        cap = self.spec.output_cap
+        if cap is not None:  # both streams together; beyond it, read and dropped
+            room = cap - self._out[Stream.STDOUT].size - self._out[Stream.STDERR].size
+            if len(data) > room:
+                self.output_capped = True
+                if room <= 0:
+                    return
+                data = data[:room]
         out = self._out[stream]
         offset = out.size
         out.append(data)
@@ -415,8 +426,9 @@ class RunHandle:
             started_at=self.started_at,
             finished_at=self._finished_at or datetime.now(UTC),
             limits_applied=self.limits_applied,
-            stdout_bytes=self._out[Stream.STDOUT].size,
-            stderr_bytes=self._out[Stream.STDERR].size,
+            stdout_bytes=self._written[Stream.STDOUT],
+            stderr_bytes=self._written[Stream.STDERR],
+            output_capped=self.output_capped,
         )
         self.state = state
         self._done.set_result(self.result)

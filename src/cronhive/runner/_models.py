@@ -73,7 +73,10 @@ class RunSpec:
     ``shell=True``, ``argv[0]`` is a script for ``/bin/sh -c`` and ``argv[1:]`` become
     ``$1...``. ``env`` is added to a minimal clean base, never to the node's environment.
     ``timeout`` stops the run (state TIMED_OUT); ``grace`` is the SIGTERM->SIGKILL delay
-    for this run (the runner's default when ``None``).
+    for this run (the runner's default when ``None``). ``output_cap``: bytes of output
+    (both streams together) kept in the spool, and so given to followers and the sink;
+    past it the run goes on, its output is read and dropped, and the result says
+    ``output_capped`` (None: no cap).
     """
 
     run_id: str
@@ -87,6 +90,7 @@ class RunSpec:
     grace: float | None = None
     limits: Limits | None = None
     job_name: str | None = None
+    output_cap: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +100,9 @@ class RunResult:
     Death by signal: ``signal`` is the number and ``exit_code`` is ``None``. A run that
     could not start is FAILED with ``error`` set and neither code nor signal.
     ``limits_applied`` is ``"cgroup"``, ``"rlimit"`` or ``None`` (no limits asked).
+    The byte counts are what the run wrote to each stream; without ``output_capped``
+    the spool holds all of it, with it (more than ``RunSpec.output_cap`` was written) the
+    spool holds the first ``output_cap`` bytes of both together.
     """
 
     state: RunState
@@ -107,6 +114,7 @@ class RunResult:
     limits_applied: str | None
     stdout_bytes: int
     stderr_bytes: int
+    output_capped: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, replace
 
 from cronhive.errors import InvalidInput
-from cronhive.runner._models import RunSpec
+from cronhive.runner._models import LIMIT_FIELDS, RunSpec
 
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
@@ -55,11 +55,15 @@ def validate(spec: RunSpec) -> None:
         value = getattr(spec, name)
         if value is not None and not value >= 0:
             raise InvalidInput(f"{name} must be >= 0", field=name)
+    cap = spec.output_cap
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+        raise InvalidInput("output_cap must be an int >= 0", field="output_cap")
     if spec.limits is not None:
-        for name in ("memory_bytes", "cpu_seconds"):
+        for name in LIMIT_FIELDS:
             value = getattr(spec.limits, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise InvalidInput(f"limits.{name} must be a positive int", field="limits")
+            low = 0 if name == "core_bytes" else 1
+            if value is not None and (not isinstance(value, int) or value < low):
+                raise InvalidInput(f"limits.{name} must be an int >= {low}", field="limits")
 
 
 def command(spec: RunSpec) -> list[str]:
