@@ -10,7 +10,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from cronhive.api.server import ApiService
+from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
@@ -92,12 +92,26 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
             )
     host, port = parse_listen(config.listen)
     policy = load_policy(config.policy)
+    limits = TransportLimits(
+        max_message_bytes=config.max_message_bytes,
+        handshake_timeout=config.tls_handshake_timeout,
+        max_connections=config.max_connections,
+        max_streams_per_identity=config.max_calls_per_user,
+    )
     services: list[ApiService | WebService] = [
-        ApiService(host=host, port=port, certs=certs, policy=policy)
+        ApiService(host=host, port=port, certs=certs, policy=policy, limits=limits)
     ]
     if config.web is not None:  # None: no web UI on this node
         web_host, web_port = parse_listen(config.web, field="web")
-        services.append(WebService(host=web_host, port=web_port, certs=certs, policy=policy))
+        services.append(
+            WebService(
+                host=web_host,
+                port=web_port,
+                certs=certs,
+                policy=policy,
+                handshake_timeout=config.tls_handshake_timeout,
+            )
+        )
     store = await open_store(config.db_url)
     try:
         sandbox = sandbox_for(config, certs, hide)  # now that the -wal and -shm exist
