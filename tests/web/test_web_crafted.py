@@ -1,10 +1,12 @@
 """Regressions of the fuzz suite: crafted cursors and Last-Event-ID values that made the
-JSON API and the tail answer 500 (or break the stream) now get a 400 naming the field."""
+JSON API and the tail answer 500 (or break the stream) now get a 400 naming the field;
+and the node listing no longer tells one tenant how many runs another has."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 from webkit import WebNode
@@ -65,3 +67,22 @@ def test_bad_last_event_ids_are_400(node: WebNode, token: str, job_id: str, last
     )
     assert r.status_code == 400, r.text
     assert "Last-Event-ID" in r.text
+
+
+def test_node_listing_shows_only_the_callers_running_count(node: WebNode) -> None:
+    owner, viewer = node.token("runner-owner"), node.token("viewer")
+    job = node.job("user:runner-owner", "sleeper", ["sleep", "30"])
+    run = node.http(owner).post(node.url(f"/api/v1/jobs/{job.id}/trigger")).json()
+    try:
+        deadline = time.monotonic() + 20
+        while _running(node, owner) < 1:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+        assert _running(node, viewer) == 0  # nodes are everybody's; their runs are not
+    finally:
+        node.http(owner).post(node.url(f"/api/v1/runs/{run['id']}/stop"))
+
+
+def _running(node: WebNode, token: str) -> int:
+    nodes = node.http(token).get(node.url("/api/v1/nodes")).json()["nodes"]
+    return sum(int(n["running"]) for n in nodes)

@@ -154,7 +154,7 @@ async def run_output(request: Request, web: Web, who: Identity) -> Any:
 
 async def list_nodes(request: Request, web: Web, who: Identity) -> Any:
     now = web.clock.now()
-    return {"nodes": [node_json(n, now) for n in await web.nodes()]}
+    return {"nodes": [node_json(n, now) for n in await web.nodes(who)]}
 
 
 async def trigger(request: Request, web: Web, who: Identity) -> Any:

@@ -226,7 +226,7 @@ async def tail(request: Request, web: Web, caller: Caller) -> Response:
 
 
 async def nodes_page(request: Request, web: Web, caller: Caller) -> Response:
-    return render(request, caller, "nodes.html", nodes=await web.nodes())
+    return render(request, caller, "nodes.html", nodes=await web.nodes(caller.identity))
 
 
 def routes() -> list[Route]:
