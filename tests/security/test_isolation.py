@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ ATTACKS = {
     "kill-node": "kill -KILL $NODE",
     "term-node": "kill -TERM $NODE",
     "host-tmp": 'cat "$HOST_TMP/visible"',
+    "other-run-proc": "cat /proc/$VICTIM/environ",
+    "kill-other-run": "kill -KILL $VICTIM",
 }
 SCRIPT = "".join(
     f"if {cmd} >/dev/null 2>&1; then echo 'LEAK {what}'; else echo 'denied {what}'; fi\n"
@@ -54,15 +57,28 @@ def _env(node: Node, victim: str, host_tmp: Path) -> list[str]:
         "CA": str(node.data_dir.with_name(f"{node.data_dir.name}-ca")),
         "NODE": str(node.proc.pid),
         "OTHER": victim,
+        "VICTIM": str(_host_pid(victim)),
         "HOST_TMP": str(host_tmp),
     }
     return [arg for k, v in values.items() for arg in ("--env", f"{k}={v}")]
+
+
+def _host_pid(run_id: str) -> int:
+    """The host PID of a run's command (it carries CRONHIVE_RUN_ID), 0 if none."""
+    for p in psutil.process_iter(["environ", "name"]):
+        try:
+            if (p.info["environ"] or {}).get("CRONHIVE_RUN_ID") == run_id:
+                return int(p.pid)
+        except psutil.Error:
+            continue
+    return 0
 
 
 def _victim(node: Node) -> str:
     """Another run that printed a secret and is still running (its spool file exists)."""
     run_id = node.ok("run", "--", "sh", "-c", "echo victim-secret; sleep 60").strip()
     wait_for_file(node.data_dir / "spool" / f"{run_id}.stdout")
+    assert _host_pid(run_id) > 0
     return run_id
 
 
@@ -135,3 +151,35 @@ def test_isolation_none_runs_as_the_node_and_reaches_its_files(host_tmp: Path) -
         out = n.ok("run", "-f", *_env(n, "none", host_tmp), "--shell", "--", script)
         assert out.strip() == "0"  # root, like the node: isolation = "none" is no barrier
         assert "isolation" in n.log() and "not isolated" in n.log()
+
+
+def test_a_node_that_cannot_isolate_says_so_and_refuses_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    from cronhive.auth import CertPaths
+    from cronhive.config import load_server_config
+    from cronhive.node import sandbox_for
+
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)  # no bwrap here
+    config = load_server_config(None, data_dir=tmp_path)
+    sandbox = sandbox_for(config, CertPaths(dir=tmp_path / "certs"))
+    assert sandbox is not None and sandbox.unavailable is not None
+    assert "refuses every run" in caplog.text and 'isolation = "none"' in caplog.text
+    none = load_server_config(None, data_dir=tmp_path, isolation="none")
+    assert sandbox_for(none, CertPaths(dir=tmp_path / "certs")) is None  # opted out
+
+
+def test_a_run_dies_with_its_node(tmp_path: Path) -> None:
+    with host_dir() as home, running_node(home / "data") as n:
+        run_id = n.ok("run", "--", "sleep", "300").strip()
+        deadline = time.monotonic() + 20
+        while not (pid := _host_pid(run_id)):
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+        sleeper = psutil.Process(pid)
+        n.proc.kill()  # no shutdown, no stop: the sandbox goes with its parent
+        n.proc.wait()
+        sleeper.wait(timeout=20)
+        assert not sleeper.is_running()
