@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from runnerkit import require_sandbox
 
-from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream, _sandbox
+from cronhive.runner import Limits, Runner, RunSpec, RunState, Sandbox, Stream, _sandbox
 
 
 async def output(runner: Runner, run_id: str, stream: Stream = Stream.STDOUT) -> str:
@@ -139,3 +139,22 @@ def test_the_report_is_parsed_strictly() -> None:
         None,
     )
     assert _sandbox.outcome(_sandbox.Report(), 1, ["x"], None)[2] is not None  # never up
+
+
+async def test_cgroup_v2_limits_apply_to_the_whole_tree(runner: Runner) -> None:
+    if not runner.cgroups_usable:
+        pytest.skip(
+            "no cgroup v2 with a delegated memory controller here (a cgroup v1 host, like "
+            "these CI machines): limits fall back to rlimits, tested elsewhere"
+        )
+    limits = Limits(memory_bytes=256 << 20, processes=64, cpu_weight=50)
+    script = (
+        'g=$(sed -n "s/^0:://p" /proc/self/cgroup); cd "/sys/fs/cgroup$g" &&'
+        " cat memory.max; cat pids.max 2>/dev/null || echo -; cat cpu.weight 2>/dev/null || echo -"
+    )
+    h = await runner.start(RunSpec(run_id="r", argv=[script], shell=True, limits=limits))
+    res = await h.wait()
+    assert res.limits_applied == "cgroup"
+    memory, pids, weight = (await output(runner, "r")).split()
+    assert memory == str(256 << 20)
+    assert pids in ("64", "-") and weight in ("50", "-")  # "-": controller not delegated

@@ -166,7 +166,7 @@ class RunHandle:
                 with contextlib.suppress(OSError):
                     fcntl.fcntl(read_fds[0], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             if spec.limits is not None:
-                self._cgroup = self._make_cgroup(cgroups)
+                self._cgroup = self._make_cgroup(cgroups, limits or spec.limits)
                 self.limits_applied = "cgroup" if self._cgroup is not None else "rlimit"
             if sandbox is None:
                 self._popen = subprocess.Popen(
@@ -248,11 +248,11 @@ class RunHandle:
         )
         self._spawn.started()
 
-    def _make_cgroup(self, cgroups: _limits.CgroupParent) -> Path | None:
-        if not cgroups.usable or self.spec.limits is None:
+    def _make_cgroup(self, cgroups: _limits.CgroupParent, limits: Limits) -> Path | None:
+        if not cgroups.usable:
             return None
         try:
-            return cgroups.create(self.run_id, self.spec.limits)
+            return cgroups.create(self.run_id, limits)
         except OSError as exc:
             log.warning("cgroup for run %s refused (%s); using rlimits", self.run_id, exc)
             return None

@@ -40,7 +40,9 @@ class Limits:
     ``processes`` (RLIMIT_NPROC: counted per uid on the whole host, so a cap per user, not
     per run), ``open_files`` (RLIMIT_NOFILE), ``file_bytes`` (RLIMIT_FSIZE, largest file a
     process may write), ``core_bytes`` (RLIMIT_CORE; 0: no core dumps): per process,
-    inherited, soft = hard.
+    inherited, soft = hard. Where the run has a cgroup v2 group (see ``Runner``),
+    ``processes`` is also its ``pids.max`` (the whole tree) and ``cpu_weight`` (1-10000,
+    the kernel's default 100) its ``cpu.weight`` against the other runs.
     """
 
     memory_bytes: int | None = None
@@ -49,6 +51,7 @@ class Limits:
     open_files: int | None = None
     file_bytes: int | None = None
     core_bytes: int | None = None
+    cpu_weight: int | None = None
 
     def merged(self, over: Limits | None) -> Limits:
         """These limits with every field ``over`` sets taken from ``over``."""
@@ -60,6 +63,7 @@ class Limits:
 
 LIMIT_FIELDS = (
     "memory_bytes", "cpu_seconds", "processes", "open_files", "file_bytes", "core_bytes",
+    "cpu_weight",
 )  # fmt: skip
 # What every run gets unless the runner is told otherwise (Runner(default_limits=...)).
 DEFAULT_LIMITS = Limits(processes=4096, open_files=8192, file_bytes=16 << 30, core_bytes=0)

@@ -61,9 +61,14 @@ def validate(spec: RunSpec) -> None:
     if spec.limits is not None:
         for name in LIMIT_FIELDS:
             value = getattr(spec.limits, name)
-            low = 0 if name == "core_bytes" else 1
-            if value is not None and (not isinstance(value, int) or value < low):
-                raise InvalidInput(f"limits.{name} must be an int >= {low}", field="limits")
+            low, high = (
+                (0 if name == "core_bytes" else 1),
+                (10000 if name == "cpu_weight" else None),
+            )
+            bad = not isinstance(value, int) or value < low or (high is not None and value > high)
+            if value is not None and bad:
+                span = f"{low}-{high}" if high else f">= {low}"
+                raise InvalidInput(f"limits.{name} must be an int {span}", field="limits")
 
 
 def command(spec: RunSpec) -> list[str]:
