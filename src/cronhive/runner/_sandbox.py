@@ -37,7 +37,7 @@ import resource
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cronhive.runner import _limits
@@ -119,7 +119,6 @@ class Sandbox:
     bwrap: str = "bwrap"
     perl: str = "perl"
     bash: str = "bash"
-    extra: tuple[str, ...] = field(default=())
 
     @classmethod
     def probe(cls, hide: Sequence[Path] = (), run_user: str = "nobody") -> Sandbox:
@@ -156,7 +155,7 @@ class Sandbox:
         uid, gid, groups = ("", "", "") if switch is None else _ids(switch)
         return [
             self.bash, "-c", TRAMPOLINE, "sandbox", cgroup_procs or "", *rlimits, "--",
-            *_bwrap_args(self, spool_dir), *self.extra, "--",
+            *_bwrap_args(self, spool_dir), "--",
             self.perl, "-e", REPORTER, str(status_fd), str(env_fd), uid, gid, groups,
             cwd or "", *command,
         ]  # fmt: skip
