@@ -5,7 +5,11 @@ Run: ``.venv/bin/python bench/runner_bench.py [--runs 2000] [--concurrency 50] [
 Prints short runs per second (``/bin/true``) through the Runner and through plain
 ``asyncio.create_subprocess_exec`` + ``wait()`` at the same concurrency, and their ratio
 (target >= 0.8); then bytes per second of ``head -c N /dev/zero`` read by one follower
-against the same bytes through a plain ``| cat > /dev/null`` pipe.
+against the same bytes through a plain ``| cat > /dev/null`` pipe; then the cost of
+isolation: milliseconds per run, one after another, of a raw spawn, an unisolated run
+(without and with the default rlimits) and a sandboxed run (bubblewrap).
+
+``--isolation-only`` prints only the last part (``--serial N`` runs each, best of rounds).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from cronhive.runner import Runner, RunSpec, RunState, Stream
+from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream
 
 
 async def rate(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
@@ -51,8 +55,10 @@ async def raw_pipes_rate(n: int, concurrency: int) -> float:
     return await rate(n, concurrency, one)
 
 
-async def runner_rate(n: int, concurrency: int, spool: Path, tag: str) -> float:
-    runner = Runner(spool)
+async def runner_rate(
+    n: int, concurrency: int, spool: Path, tag: str, runner: Runner | None = None
+) -> float:
+    runner = runner or Runner(spool, default_limits=None)
 
     async def one(i: int) -> None:
         h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"]))
@@ -66,7 +72,7 @@ async def runner_rate(n: int, concurrency: int, spool: Path, tag: str) -> float:
 
 
 async def follow_mbps(mib: int, spool: Path) -> float:
-    runner = Runner(spool)
+    runner = Runner(spool, default_limits=None)
     t0 = time.perf_counter()
     h = await runner.start(RunSpec(run_id="big", argv=["head", "-c", f"{mib}M", "/dev/zero"]))
     n = 0
@@ -85,16 +91,68 @@ def cat_mbps(mib: int) -> float:
     return (mib << 20) / (time.perf_counter() - t0) / 1e6
 
 
+async def serial_ms(n: int, one: Callable[[int], Awaitable[None]]) -> float:
+    """Wall milliseconds per run of `n` runs one after another. (Not CPU: a sandbox's
+    init and reporter are never reaped into this process's children's times.)"""
+    t0 = time.perf_counter()
+    for i in range(n):
+        await one(i)
+    return (time.perf_counter() - t0) / n * 1000
+
+
+async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
+    sandbox = Sandbox.probe()
+    if sandbox.unavailable:
+        print(f"isolation: bubblewrap unusable here ({sandbox.unavailable})")
+        return
+    runners = {
+        "runner, isolation none, no rlimits": Runner(spool / "a", default_limits=None),
+        "runner, isolation none (default)": Runner(spool / "b"),
+        "runner, bwrap sandbox (default)": Runner(spool / "c", sandbox=sandbox),
+    }
+
+    async def raw(_: int) -> None:
+        proc = await asyncio.create_subprocess_exec("/bin/true")
+        await proc.wait()
+
+    def through(runner: Runner, tag: str) -> Callable[[int], Awaitable[None]]:
+        async def one(i: int) -> None:
+            h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"]))
+            res = await h.wait()
+            assert res.state is RunState.SUCCEEDED, res
+            runner.discard(h.run_id)
+
+        return one
+
+    cases: dict[str, Callable[[int], Awaitable[None]]] = {"raw asyncio spawn+wait": raw}
+    for k, (name, runner) in enumerate(runners.items()):
+        cases[name] = through(runner, f"i{k}-")
+    best: dict[str, float] = {}
+    for _ in range(rounds):  # interleaved, best of rounds: drift hits all alike
+        for name, one in cases.items():
+            wall = await serial_ms(n, one)
+            best[name] = min(best.get(name, wall), wall)
+    base = best["runner, isolation none, no rlimits"]
+    print(f"isolation cost (/bin/true, {n} runs one after another, best of {rounds}):")
+    for name, wall in best.items():
+        print(f"  {name:36} {wall:6.2f} ms per run  {wall / base:5.2f}x")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3, help="best of N for each rate")
+    ap.add_argument("--serial", type=int, default=300, help="runs per isolation case")
+    ap.add_argument("--isolation-only", action="store_true")
     args = ap.parse_args()
     n, c = args.runs, args.concurrency
     with tempfile.TemporaryDirectory() as tmp:
         spool = Path(tmp) / "spool"
+        if args.isolation_only:
+            await isolation_cost(args.serial, args.rounds, spool)
+            return
         await runner_rate(200, c, spool, "warm")  # warm caches for both
         raw, pipes, ours = [], [], []
         for k in range(args.rounds):  # interleaved so drift hits all three alike
@@ -107,12 +165,18 @@ async def main() -> None:
         print(f"  runner start+wait (spooled)     {max(ours):8.0f} runs/s")
         print(f"  ratio runner / raw              {max(ours) / max(raw):8.2f}  (target >= 0.8)")
         print(f"  ratio runner / raw with pipes   {max(ours) / max(pipes):8.2f}")
+        sandbox = Sandbox.probe()
+        if sandbox.unavailable is None:
+            boxed = Runner(spool / "boxed", sandbox=sandbox)
+            rate_boxed = await runner_rate(n // 4 or 1, c, spool, "x-", runner=boxed)
+            print(f"  runner, bwrap sandbox (default) {rate_boxed:8.0f} runs/s  ({n // 4} runs)")
         follow = await follow_mbps(args.mib, spool)
         cat = cat_mbps(args.mib)
         print(f"output ({args.mib} MiB of zeros to stdout):")
         print(f"  runner -> spool -> one follower {follow:8.0f} MB/s")
         print(f"  plain `| cat > /dev/null`       {cat:8.0f} MB/s")
         print(f"  ratio                           {follow / cat:8.2f}")
+        await isolation_cost(args.serial, args.rounds, spool)
 
 
 if __name__ == "__main__":

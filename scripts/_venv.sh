@@ -14,3 +14,14 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# Runs are isolated with bubblewrap by default (perl and bash, which it also needs, are
+# essential packages on Debian): install it as root, else say what is missing.
+ensure_bwrap() {
+  command -v bwrap >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null
+  else
+    echo "bwrap missing: runs refuse to start until it is installed (apt-get install bubblewrap) or the node runs with --isolation none" >&2
+  fi
+}

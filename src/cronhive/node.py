@@ -7,14 +7,16 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
-from cronhive.api.server import ApiService
+from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
+from cronhive.runner import Sandbox
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
 
@@ -81,8 +83,43 @@ def private_files(config: ServerConfig) -> None:
             os.chmod(f"{db}{suffix}", 0o600)
 
 
-async def serve(config: ServerConfig) -> None:
-    """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start."""
+def sandbox_for(
+    config: ServerConfig, certs: CertPaths, hide: Sequence[Path] = ()
+) -> Sandbox | None:
+    """The isolation of this node's runs, said in the log; None for ``isolation = "none"``.
+
+    Hidden from every run: the data dir (database, spool, dev certificates), the
+    certificate folder and the dev CA, a SQLite file kept elsewhere with its -wal/-shm,
+    and ``hide`` (the config file: it may hold a database password).
+    """
+    if config.isolation == "none":
+        log.warning(
+            'isolation = "none": runs are not isolated; each can do what this node process '
+            "can (read its keys and database unless run as another user)"
+        )
+        return None
+    paths = [config.data_dir, certs.dir, *hide]
+    if config.certs_dir is None:
+        paths.append(certs.ca_home)
+    db = config.sqlite_path
+    if db is not None:
+        paths += [db, *(Path(f"{db}{s}") for s in ("-wal", "-shm", ".lock"))]
+    sandbox = Sandbox.probe(hide=paths, run_user=config.run_user)
+    if sandbox.unavailable is not None:
+        log.error(
+            "runs are isolated by default but %s: this node refuses every run until it can "
+            'isolate them (or the operator sets isolation = "none")',
+            sandbox.unavailable,
+        )
+    else:
+        who = f"as {config.run_user} unless run_as says" if os.geteuid() == 0 else "as this user"
+        log.info("runs isolated with bubblewrap (%s)", who)
+    return sandbox
+
+
+async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
+    """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start.
+    ``hide``: more paths no run may see (the config file)."""
     private_files(config)
     if config.certs_dir is None:
         certs = ensure_dev_certs(config.data_dir)
@@ -98,14 +135,29 @@ async def serve(config: ServerConfig) -> None:
             )
     host, port = parse_listen(config.listen)
     policy = load_policy(config.policy)
+    limits = TransportLimits(
+        max_message_bytes=config.max_message_bytes,
+        handshake_timeout=config.tls_handshake_timeout,
+        max_connections=config.max_connections,
+        max_streams_per_identity=config.max_calls_per_user,
+    )
     services: list[ApiService | WebService] = [
-        ApiService(host=host, port=port, certs=certs, policy=policy)
+        ApiService(host=host, port=port, certs=certs, policy=policy, limits=limits)
     ]
     if config.web is not None:  # None: no web UI on this node
         web_host, web_port = parse_listen(config.web, field="web")
-        services.append(WebService(host=web_host, port=web_port, certs=certs, policy=policy))
+        services.append(
+            WebService(
+                host=web_host,
+                port=web_port,
+                certs=certs,
+                policy=policy,
+                handshake_timeout=config.tls_handshake_timeout,
+            )
+        )
     store = await _open_waiting(config)
     try:
+        sandbox = sandbox_for(config, certs, hide)  # now that the -wal and -shm exist
         node = NodeProcess(
             store,
             NodeConfig(
@@ -117,6 +169,7 @@ async def serve(config: ServerConfig) -> None:
                 grace=config.grace,
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
+                sandbox=sandbox,
                 extra=tuple(services),
             ),
         )

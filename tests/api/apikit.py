@@ -14,7 +14,7 @@ from grpclib.exceptions import GRPCError
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client, connect
-from cronhive.api.server import ApiService
+from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import DEFAULT_POLICY, CertPaths, Policy
 from cronhive.auth.certs import init_certs, issue_client_files
 from cronhive.engine.clock import Clock
@@ -54,11 +54,12 @@ async def running_cluster(
     work: bool = True,
     clock: Clock | None = None,
     lease_ttl: float = 5.0,
+    limits: TransportLimits | None = None,
 ) -> AsyncIterator[Cluster]:
     """`work=False`: the node claims nothing, so no queued command ever runs."""
     certs = make_certs(tmp / "certs")
     store = await open_store(db_url or f"sqlite:///{tmp / 'cronhive.db'}")
-    api = ApiService(host="127.0.0.1", port=0, certs=certs, policy=policy, poll=0.2)
+    api = ApiService(host="127.0.0.1", port=0, certs=certs, policy=policy, poll=0.2, limits=limits)
     node = NodeProcess(
         store,
         NodeConfig(

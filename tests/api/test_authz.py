@@ -172,3 +172,28 @@ async def test_watch_never_shows_carol_what_is_alices(cluster: Cluster) -> None:
     # Alice sees hers and her group's, bob only the group's.
     seen = await _first_event(cluster["bob"], after_id=0)
     assert seen is not None and seen.owner == "group:data"
+
+
+async def test_node_listing_counts_only_the_callers_runs(cluster: Cluster) -> None:
+    alice = cluster["alice"]
+    started = [
+        await alice.runs.Start(pb.StartRunRequest(command=["sleep", "30"])) for _ in range(3)
+    ]
+    shared = await alice.runs.Start(pb.StartRunRequest(command=["sleep", "30"], owner="group:data"))
+
+    async def counts() -> dict[str, int]:
+        out = {}
+        for user in ("alice", "bob", "carol", "admin"):
+            nodes = (await cluster[user].nodes.List(pb.ListNodesRequest())).nodes
+            out[user] = sum(n.running for n in nodes)
+        return out
+
+    try:
+        async with asyncio.timeout(20):
+            while (await counts())["admin"] < 4:
+                await asyncio.sleep(0.05)
+        # bob sees the group's run, not alice's own; carol sees none of the four
+        assert await counts() == {"alice": 4, "bob": 1, "carol": 0, "admin": 4}
+    finally:
+        for e in (*started, shared):
+            await cluster["admin"].runs.Stop(pb.StopRunRequest(id=e.id))

@@ -342,6 +342,9 @@ class ChaosNode:
             "db": db,
             "listen": self.listen,
             "web": "off",
+            # The faults here are about coordination; the runs append to a ledger in this
+            # test's folder, which a sandboxed run (private /tmp, another uid) cannot see.
+            "isolation": "none",
             "name": name,
             "capacity": capacity,
             "lease_ttl": lease_ttl,

@@ -38,6 +38,11 @@ def test_flags_beat_the_file_and_the_file_beats_defaults(tmp_path: Path) -> None
         ({"capacity": -1}, "capacity"),
         ({"name": "x/y"}, "name"),
         ({"lease_ttl": 0}, "lease_ttl"),
+        ({"isolation": "chroot"}, "isolation"),
+        ({"run_user": "../root"}, "run_user"),
+        ({"max_message_bytes": 0}, "max_message_bytes"),
+        ({"max_connections": True}, "max_connections"),
+        ({"tls_handshake_timeout": -1}, "tls_handshake_timeout"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, flags: dict[str, object], field: str) -> None:
@@ -59,3 +64,13 @@ def test_unknown_or_broken_file_keys_are_refused(tmp_path: Path) -> None:
 def test_listen_forms() -> None:
     assert parse_listen("[::1]:7433") == ("::1", 7433)
     assert parse_listen(":7433") == ("0.0.0.0", 7433)
+
+
+def test_isolation_and_transport_defaults(tmp_path: Path) -> None:
+    c = load_server_config(None, data_dir=tmp_path)
+    assert (c.isolation, c.run_user) == ("bwrap", "nobody")
+    assert (c.max_message_bytes, c.max_connections, c.max_calls_per_user) == (4 << 20, 512, 64)
+    f = tmp_path / "node.toml"
+    f.write_text(f'data_dir = "{tmp_path}"\nisolation = "none"\nmax_message_bytes = 1024\n')
+    c = load_server_config(f)
+    assert (c.isolation, c.max_message_bytes) == ("none", 1024)

@@ -129,7 +129,7 @@ def free_port() -> int:
 
 
 def spawn_node(
-    db_url: str, tmp_path: Path, name: str, *, capacity: int = 16
+    db_url: str, tmp_path: Path, name: str, *, capacity: int = 16, extra: tuple[str, ...] = ()
 ) -> subprocess.Popen[bytes]:
     """A node as a separate OS process (`cronhive server`), logging to tmp_path/NAME.log."""
     with open(tmp_path / f"{name}.log", "wb") as log:  # the child keeps its own copy
@@ -151,6 +151,7 @@ def spawn_node(
                 f"127.0.0.1:{free_port()}",
                 "--capacity",
                 str(capacity),
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

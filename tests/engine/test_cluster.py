@@ -64,8 +64,14 @@ async def test_three_nodes_fire_every_slot_exactly_once(
         await create_job(pg_store, job_spec(("true",), schedule="every 1s"), now)
         for _ in range(200)
     ]
+    # 200 runs a second are about firing, not isolation: sandboxed (bash + bwrap + perl,
+    # ~10 ms of CPU each, see docs/benchmarks.md) they would saturate a 2-core CI machine.
     for i in range(3):
-        nodes.append(spawn_node(_url(pg_store), tmp_path, f"n{i}", capacity=32))
+        nodes.append(
+            spawn_node(
+                _url(pg_store), tmp_path, f"n{i}", capacity=32, extra=("--isolation", "none")
+            )
+        )
     await wait_nodes(pg_store, 3)
     await asyncio.sleep(60)
     end = datetime.now(UTC)
@@ -156,8 +162,11 @@ async def test_frozen_node_is_fenced_and_cannot_overwrite_the_new_attempt(
     script = f"echo $$ > {pids}/$CRONHIVE_RUN_ID; exec sleep 60"
     now = datetime.now(UTC)
     job = await create_job(pg_store, job_spec(("sh", "-c", script), retries=1), now)
-    nodes.append(spawn_node(_url(pg_store), tmp_path, "a"))
-    nodes.append(spawn_node(_url(pg_store), tmp_path, "b"))
+    # The test reads the run's PID and a file it writes from outside, which a sandboxed
+    # run (own PID namespace, own /tmp) does not share: these nodes run them unisolated.
+    unisolated = ("--isolation", "none")
+    nodes.append(spawn_node(_url(pg_store), tmp_path, "a", extra=unisolated))
+    nodes.append(spawn_node(_url(pg_store), tmp_path, "b", extra=unisolated))
     await wait_nodes(pg_store, 2)
     await pg_store.enqueue(triggered(job, datetime.now(UTC)))
     await wait_for(lambda: _has_running(pg_store, job.id))

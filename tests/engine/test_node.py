@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -198,6 +199,27 @@ async def test_output_past_the_cap_is_not_stored_and_the_cap_is_recorded(
         await wait_for(lambda: terminal(store, e.id))
     done = await store.get_execution(e.id, visible_to=None)
     assert done.state is RunState.SUCCEEDED and done.output_capped
-    assert done.stdout_bytes == 300000  # what the run wrote; the spool kept all of it
+    assert done.stdout_bytes == 300000  # what the run wrote; the spool kept 1000 of it
     chunks = await store.read_output(e.id, streams=[Stream.STDOUT], limit=10_000)
     assert sum(len(c.data) for c in chunks) == 1000
+
+
+async def test_a_300_mib_run_with_a_1_kib_cap_never_grows_its_spool_past_the_cap(
+    store: Store, tmp_path: Path
+) -> None:
+    async with running_node(store, tmp_path) as node:
+        e = await store.enqueue(
+            adhoc(("head", "-c", "300M", "/dev/zero"), node.clock.now(), output_cap=1024)
+        )
+        spool, biggest = tmp_path / "spool-n1", 0
+        while not await terminal(store, e.id):  # sample the spool while the run writes
+            for path in spool.glob(f"{e.id}.*"):
+                with contextlib.suppress(FileNotFoundError):
+                    biggest = max(biggest, path.stat().st_size)
+            await asyncio.sleep(0.001)
+    done = await store.get_execution(e.id, visible_to=None)
+    assert done.state is RunState.SUCCEEDED and done.output_capped  # the record says so
+    assert 0 < biggest <= 1024
+    assert done.stdout_bytes == 300 << 20
+    chunks = await store.read_output(e.id, streams=[Stream.STDOUT], limit=10_000)
+    assert sum(len(c.data) for c in chunks) == 1024

@@ -1,4 +1,9 @@
-"""A Runner on a fresh spool folder; every run it started is stopped at the end."""
+"""A Runner on a fresh spool folder, once unisolated and once sandboxed (bubblewrap); every
+run it started is stopped at the end.
+
+The sandboxed runner is the node's default. Where bubblewrap cannot work, its tests skip
+saying why, except under CI, where they fail (runnerkit.require_sandbox).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from runnerkit import require_sandbox
 
 from cronhive.runner import Runner
 
 
-@pytest.fixture
-async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
-    r = Runner(tmp_path / "spool", default_grace=2.0, drain_timeout=0.5)
+@pytest.fixture(params=["none", "bwrap"])
+async def runner(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runner]:
+    sb = require_sandbox() if request.param == "bwrap" else None
+    r = Runner(tmp_path / "spool", default_grace=2.0, drain_timeout=0.5, sandbox=sb)
     yield r
     await r.stop_all(0)

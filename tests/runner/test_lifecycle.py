@@ -173,10 +173,11 @@ async def test_duplicate_and_running_discard_conflict(runner: Runner) -> None:
 
 
 async def test_not_executable_file(runner: Runner, tmp_path: Path) -> None:
-    script = tmp_path / "script"
+    script = tmp_path / "script"  # a sandboxed run has its own /tmp: cannot see tmp_path
     script.write_text("echo hi\n")
     script.chmod(0o644)
-    res = await (await runner.start(RunSpec(run_id="r", argv=[str(script)]))).wait()
+    path = "/etc/passwd" if runner.sandbox else str(script)  # 0644 too, visible to all
+    res = await (await runner.start(RunSpec(run_id="r", argv=[path]))).wait()
     assert res.state is RunState.FAILED
     assert res.error is not None and "Permission denied" in res.error
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 
 import psutil
@@ -143,3 +144,38 @@ async def test_sink_closed_when_the_run_cannot_start(runner: Runner) -> None:
         h = await runner.start(RunSpec(run_id=f"r{i}", **spec_kw), sink=sink)  # type: ignore[arg-type]
         res = await h.wait()
         assert res.state is RunState.FAILED and sink.closed == 1 and sink.chunks == []
+
+
+async def test_the_cap_holds_for_the_spool_file_while_the_run_writes(runner: Runner) -> None:
+    sink = RecordingSink()
+    spec = RunSpec(run_id="r", argv=["head", "-c", "300M", "/dev/zero"], output_cap=1024)
+    h = await runner.start(spec, sink=sink)
+    path = runner.spool_dir / "r.stdout"
+    biggest = 0
+    while h.result is None:  # sample the file as the run writes
+        with contextlib.suppress(FileNotFoundError):
+            biggest = max(biggest, path.stat().st_size)
+        await asyncio.sleep(0.0005)
+    res = await h.wait()
+    assert biggest <= 1024 and path.stat().st_size == 1024  # never past it, not even a buffer
+    assert res.state is RunState.SUCCEEDED and res.output_capped
+    assert res.stdout_bytes == 300 << 20  # what the run wrote; all read, the rest dropped
+    assert await collect(h.follow(Stream.STDOUT)) == bytes(1024)
+    assert b"".join(c.data for c in sink.chunks) == bytes(1024)
+
+
+async def test_the_cap_counts_both_streams(runner: Runner) -> None:
+    script = "printf 'aaaa'; printf 'bbbb' >&2; printf 'cccc'"
+    res = await (
+        await runner.start(RunSpec(run_id="r", argv=[script], shell=True, output_cap=6))
+    ).wait()
+    out = await collect(runner.get("r").follow(Stream.STDOUT))
+    err = await collect(runner.get("r").follow(Stream.STDERR))
+    assert len(out) + len(err) == 6 and res.output_capped
+    assert (res.stdout_bytes, res.stderr_bytes) == (8, 4)
+    under = await (
+        await runner.start(RunSpec(run_id="u", argv=["echo", "hi"], output_cap=3))
+    ).wait()
+    assert (
+        not under.output_capped and await collect(runner.get("u").follow(Stream.STDOUT)) == b"hi\n"
+    )

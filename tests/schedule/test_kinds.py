@@ -197,6 +197,7 @@ def test_far_future_is_exhausted_not_an_error() -> None:
         ("interval", "every 5 parsecs", "UTC", "auto", "auto", "schedule", "bad interval"),
         ("interval", "every", "UTC", "auto", "auto", "schedule", "bad interval"),
         ("once", "at tomorrow", "UTC", "auto", "auto", "schedule", "bad instant 'tomorrow'"),
+        ("once", "9999-12-31T23:59:59-14:00", "UTC", "auto", "auto", "schedule", "out of range"),
     ],
 )
 def test_invalid(

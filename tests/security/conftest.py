@@ -1,14 +1,20 @@
-"""One default node shared by the security tests that only read from it."""
+"""One default node shared by the security tests of a module, in a folder outside /tmp;
+its policy is the default one plus run_as grants (admin may run jobs as `daemon` and as
+`root`), to attack from each identity.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from securitykit import Node, running_node
+from securitykit import GRANT_POLICY, Node, host_dir, running_node
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    with running_node(tmp_path_factory.mktemp("sec") / "data") as n:
-        yield n
+def node() -> Iterator[Node]:
+    with host_dir() as home:
+        policy = home / "policy.toml"
+        policy.write_text(GRANT_POLICY)
+        with running_node(home / "data", ["--policy", str(policy)]) as n:
+            yield n

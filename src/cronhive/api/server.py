@@ -18,9 +18,9 @@ from typing import Any, cast
 
 from grpclib.health.service import Health
 from grpclib.reflection.service import ServerReflection
-from grpclib.server import Server
 
 from cronhive.api._service import POLL_SECONDS, Api
+from cronhive.api._transport import LimitedServer, TransportLimits
 from cronhive.api.events import EventService
 from cronhive.api.jobs import JobService
 from cronhive.api.nodes import NodeService
@@ -30,7 +30,7 @@ from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.node import NodeContext
 from cronhive.errors import InvalidInput
 
-__all__ = ["ApiServer", "ApiService", "serve_api", "start_api"]
+__all__ = ["ApiServer", "ApiService", "TransportLimits", "serve_api", "start_api"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ CLOSE_TIMEOUT = 5.0
 class ApiServer:
     """A started server. `port` is the bound port (useful after binding port 0)."""
 
-    def __init__(self, server: Server, port: int, api: Api) -> None:
+    def __init__(self, server: LimitedServer, port: int, api: Api) -> None:
         self.server = server
         self.port = port
         self.api = api
@@ -71,20 +71,22 @@ def handlers(api: Api) -> list[Any]:
     return [*ServerReflection.extend(services), *services]
 
 
-async def start_api(api: Api, *, host: str, port: int, certs: CertPaths) -> ApiServer:
-    """Binds and starts serving. Raises InvalidInput for bad certificate files or an
-    address that cannot be bound (field ``listen``)."""
+async def start_api(
+    api: Api, *, host: str, port: int, certs: CertPaths, limits: TransportLimits | None = None
+) -> ApiServer:
+    """Binds and starts serving, with ``limits`` (message size, handshake timeout,
+    connections, calls per identity: api/_transport.py). Raises InvalidInput for bad
+    certificate files or an address that cannot be bound (field ``listen``)."""
     ssl = server_context(certs)
-    server = Server(handlers(api))
+    server = LimitedServer(handlers(api), limits or TransportLimits())
     try:
-        await server.start(host, port, ssl=ssl)
+        await server.start_limited(host, port, ssl_context=ssl)
     except OSError as exc:
         raise InvalidInput(
             f"listen: cannot listen on {host}:{port} ({exc.strerror})", field="listen"
         ) from exc
-    # grpclib keeps the asyncio server private; its sockets tell the port bound for 0.
-    listener = cast(asyncio.Server | None, server._server)
-    bound = int(listener.sockets[0].getsockname()[1]) if listener and listener.sockets else port
+    listener = cast(Any, server._server)  # its sockets tell the port bound for 0
+    bound = int(listener.sockets[0].getsockname()[1]) if listener.sockets else port
     log.info("gRPC API on %s:%d (mTLS 1.3)", host, bound)
     return ApiServer(server, bound, api)
 
@@ -98,6 +100,7 @@ async def serve_api(
     policy: Policy,
     on_bound: Callable[[int], None] | None = None,
     poll: float | None = None,
+    limits: TransportLimits | None = None,
 ) -> None:
     """Serves the API of the node `ctx` until cancelled; `on_bound(port)` once listening."""
     api = Api(
@@ -107,7 +110,7 @@ async def serve_api(
         policy=policy,
         poll=POLL_SECONDS if poll is None else poll,
     )
-    server = await start_api(api, host=host, port=port, certs=certs)
+    server = await start_api(api, host=host, port=port, certs=certs, limits=limits)
     try:
         if on_bound is not None:
             on_bound(server.port)
@@ -122,9 +125,17 @@ class ApiService:
     __name__ = "api"
 
     def __init__(
-        self, *, host: str, port: int, certs: CertPaths, policy: Policy, poll: float | None = None
+        self,
+        *,
+        host: str,
+        port: int,
+        certs: CertPaths,
+        policy: Policy,
+        poll: float | None = None,
+        limits: TransportLimits | None = None,
     ) -> None:
         self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
+        self.limits = limits
         self._bound: asyncio.Future[int] | None = None
 
     def _future(self) -> asyncio.Future[int]:
@@ -143,6 +154,7 @@ class ApiService:
                 policy=self.policy,
                 on_bound=bound.set_result,
                 poll=self.poll,
+                limits=self.limits,
             )
         except BaseException as exc:
             if not bound.done():

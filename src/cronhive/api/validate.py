@@ -137,9 +137,18 @@ def decode_token(token: str, arity: int) -> list[Any] | None:
         raise _bad("page_token", "not a token this server issued") from None
     if not isinstance(values, list) or len(values) != arity:
         raise _bad("page_token", "not a token this server issued")
-    if not all(isinstance(v, str) for v in values):
+    if not all(isinstance(v, str) and _encodable(v) for v in values):
         raise _bad("page_token", "not a token this server issued")
     return values
+
+
+def _encodable(text: str) -> bool:
+    """False for a string no database can take (a lone surrogate from a JSON escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def name(text: str) -> str:

@@ -10,16 +10,22 @@ scheduling without the scheduler role).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
 from cronhive.auth.certs import validate_name
 from cronhive.auth.identity import Identity, Role
 from cronhive.auth.policy import Policy, validate_run_as
 from cronhive.errors import InvalidInput, NotFound, PermissionDenied
+from cronhive.model import Execution, Node
 
 __all__ = [
     "can_access",
     "check_can_schedule",
     "check_run_as",
     "group_owner",
+    "nodes_as_seen",
     "parse_owner",
     "require_access",
     "resolve_owner",
@@ -112,3 +118,15 @@ def check_run_as(identity: Identity, owner: str, run_as: str | None, policy: Pol
     validate_run_as(run_as)
     if not policy.run_as_allowed(owner, run_as):
         raise PermissionDenied(f"{owner} may not run as {run_as!r} (not granted by the policy)")
+
+
+def nodes_as_seen(
+    nodes: Sequence[Node], visible: frozenset[str] | None, running: Iterable[Execution]
+) -> list[Node]:
+    """Nodes as a caller may see them. Nodes are everybody's, their runs are not: an admin
+    (``visible`` None) sees each node's count of running runs, anyone else only how many
+    of the runs they may see (``running``, the visible ones in state running) it runs."""
+    if visible is None:
+        return list(nodes)
+    mine = Counter(e.node_id for e in running)
+    return [replace(n, running=mine.get(n.id, 0)) for n in nodes]

@@ -60,6 +60,13 @@ from cronhive.errors import CronhiveError, InvalidInput
     help="Policy file (roles, groups, run_as grants).",
 )
 @click.option(
+    "--isolation",
+    type=click.Choice(["bwrap", "none"]),
+    help="How runs are isolated from the node [bwrap]; none runs them as the node's own "
+    "processes (see docs/security.md).",
+)
+@click.option("--run-user", help="On a root node, whom runs without run_as run as [nobody].")
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -77,7 +84,7 @@ def server(config_file: Path | None, log_level: str, **flags: object) -> None:
         flags["data_dir"] = Path(".cronhive")
     try:
         config = load_server_config(config_file, **flags)
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, hide=(config_file,) if config_file else ()))
     except InvalidInput as exc:
         fail(str(exc), EXIT_USAGE)
     except CronhiveError as exc:

@@ -17,6 +17,7 @@ from cronhive.errors import InvalidInput
 
 DEFAULT_LISTEN = "127.0.0.1:7433"
 DEFAULT_WEB = "127.0.0.1:7434"
+ISOLATION = ("bwrap", "none")
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=-]{0,62}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
@@ -37,6 +38,12 @@ class ServerConfig:
     certs_dir: Path | None = None  # None: data_dir/certs, created on first start
     policy: Path | None = None
     output_cap: int = 64 * 1024 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024  # largest gRPC request message
+    tls_handshake_timeout: float = 10.0
+    max_connections: int = 512  # gRPC API connections (TLS handshakes included)
+    max_calls_per_user: int = 64  # concurrent gRPC calls of one certificate CN
+    isolation: str = "bwrap"  # or "none": runs as the node's own processes
+    run_user: str = "nobody"  # whom runs without run_as run as, on a root node
 
     @property
     def db_url(self) -> str:
@@ -139,7 +146,22 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidInput(f"{key}: expected a whole number >= 0", field=key)
             out[key] = value
-        elif key in ("lease_ttl", "grace", "drain_grace"):
+        elif key == "isolation":
+            if value not in ISOLATION:
+                raise InvalidInput(
+                    f"isolation: expected one of {', '.join(ISOLATION)}, got {value!r}",
+                    field=key,
+                )
+            out[key] = value
+        elif key == "run_user":
+            if not isinstance(value, str) or not _NAME.fullmatch(value):
+                raise InvalidInput(f"run_user: bad user name {value!r}", field=key)
+            out[key] = value
+        elif key in ("max_message_bytes", "max_connections", "max_calls_per_user"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidInput(f"{key}: expected a whole number >= 1", field=key)
+            out[key] = value
+        elif key in ("lease_ttl", "grace", "drain_grace", "tls_handshake_timeout"):
             if not isinstance(value, int | float) or not 0 < value <= 3600:
                 raise InvalidInput(f"{key}: expected seconds in (0, 3600]", field=key)
             out[key] = float(value)

@@ -50,6 +50,7 @@ class NodeConfig:
     drain_grace: float = 10.0  # at shutdown, for running runs to end before hand-over
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
     output_cap: int = DEFAULT_OUTPUT_CAP
+    sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
@@ -76,7 +77,9 @@ class NodeProcess:
         if clock is None:
             clock = self._db_clock = DatabaseClock(store.database_time)
         self.clock: Clock = clock
-        self.runner = runner.Runner(config.spool_dir, default_grace=config.grace)
+        self.runner = runner.Runner(
+            config.spool_dir, default_grace=config.grace, sandbox=config.sandbox
+        )
         self._node: Node | None = None
         self._stop = asyncio.Event()
         self.watchdog = Watchdog(supervised=config.supervised)

@@ -219,6 +219,7 @@ class Worker:
                     user=spec.run_as,
                     timeout=spec.timeout,
                     job_name=execution.job_name,
+                    output_cap=self._cap(execution),
                 ),
                 sink=shipper,
             )
@@ -279,7 +280,7 @@ class Worker:
             finished_at=self._clock.now(),
             stdout_bytes=result.stdout_bytes,
             stderr_bytes=result.stderr_bytes,
-            output_capped=shipper.capped,
+            output_capped=shipper.capped or result.output_capped,
         )
 
     async def _finish(self, execution: Execution, node_id: UUID, outcome: Outcome) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from cronhive.runner._handle import RunHandle
 from cronhive.runner._models import (
+    DEFAULT_LIMITS,
     Chunk,
     Limits,
     OutputSink,
@@ -25,8 +26,10 @@ from cronhive.runner._models import (
     Stream,
 )
 from cronhive.runner._runner import Runner
+from cronhive.runner._sandbox import Sandbox
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "Chunk",
     "Limits",
     "OutputSink",
@@ -35,5 +38,6 @@ __all__ = [
     "RunSpec",
     "RunState",
     "Runner",
+    "Sandbox",
     "Stream",
 ]

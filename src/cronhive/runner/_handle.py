@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cronhive.errors import InvalidInput
-from cronhive.runner import _limits
-from cronhive.runner._models import Chunk, OutputSink, RunResult, RunSpec, RunState, Stream
+from cronhive.runner import _limits, _sandbox
+from cronhive.runner._models import Chunk, Limits, OutputSink, RunResult, RunSpec, RunState, Stream
 from cronhive.runner._output import SpoolStream
+from cronhive.runner._sandbox import Sandbox
 from cronhive.runner._spec import Identity
 
 log = logging.getLogger("cronhive.runner")
@@ -56,6 +57,8 @@ class RunHandle:
         self.result: RunResult | None = None
         self.started_at = datetime.now(UTC)
         self.limits_applied: str | None = None
+        self.output_capped = False  # output went past spec.output_cap (and was dropped)
+        self._written = {Stream.STDOUT: 0, Stream.STDERR: 0}  # read from the pipes
         self._grace = spec.grace if spec.grace is not None else grace
         self._drain_timeout = drain_timeout
         self._loop = asyncio.get_running_loop()
@@ -67,6 +70,9 @@ class RunHandle:
         self._popen: subprocess.Popen[bytes] | None = None
         self._pidfd: int | None = None
         self._cgroup: Path | None = None
+        self._spawn: _sandbox.Spawn | None = None
+        self._report: _sandbox.Report | None = None
+        self._command: list[str] = list(spec.argv)
         self._exited = self._loop.create_future()  # set once the leader is reaped
         self._done: asyncio.Future[RunResult] = self._loop.create_future()
         self._finished_at: datetime | None = None
@@ -137,11 +143,18 @@ class RunHandle:
         env: dict[str, str],
         ident: Identity,
         cgroups: _limits.CgroupParent,
+        *,
+        limits: Limits | None = None,
+        sandbox: Sandbox | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
-        """Spawn the process and wire its fds to the loop. OS errors end the run FAILED."""
+        """Spawn the process (in ``sandbox`` if given) with ``limits`` (the spec's merged
+        into the runner's defaults) and wire its fds to the loop. OS errors end the run
+        FAILED."""
         spec = self.spec
         read_fds: list[int] = []
         write_fds: list[int] = []
+        self._command = argv
         try:
             for _ in range(2):
                 r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -152,34 +165,39 @@ class RunHandle:
             if _ROOT:  # others pay for big pipes in pipe-user-pages-soft
                 with contextlib.suppress(OSError):
                     fcntl.fcntl(read_fds[0], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            preexec = None
             if spec.limits is not None:
-                self._cgroup = self._make_cgroup(cgroups)
+                self._cgroup = self._make_cgroup(cgroups, limits or spec.limits)
                 self.limits_applied = "cgroup" if self._cgroup is not None else "rlimit"
-                preexec = _limits.preexec(spec.limits, self._cgroup)
-            self._popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=write_fds[0],
-                stderr=write_fds[1],
-                cwd=spec.cwd,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-                user=ident.uid,
-                group=ident.gid,
-                extra_groups=ident.extra_groups,
-                preexec_fn=preexec,
-            )
+            if sandbox is None:
+                self._popen = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_fds[0],
+                    stderr=write_fds[1],
+                    cwd=spec.cwd,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                    user=ident.uid,
+                    group=ident.gid,
+                    extra_groups=ident.extra_groups,
+                    preexec_fn=_limits.preexec(limits, self._cgroup),
+                )
+            else:
+                self._spawn_sandboxed(argv, env, ident, limits, sandbox, spool_dir, write_fds)
         except (OSError, subprocess.SubprocessError) as exc:
             for fd in read_fds:
                 os.close(fd)
+            if self._spawn is not None:
+                self._spawn.abandon()
+                self._spawn = None
             self._remove_cgroup()
             self.fail(str(exc))
             return
         finally:
             for fd in write_fds:
                 os.close(fd)
+        assert self._popen is not None
         self.pid = self._popen.pid
         self._pipes = {Stream.STDOUT: read_fds[0], Stream.STDERR: read_fds[1]}
         for stream, fd in self._pipes.items():
@@ -188,11 +206,53 @@ class RunHandle:
         if spec.timeout is not None:
             self._timers.append(self._loop.call_later(spec.timeout, self._on_timeout))
 
-    def _make_cgroup(self, cgroups: _limits.CgroupParent) -> Path | None:
-        if not cgroups.usable or self.spec.limits is None:
+    def _spawn_sandboxed(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        ident: Identity,
+        limits: Limits | None,
+        sandbox: Sandbox,
+        spool_dir: Path | None,
+        write_fds: list[int],
+    ) -> None:
+        """Popen the sandbox chain (bash, bwrap, reporter: see runner/_sandbox.py); never
+        a preexec_fn (the fast vfork path): rlimits and the cgroup are set by bash."""
+        switch = None
+        if ident.uid is not None or ident.gid is not None:
+            switch = (
+                ident.uid if ident.uid is not None else os.getuid(),
+                ident.gid if ident.gid is not None else os.getgid(),
+                ident.extra_groups or [],
+            )
+        rlimits = _sandbox.rlimit_args(limits, memory=self._cgroup is None) if limits else []
+        self._spawn = _sandbox.prepare(
+            sandbox,
+            argv,
+            env=env,
+            switch=switch,
+            cwd=self.spec.cwd,
+            spool_dir=spool_dir or Path("/nonexistent"),
+            rlimits=rlimits,
+            cgroup_procs=str(self._cgroup / "cgroup.procs") if self._cgroup else None,
+        )
+        self._popen = subprocess.Popen(
+            self._spawn.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fds[0],
+            stderr=write_fds[1],
+            env=self._spawn.env,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=self._spawn.child_fds,
+        )
+        self._spawn.started()
+
+    def _make_cgroup(self, cgroups: _limits.CgroupParent, limits: Limits) -> Path | None:
+        if not cgroups.usable:
             return None
         try:
-            return cgroups.create(self.run_id, self.spec.limits)
+            return cgroups.create(self.run_id, limits)
         except OSError as exc:
             log.warning("cgroup for run %s refused (%s); using rlimits", self.run_id, exc)
             return None
@@ -225,6 +285,15 @@ class RunHandle:
             self._close_pipe(stream)
 
     def _append(self, stream: Stream, data: bytes) -> None:
+        self._written[stream] += len(data)
+        cap = self.spec.output_cap
+        if cap is not None:  # both streams together; beyond it, read and dropped
+            room = cap - self._out[Stream.STDOUT].size - self._out[Stream.STDERR].size
+            if len(data) > room:
+                self.output_capped = True
+                if room <= 0:
+                    return
+                data = data[:room]
         out = self._out[stream]
         offset = out.size
         out.append(data)
@@ -313,6 +382,9 @@ class RunHandle:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+        if self._spawn is not None:  # the reporter wrote before the leader could exit
+            self._report = self._spawn.report()
+            self._spawn = None
         self._finished_at = datetime.now(UTC)
         self._exited.set_result(None)
         if self._cgroup is not None:
@@ -337,9 +409,12 @@ class RunHandle:
         rc = self._popen.returncode if self._popen is not None else None
         code = rc if rc is not None and rc >= 0 else None
         sig = -rc if rc is not None and rc < 0 else None
+        if self._report is not None and rc is not None:
+            code, sig, error = _sandbox.outcome(self._report, rc, self._command, self.spec.cwd)
+            self._error = self._error or error
         if self._stop_reason is not None:
             state = self._stop_reason
-        elif rc == 0:
+        elif code == 0 and self._error is None:
             state = RunState.SUCCEEDED
         else:
             state = RunState.FAILED
@@ -351,8 +426,9 @@ class RunHandle:
             started_at=self.started_at,
             finished_at=self._finished_at or datetime.now(UTC),
             limits_applied=self.limits_applied,
-            stdout_bytes=self._out[Stream.STDOUT].size,
-            stderr_bytes=self._out[Stream.STDERR].size,
+            stdout_bytes=self._written[Stream.STDOUT],
+            stderr_bytes=self._written[Stream.STDERR],
+            output_capped=self.output_capped,
         )
         self.state = state
         self._done.set_result(self.result)

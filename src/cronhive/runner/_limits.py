@@ -20,11 +20,14 @@ class CgroupParent:
 
     Usable only when cgroup v2 is mounted, the node's own group is writable and the
     ``memory`` controller can be enabled for children; otherwise ``usable`` is False and
-    limits fall back to rlimits.
+    limits fall back to rlimits. ``pids`` and ``cpu`` are enabled too where offered
+    (``controllers``): then ``processes`` is also the run tree's ``pids.max`` and
+    ``cpu_weight`` its ``cpu.weight``.
     """
 
     def __init__(self, root: Path | None = CGROUP_ROOT) -> None:
         self.path: Path | None = None
+        self.controllers: frozenset[str] = frozenset()
         if root is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.path = self._prepare(root)
@@ -33,8 +36,7 @@ class CgroupParent:
     def usable(self) -> bool:
         return self.path is not None
 
-    @staticmethod
-    def _prepare(root: Path) -> Path | None:
+    def _prepare(self, root: Path) -> Path | None:
         if not (root / "cgroup.controllers").exists():
             return None  # cgroup v1 or none
         line = Path("/proc/self/cgroup").read_text().splitlines()
@@ -43,9 +45,12 @@ class CgroupParent:
             return None
         base = root / own.lstrip("/") / "cronhive"
         base.mkdir(mode=0o700, exist_ok=True)
-        if "memory" not in (base / "cgroup.controllers").read_text().split():
+        offered = set((base / "cgroup.controllers").read_text().split())
+        if "memory" not in offered:
             return None
-        (base / "cgroup.subtree_control").write_text("+memory")
+        wanted = [c for c in ("memory", "pids", "cpu") if c in offered]
+        (base / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+        self.controllers = frozenset(wanted)
         return base
 
     def create(self, run_id: str, limits: Limits) -> Path:
@@ -57,6 +62,10 @@ class CgroupParent:
             (path / "memory.max").write_text(str(limits.memory_bytes))
             with contextlib.suppress(OSError):
                 (path / "memory.swap.max").write_text("0")
+        if limits.processes is not None and "pids" in self.controllers:
+            (path / "pids.max").write_text(str(limits.processes))
+        if limits.cpu_weight is not None and "cpu" in self.controllers:
+            (path / "cpu.weight").write_text(str(limits.cpu_weight))
         return path
 
     @staticmethod
@@ -78,13 +87,35 @@ class CgroupParent:
             path.rmdir()
 
 
+def rlimits(limits: Limits, *, memory: bool) -> list[tuple[int, int, int]]:
+    """(resource, soft, hard) for ``limits``, never above the node's own hard limits.
+    ``memory``: apply ``memory_bytes`` as RLIMIT_AS (no cgroup took it)."""
+    table = [
+        (resource.RLIMIT_CORE, limits.core_bytes),
+        (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_AS, limits.memory_bytes if memory else None),
+    ]
+    out: list[tuple[int, int, int]] = []
+    for which, value in table:
+        if value is None:
+            continue
+        hard = resource.getrlimit(which)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        out.append((which, value, value))
+    if limits.cpu_seconds is not None:  # SIGXCPU at the limit, SIGKILL a second later
+        out.append((resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1))
+    return out
+
+
 def preexec(limits: Limits | None, cgroup: Path | None) -> Callable[[], None] | None:
     """The function run in the child before exec, or None (keeps the fast vfork path)."""
     if limits is None:
         return None
     procs = str(cgroup / "cgroup.procs") if cgroup is not None else None
-    mem = limits.memory_bytes if cgroup is None else None
-    cpu = limits.cpu_seconds
+    table = rlimits(limits, memory=cgroup is None)
 
     def apply() -> None:
         if procs is not None:
@@ -93,10 +124,8 @@ def preexec(limits: Limits | None, cgroup: Path | None) -> Callable[[], None] | 
                 os.write(fd, b"0")
             finally:
                 os.close(fd)
-        if mem is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        if cpu is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        for which, soft, hard in table:
+            resource.setrlimit(which, (soft, hard))
 
     return apply
 

@@ -10,7 +10,8 @@ from cronhive.errors import Conflict, NotFound
 from cronhive.runner import _spec
 from cronhive.runner._handle import RunHandle
 from cronhive.runner._limits import CGROUP_ROOT, CgroupParent
-from cronhive.runner._models import OutputSink, RunResult, RunSpec
+from cronhive.runner._models import DEFAULT_LIMITS, Limits, OutputSink, RunResult, RunSpec
+from cronhive.runner._sandbox import Sandbox
 
 
 class Runner:
@@ -21,6 +22,10 @@ class Runner:
     SIGTERM->SIGKILL delay when neither the spec nor ``stop()`` gives one.
     ``drain_timeout``: after the leader exited, how long output is still awaited from a
     process that escaped the run's group yet holds its pipes.
+
+    ``sandbox``: run every command isolated (see ``Sandbox``; None: as the node's own
+    processes). ``default_limits`` apply to every run, a spec's ``limits`` override them
+    field by field (None: only what a spec asks).
     """
 
     def __init__(
@@ -30,6 +35,8 @@ class Runner:
         default_grace: float = 10.0,
         drain_timeout: float = 2.0,
         cgroup_root: Path | None = CGROUP_ROOT,
+        sandbox: Sandbox | None = None,
+        default_limits: Limits | None = DEFAULT_LIMITS,
     ) -> None:
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -37,6 +44,8 @@ class Runner:
         self.default_grace = default_grace
         self.drain_timeout = drain_timeout
         self._cgroups = CgroupParent(cgroup_root)  # None: never use cgroups
+        self.sandbox = sandbox
+        self.default_limits = default_limits
         self._runs: dict[str, RunHandle] = {}
 
     @property
@@ -48,22 +57,38 @@ class Runner:
         """Start ``spec``; return its handle once the process is spawned (or failed).
 
         Never raises for an OS error of the child (missing executable, bad cwd, EACCES,
-        unknown user, not root for user/group): the handle ends FAILED with the error
-        text. Raises InvalidInput for a malformed spec and Conflict if this runner
-        already holds a run with that id (discard it first).
+        unknown user, not root for user/group, a sandbox that cannot be made here): the
+        handle ends FAILED with the error text. Raises InvalidInput for a malformed spec
+        and Conflict if this runner already holds a run with that id (discard it first).
         """
         _spec.validate(spec)
         if spec.run_id in self._runs:
             raise Conflict(f"run {spec.run_id!r} exists on this runner")
         handle = RunHandle(spec, self.spool_dir, self.default_grace, self.drain_timeout, sink)
         self._runs[spec.run_id] = handle
+        sandbox = self.sandbox
+        if sandbox is not None and sandbox.unavailable is not None:
+            handle.fail(
+                f"runs are isolated on this node but {sandbox.unavailable}; the operator may "
+                'set isolation = "none" to run them unisolated'
+            )
+            return handle
         try:
-            ident = _spec.identity(spec)
+            ident = _spec.identity(spec, default_user=sandbox.run_user if sandbox else None)
         except _spec.IdentityError as exc:
             handle.fail(str(exc))
             return handle
         env = _spec.environment(spec, ident)
-        handle.launch(_spec.command(spec), env, ident, self._cgroups)
+        limits = self.default_limits.merged(spec.limits) if self.default_limits else spec.limits
+        handle.launch(
+            _spec.command(spec),
+            env,
+            ident,
+            self._cgroups,
+            limits=limits,
+            sandbox=sandbox,
+            spool_dir=self.spool_dir,
+        )
         return handle
 
     def get(self, run_id: str) -> RunHandle:

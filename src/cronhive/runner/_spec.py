@@ -6,10 +6,10 @@ import grp
 import os
 import pwd
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cronhive.errors import InvalidInput
-from cronhive.runner._models import RunSpec
+from cronhive.runner._models import LIMIT_FIELDS, RunSpec
 
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
@@ -55,11 +55,20 @@ def validate(spec: RunSpec) -> None:
         value = getattr(spec, name)
         if value is not None and not value >= 0:
             raise InvalidInput(f"{name} must be >= 0", field=name)
+    cap = spec.output_cap
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+        raise InvalidInput("output_cap must be an int >= 0", field="output_cap")
     if spec.limits is not None:
-        for name in ("memory_bytes", "cpu_seconds"):
+        for name in LIMIT_FIELDS:
             value = getattr(spec.limits, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise InvalidInput(f"limits.{name} must be a positive int", field="limits")
+            low, high = (
+                (0 if name == "core_bytes" else 1),
+                (10000 if name == "cpu_weight" else None),
+            )
+            bad = not isinstance(value, int) or value < low or (high is not None and value > high)
+            if value is not None and bad:
+                span = f"{low}-{high}" if high else f">= {low}"
+                raise InvalidInput(f"limits.{name} must be an int {span}", field="limits")
 
 
 def command(spec: RunSpec) -> list[str]:
@@ -69,8 +78,18 @@ def command(spec: RunSpec) -> list[str]:
     return list(spec.argv)
 
 
-def identity(spec: RunSpec) -> Identity:
-    """Resolve user/group. Raise IdentityError if unknown or if the node is not root."""
+def identity(spec: RunSpec, *, default_user: str | None = None) -> Identity:
+    """Resolve user/group. Raise IdentityError if unknown or if the node is not root.
+
+    ``default_user``: on a root node, whom a run that names no user runs as (never root
+    by default when runs are isolated); ignored on a node that is not root.
+    """
+    if spec.user is None and default_user is not None and os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam(default_user)
+        except KeyError:
+            raise IdentityError(f"unknown user {default_user!r} (the node's run_user)") from None
+        spec = replace(spec, user=pw.pw_name)
     if spec.user is None and spec.group is None:
         me = _node_user()
         return Identity(uid=None, gid=None, extra_groups=None, user=me[0], home=me[1])

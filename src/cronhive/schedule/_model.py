@@ -263,7 +263,10 @@ def _once(
             field="schedule",
         ) from None
     if when.tzinfo is not None:
-        return (when.astimezone(UTC),)
+        try:
+            return (when.astimezone(UTC),)
+        except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000 in UTC
+            raise InvalidSchedule(f"bad instant {text!r}: out of range", field="schedule") from None
     # A naive instant is a wall time in the zone: DST policy as for a fixed-time cron job.
     if repeated is DstRepeated.AUTO:
         repeated = DstRepeated.FIRST

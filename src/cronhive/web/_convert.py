@@ -12,7 +12,15 @@ from uuid import UUID
 from cronhive.errors import InvalidInput
 from cronhive.model import Execution, Job, Node, OutputChunk
 
-__all__ = ["chunk_json", "decode_cursor", "encode_cursor", "job_json", "node_json", "run_json"]
+__all__ = [
+    "chunk_json",
+    "decode_cursor",
+    "decode_run_cursor",
+    "encode_cursor",
+    "job_json",
+    "node_json",
+    "run_json",
+]
 
 
 def _t(at: datetime | None) -> str | None:
@@ -115,7 +123,29 @@ def decode_cursor(text: str, arity: int, field: str) -> list[str]:
     if (
         not isinstance(values, list)
         or len(values) != arity
-        or not all(isinstance(v, str) for v in values)
+        or not all(isinstance(v, str) and _encodable(v) for v in values)
     ):
         raise InvalidInput(f"{field}: not a cursor this server made", field=field)
     return values
+
+
+def _encodable(text: str) -> bool:
+    """False for a string no database can take (a lone surrogate from a JSON escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def decode_run_cursor(text: str, field: str = "before") -> tuple[datetime, UUID]:
+    """The (queued_at, id) of a runs cursor made by `encode_cursor`; InvalidInput naming
+    `field` for anything else (a naive time, a bad UUID...)."""
+    at, run_id = decode_cursor(text, 2, field)
+    try:
+        when, uuid = datetime.fromisoformat(at), UUID(run_id)
+    except ValueError:
+        raise InvalidInput(f"{field}: not a cursor this server made", field=field) from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidInput(f"{field}: not a cursor this server made", field=field)
+    return when, uuid

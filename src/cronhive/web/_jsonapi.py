@@ -23,6 +23,7 @@ from cronhive.model import RunState, Stream
 from cronhive.web._convert import (
     chunk_json,
     decode_cursor,
+    decode_run_cursor,
     encode_cursor,
     job_json,
     node_json,
@@ -30,7 +31,7 @@ from cronhive.web._convert import (
 )
 from cronhive.web._errors import status_of
 from cronhive.web._openapi import openapi_document
-from cronhive.web._ops import Web, uuid_or_404
+from cronhive.web._ops import Web
 
 __all__ = ["MAX_LIMIT", "routes"]
 
@@ -87,11 +88,7 @@ def _before(request: Request) -> tuple[datetime, Any] | None:
     text = request.query_params.get("before")
     if text is None:
         return None
-    at, run_id = decode_cursor(text, 2, "before")
-    try:
-        return datetime.fromisoformat(at), uuid_or_404(run_id, "run")
-    except (ValueError, LookupError):
-        raise InvalidInput("before: not a cursor this server made", field="before") from None
+    return decode_run_cursor(text, "before")
 
 
 async def _runs_page(request: Request, web: Web, who: Identity, job: Any = None) -> dict[str, Any]:
@@ -157,7 +154,7 @@ async def run_output(request: Request, web: Web, who: Identity) -> Any:
 
 async def list_nodes(request: Request, web: Web, who: Identity) -> Any:
     now = web.clock.now()
-    return {"nodes": [node_json(n, now) for n in await web.nodes()]}
+    return {"nodes": [node_json(n, now) for n in await web.nodes(who)]}
 
 
 async def trigger(request: Request, web: Web, who: Identity) -> Any:

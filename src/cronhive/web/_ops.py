@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from cronhive.auth import Identity, Policy, check_run_as, visible_owners
+from cronhive.auth.authz import nodes_as_seen
 from cronhive.engine import runs
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
@@ -86,8 +87,19 @@ class Web:
         except NotFound:
             raise NotFound("no such run") from None
 
-    async def nodes(self) -> list[Node]:
-        return await self.store.list_nodes(now=self.clock.now())
+    async def nodes(self, who: Identity | None = None) -> list[Node]:
+        """Every node; with ``who``, as that caller may see them (auth.nodes_as_seen: only
+        admins see other owners' running counts)."""
+        nodes = await self.store.list_nodes(now=self.clock.now())
+        if who is None:
+            return nodes
+        visible = visible_owners(who)
+        running: list[Execution] = []
+        if visible is not None:
+            running = await self.store.list_executions(
+                visible_to=visible, states={RunState.RUNNING}, limit=100_000
+            )
+        return nodes_as_seen(nodes, visible, running)
 
     async def node_names(self) -> dict[UUID, str]:
         return {n.id: n.name for n in await self.nodes()}

@@ -7,10 +7,10 @@ may not see (or that does not exist, or a malformed id) -> the same 404 page.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,12 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from cronhive.errors import NotFound
+from cronhive.errors import InvalidInput, NotFound
 from cronhive.web._auth import COOKIE, PRE_COOKIE, Caller, CsrfFailed
-from cronhive.web._convert import decode_cursor, encode_cursor
+from cronhive.web._convert import decode_run_cursor, encode_cursor
 from cronhive.web._errors import status_of
 from cronhive.web._jsonapi import MAX_LIMIT, int_param, streams_param
-from cronhive.web._ops import Web, uuid_or_404
+from cronhive.web._ops import Web
 from cronhive.web._views import age, duration, duration_of, runs_chart
 
 __all__ = ["routes", "templates"]
@@ -152,11 +152,7 @@ async def job_page(request: Request, web: Web, caller: Caller) -> Response:
     before = None
     cursor = request.query_params.get("before")
     if cursor is not None:
-        at, run_id = decode_cursor(cursor, 2, "before")
-        try:
-            before = (datetime.fromisoformat(at), uuid_or_404(run_id, "run"))
-        except (ValueError, NotFound):
-            raise NotFound("no such page") from None
+        before = decode_run_cursor(cursor, "before")
     runs = await web.runs(who, job=job, before=before, limit=RUNS_PER_PAGE + 1)
     page_runs = runs[:RUNS_PER_PAGE]
     nxt = None
@@ -193,16 +189,23 @@ async def stop_run(request: Request, web: Web, caller: Caller) -> Response:
     return RedirectResponse(f"/runs/{run.id}", status_code=303)
 
 
+MAX_SEQ = 2**62
+_SEQ = re.compile(r"-?[0-9]{1,19}")
+
+
 async def tail(request: Request, web: Web, caller: Caller) -> Response:
     """Server-sent events: `chunk` (id = seq, so a reconnect resumes) until `end`."""
     run = await web.run(caller.identity, request.path_params["run_id"])
     streams = streams_param(request)
-    after = -1
     last = request.headers.get("last-event-id")
-    if last is not None and last.lstrip("-").isdigit():
+    if last is not None:  # what a reconnecting browser sends back: an id we sent
+        if not _SEQ.fullmatch(last) or not -1 <= int(last) <= MAX_SEQ:
+            raise InvalidInput(
+                f"Last-Event-ID: expected a chunk number -1..{MAX_SEQ}", field="Last-Event-ID"
+            )
         after = int(last)
     else:
-        after = int_param(request, "after_seq", -1, -1, 2**62)
+        after = int_param(request, "after_seq", -1, -1, MAX_SEQ)
 
     async def events() -> AsyncIterator[str]:
         chunks = web.output(caller.identity, run, streams=streams, after_seq=after, follow=True)
@@ -223,7 +226,7 @@ async def tail(request: Request, web: Web, caller: Caller) -> Response:
 
 
 async def nodes_page(request: Request, web: Web, caller: Caller) -> Response:
-    return render(request, caller, "nodes.html", nodes=await web.nodes())
+    return render(request, caller, "nodes.html", nodes=await web.nodes(caller.identity))
 
 
 def routes() -> list[Route]:

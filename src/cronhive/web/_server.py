@@ -79,8 +79,10 @@ class WebService:
         certs: CertPaths,
         policy: Policy,
         poll: float = POLL_SECONDS,
+        handshake_timeout: float = 10.0,
     ) -> None:
         self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
+        self.handshake_timeout = handshake_timeout  # a silent TLS connection is closed then
         self._bound: asyncio.Future[int] | None = None
         self.web: Web | None = None
 
@@ -115,6 +117,7 @@ class WebService:
         config.errorlog = log
         config.accesslog = None
         config.graceful_timeout = CLOSE_TIMEOUT
+        config.ssl_handshake_timeout = self.handshake_timeout
         stop = asyncio.Event()
 
         async def shutdown() -> None:
