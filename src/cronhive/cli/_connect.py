@@ -13,14 +13,16 @@ turns every failure into one line on stderr and the documented exit code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import ssl
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from grpclib.const import Status
@@ -183,6 +185,16 @@ def call(ctx: click.Context, body: Callable[[Client, Target], Awaitable[T]]) -> 
     return call_target(ctx, connected)
 
 
+def _interrupted(*_: object) -> NoReturn:
+    """Ctrl-C: out at once with 130. Nothing is left to tidy (a follower detaches, the
+    run goes on), and tidying a stream the server is slow to close could hang the exit."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def call_target(ctx: click.Context, body: Callable[[Target], Coroutine[Any, Any, T]]) -> T:
     """Like `call`, for a body that opens its own client(s) with `open_client`."""
     flags = ctx.find_root().obj
@@ -192,11 +204,11 @@ def call_target(ctx: click.Context, body: Callable[[Target], Coroutine[Any, Any,
         target = resolve(flags)
     except InvalidInput as exc:
         fail(str(exc), EXIT_USAGE)
+    previous = signal.signal(signal.SIGINT, _interrupted)
     try:
         return asyncio.run(body(target))
     except KeyboardInterrupt:
-        sys.stderr.write("\n")
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted()
     except GRPCError as exc:
         if exc.status is Status.UNAVAILABLE and not exc.message:
             fail(f"cannot reach {target.describe()}: unavailable")
@@ -210,3 +222,5 @@ def call_target(ctx: click.Context, body: Callable[[Target], Coroutine[Any, Any,
     except (ssl.SSLError, StreamTerminatedError, ConnectionError, OSError) as exc:
         reason = str(exc) or type(exc).__name__
         fail(f"cannot reach {target.describe()}: {reason}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
