@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 BATCH = 200  # due jobs per transaction
 MAX_SLEEP = timedelta(seconds=30)  # re-check at least this often (a missed NOTIFY)
 # After a failed tick: retry soon, so firing resumes the moment the database answers.
-RETRY_FIRST, RETRY_MAX = 0.1, 2.0
+RETRY_FIRST, RETRY_MAX = 0.1, 1.0
 
 
 class Scheduler:
