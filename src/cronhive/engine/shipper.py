@@ -53,6 +53,7 @@ class OutputShipper:
         self._flushing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._backoff = RETRY_FIRST
+        self._closing = False
         self.capped = False
         self.fenced = False
 
@@ -113,18 +114,16 @@ class OutputShipper:
                     )
                 self._pending[:0] = batch
                 self._pending_bytes += sum(len(c.data) for c in batch)
-                if self._timer is None:
+                if self._timer is None and not self._closing:  # close() retries itself
                     self._arm(self._backoff)
                 self._backoff = min(self._backoff * 2, RETRY_MAX)
 
     async def close(self) -> None:
         """Returns once every byte is stored (or the run was given away)."""
+        self._closing = True
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
         await self.flush()
         while self._pending and not self.fenced:
             await asyncio.sleep(self._backoff)
             await self.flush()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
