@@ -3,11 +3,12 @@
 Time is the database's (`DatabaseClock`, re-synced at every heartbeat). The lease: the
 node renews its row every third of the TTL, each renewal bounded by the time the lease
 has left; in `cronhive server` from the `LeaseKeeper`'s thread (engine/lease.py), so a
-busy loop does not cost the lease, and only while this loop shows signs of life. Each renewal moves the fencing deadline (TTL minus a margin after the renewal
-began, on the monotonic clock) held by the `Watchdog` and its supervisor process, which
-kills the runs if the deadline passes: before the cluster may reap them, even if this
-process is frozen. When the store says the lease is gone (Fenced) the node gives its runs
-up (`lost`) and registers again as a new node. Shutdown (SIGTERM): stop claiming, let
+busy loop does not cost the lease, and only while this loop shows signs of life. Each
+renewal moves the fencing deadline (TTL minus a margin after the renewal began, on the
+monotonic clock) held by the `Watchdog` and its supervisor process, which kills the runs
+if the deadline passes: before the cluster may reap them, even if this process is
+frozen. When the store says the lease is gone (Fenced) the node gives its runs up
+(`lost`) and registers again as a new node. Shutdown (SIGTERM): stop claiming, let
 running runs finish for `drain_grace`, hand the rest over (`lost`, retried elsewhere at
 once), leave the cluster (the node stays listed as down).
 """
