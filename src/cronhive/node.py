@@ -17,6 +17,7 @@ from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
 from cronhive.runner import Sandbox
+from cronhive.sqljobs import SqlJobs
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
 
@@ -135,6 +136,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
             )
     host, port = parse_listen(config.listen)
     policy = load_policy(config.policy)
+    sql = SqlJobs(config.databases, policy, grace=config.grace)
     limits = TransportLimits(
         max_message_bytes=config.max_message_bytes,
         handshake_timeout=config.tls_handshake_timeout,
@@ -170,6 +172,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
+                sql=sql,
                 extra=tuple(services),
             ),
         )

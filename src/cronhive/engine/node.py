@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
-from cronhive import runner
+from cronhive import runner, sqljobs
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
 from cronhive.engine.retry import decide_retry
@@ -51,6 +51,7 @@ class NodeConfig:
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
     output_cap: int = DEFAULT_OUTPUT_CAP
     sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
+    sql: sqljobs.SqlJobs | None = None  # target databases of SQL jobs (None: refused)
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
@@ -93,6 +94,7 @@ class NodeProcess:
             output_cap=config.output_cap,
             watchdog=self.watchdog,
             node_name=config.name,
+            sql=config.sql,
         )
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()

@@ -1,0 +1,327 @@
+"""Runs one SQL job's statement on its target database as its role.
+
+The run's life is the process runner's (`runner.RunHandle`'s): `wait()` gives a
+`runner.RunResult`, `stop(grace)` ends it, the output goes to the same `OutputSink` (the
+worker's `OutputShipper`), so the worker, the finisher, retries, overlap and history
+treat SQL runs and processes alike. What differs:
+
+- The node connects as its own login role (the target's URL), checks the role rule
+  (`_access.refusal`), then ``SET ROLE``: the database enforces the role's privileges.
+- The job's timeout is ``statement_timeout``; a backstop on the event loop cancels the
+  backend if the server has not ended the statement `BACKSTOP` seconds later.
+- Stop: ``pg_cancel_backend`` on a second connection, then ``pg_terminate_backend``
+  after the grace; the run's connection is closed before `wait()` returns.
+- One transaction by default; with ``autocommit`` every statement commits on its own
+  (needed for VACUUM, CREATE INDEX CONCURRENTLY).
+
+Exit codes (docs/sql-jobs.md): 0 success; 1 a statement failed (its SQLSTATE on stderr);
+2 the database could not be reached or the connection broke; 3 refused before any
+statement ran (unknown database, role not allowed, SET ROLE failed); 4 canceled (the
+state says timed_out or stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql as psql
+
+from cronhive import runner
+from cronhive.auth.policy import Policy
+from cronhive.model import SqlSpec
+from cronhive.sqljobs._access import refusal
+from cronhive.sqljobs._format import csv_lines, error_text, notice_line
+from cronhive.sqljobs._targets import SqlTarget
+
+__all__ = ["EXIT_CANCELED", "EXIT_CONNECTION", "EXIT_REFUSED", "EXIT_SQL_ERROR", "SqlRun"]
+
+log = logging.getLogger(__name__)
+
+EXIT_SQL_ERROR = 1
+EXIT_CONNECTION = 2
+EXIT_REFUSED = 3
+EXIT_CANCELED = 4
+BACKSTOP = 2.0  # seconds past the timeout before the node cancels the backend itself
+CONNECT_TIMEOUT = 10  # seconds
+WRITE_BATCH = 64 * 1024  # CSV bytes per chunk handed to the sink
+_CANCELED = "57014"  # query_canceled: statement_timeout or pg_cancel_backend
+
+
+def connect_kwargs(target: SqlTarget, application_name: str) -> dict[str, Any]:
+    return {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "application_name": application_name[:63],
+        "client_encoding": "UTF8",
+        **target.connect_args(),
+    }
+
+
+class SqlRun:
+    """One SQL run, started at construction (inside a running event loop).
+
+    Like `runner.RunHandle` it has `pid` (None: no process here; fencing by the lease
+    goes through the worker's stop), `wait()` and `stop(grace)`."""
+
+    pid: int | None = None
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        owner: str,
+        spec: SqlSpec,
+        target: SqlTarget | None,
+        policy: Policy,
+        timeout: float | None,
+        grace: float,
+        sink: runner.OutputSink | None,
+        output_cap: int | None,
+    ) -> None:
+        self.run_id = run_id
+        self._owner = owner
+        self._spec = spec
+        self._target = target
+        self._policy = policy
+        self._timeout = timeout
+        self._grace = grace
+        self._sink = sink
+        self._cap = output_cap
+        self._offsets = {runner.Stream.STDOUT: 0, runner.Stream.STDERR: 0}
+        self._seq = 0
+        self._kept = 0  # bytes given to the sink, both streams
+        self._capped = False
+        self._lock = asyncio.Lock()
+        self._notices: list[bytes] = []
+        self._backend: int | None = None
+        self._stopping = False
+        self._timed_out = False
+        self.started_at = datetime.now(UTC)
+        self._task = asyncio.create_task(self._main(), name=f"sql-{run_id}")
+
+    # --- the handle --------------------------------------------------------------------
+
+    async def wait(self) -> runner.RunResult:
+        return await asyncio.shield(self._task)
+
+    async def stop(self, grace: float | None = None) -> runner.RunResult:
+        """Cancels the statement, terminates the backend after `grace`, and returns once
+        the run has ended."""
+        if not self._task.done():
+            self._stopping = True
+            await self._end_backend(grace if grace is not None else self._grace)
+        return await asyncio.shield(self._task)
+
+    async def _end_backend(self, grace: float) -> None:
+        await self._signal("pg_cancel_backend")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await asyncio.shield(self._task)
+                return
+        await self._signal("pg_terminate_backend")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await asyncio.shield(self._task)
+                return
+        self._task.cancel()  # the server does not answer: give the connection up
+
+    async def _signal(self, function: str) -> None:
+        """pg_cancel_backend / pg_terminate_backend of the run's backend, on a second
+        connection as the same login role (allowed for one's own backends)."""
+        backend, target = self._backend, self._target
+        if backend is None or target is None:
+            return  # not connected yet: _main sees _stopping before it sends anything
+        query = psql.SQL("SELECT {}(%s)").format(psql.Identifier(function))
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                target.url, autocommit=True, **connect_kwargs(target, f"cronhive {function}")
+            ) as conn:
+                await conn.execute(query, (backend,))
+        except psycopg.Error as exc:
+            log.warning("%s of run %s failed: %s", function, self.run_id, _scrub(str(exc), target))
+
+    # --- the run -----------------------------------------------------------------------
+
+    async def _main(self) -> runner.RunResult:
+        try:
+            state, code, error = await self._run()
+        except asyncio.CancelledError:
+            state, code = runner.RunState.STOPPED, EXIT_CANCELED
+            error = "the database did not answer"
+        if self._sink is not None:
+            with contextlib.suppress(Exception):
+                await self._sink.close()
+        return runner.RunResult(
+            state=state,
+            exit_code=code,
+            signal=None,
+            error=error,
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+            limits_applied=None,
+            stdout_bytes=self._offsets[runner.Stream.STDOUT],
+            stderr_bytes=self._offsets[runner.Stream.STDERR],
+            output_capped=self._capped,
+        )
+
+    async def _run(self) -> tuple[runner.RunState, int, str | None]:
+        target, spec = self._target, self._spec
+        if target is None:
+            return await self._refused(f"database {spec.database!r} is not configured on this node")
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                target.url, autocommit=True, **connect_kwargs(target, f"cronhive run {self.run_id}")
+            )
+        except psycopg.Error as exc:
+            why = f"cannot connect to database {target.name!r}: {_scrub(str(exc), target)}"
+            await self._emit(runner.Stream.STDERR, f"cronhive: {why}\n".encode())
+            return runner.RunState.FAILED, EXIT_CONNECTION, why
+        try:
+            self._backend = conn.info.backend_pid
+            conn.add_notice_handler(self._notice)
+            return await self._session(conn, target)
+        finally:
+            await conn.close()
+
+    async def _session(
+        self, conn: psycopg.AsyncConnection[Any], target: SqlTarget
+    ) -> tuple[runner.RunState, int, str | None]:
+        spec = self._spec
+        try:
+            why = await refusal(conn, target, self._policy, self._owner, spec.role)
+            if why is not None:
+                return await self._refused(why)
+            await conn.execute(psql.SQL("SET ROLE {}").format(psql.Identifier(spec.role)))
+        except psycopg.Error as exc:
+            await self._emit(runner.Stream.STDERR, error_text(exc))
+            return await self._refused(
+                f"SET ROLE {spec.role} failed on {target.name!r}: {exc.diag.message_primary or exc}"
+            )
+        if self._stopping:
+            return runner.RunState.STOPPED, EXIT_CANCELED, None
+        try:
+            if self._timeout is not None:
+                ms = max(1, int(self._timeout * 1000))
+                await conn.execute(psql.SQL("SET statement_timeout = {}").format(psql.Literal(ms)))
+            async with self._backstop():
+                await self._statement(conn)
+        except psycopg.Error as exc:
+            return await self._failed(exc, target)
+        return runner.RunState.SUCCEEDED, 0, None
+
+    async def _statement(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        text = self._spec.statement.encode()
+        async with conn.cursor() as cur:
+            if self._spec.autocommit:
+                await cur.execute(text)
+            else:
+                async with conn.transaction():
+                    await cur.execute(text)
+            await self._flush_notices()
+            last = None
+            while True:
+                await self._emit(runner.Stream.STDOUT, f"{cur.statusmessage or ''}\n".encode())
+                last = cur.pgresult
+                if not cur.nextset():
+                    break
+            if last is not None and last.nfields:
+                await self._rows(last)
+
+    async def _rows(self, result: psycopg.pq.abc.PGresult) -> None:
+        batch = [b"\n"]
+        size = 1
+        for line in csv_lines(result):
+            batch.append(line)
+            size += len(line)
+            if size >= WRITE_BATCH:
+                await self._emit(runner.Stream.STDOUT, b"".join(batch))
+                batch, size = [], 0
+                if self._capped:
+                    return  # past the cap nothing more is kept: stop formatting
+        await self._emit(runner.Stream.STDOUT, b"".join(batch))
+
+    @contextlib.asynccontextmanager
+    async def _backstop(self) -> AsyncIterator[None]:
+        """Cancels the backend if the server lets the statement outlive its timeout."""
+        timeout = self._timeout
+        if timeout is None:
+            yield
+            return
+
+        async def expire() -> None:
+            await asyncio.sleep(timeout + BACKSTOP)
+            self._timed_out = True
+            await self._end_backend(self._grace)
+
+        watch = asyncio.create_task(expire())
+        try:
+            yield
+        finally:
+            watch.cancel()
+
+    async def _failed(
+        self, exc: psycopg.Error, target: SqlTarget
+    ) -> tuple[runner.RunState, int, str | None]:
+        await self._flush_notices()
+        await self._emit(runner.Stream.STDERR, _scrub(error_text(exc).decode(), target).encode())
+        canceled = exc.diag.sqlstate == _CANCELED
+        if self._stopping and (canceled or isinstance(exc, psycopg.OperationalError)):
+            return runner.RunState.STOPPED, EXIT_CANCELED, None
+        if self._timed_out or (canceled and self._timeout is not None):
+            return runner.RunState.TIMED_OUT, EXIT_CANCELED, None
+        if canceled:
+            return runner.RunState.FAILED, EXIT_CANCELED, None
+        if exc.diag.sqlstate is None or exc.diag.sqlstate.startswith(("08", "57P")):
+            return runner.RunState.FAILED, EXIT_CONNECTION, None
+        return runner.RunState.FAILED, EXIT_SQL_ERROR, None
+
+    async def _refused(self, why: str) -> tuple[runner.RunState, int, str | None]:
+        await self._emit(runner.Stream.STDERR, f"cronhive: refused: {why}\n".encode())
+        return runner.RunState.FAILED, EXIT_REFUSED, f"refused: {why}"
+
+    # --- output ------------------------------------------------------------------------
+
+    def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        self._notices.append(notice_line(diag))
+
+    async def _flush_notices(self) -> None:
+        notices, self._notices = self._notices, []
+        if notices:
+            await self._emit(runner.Stream.STDOUT, b"".join(notices))
+
+    async def _emit(self, stream: runner.Stream, data: bytes) -> None:
+        """Hands `data` to the sink with its offset and seq, within the output cap."""
+        if not data:
+            return
+        async with self._lock:
+            offset = self._offsets[stream]
+            self._offsets[stream] += len(data)
+            if self._cap is not None:
+                room = self._cap - self._kept
+                if len(data) > room:
+                    data, self._capped = data[: max(room, 0)], True
+            if not data or self._sink is None:
+                return
+            self._kept += len(data)
+            chunk = runner.Chunk(stream=stream, offset=offset, seq=self._seq, data=data)
+            self._seq += 1
+            try:
+                await self._sink.write(chunk)
+            except Exception:
+                log.exception("output sink of run %s failed; detached", self.run_id)
+                self._sink = None
+
+
+def _scrub(text: str, target: SqlTarget) -> str:
+    """`text` without the target's password (a driver message never should hold it; this
+    makes sure)."""
+    try:
+        secret = target.password()
+    except OSError:
+        return text
+    return text.replace(secret, "***") if secret else text
