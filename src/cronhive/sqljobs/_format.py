@@ -10,7 +10,8 @@ stdout, in this order:
 The CSV is PostgreSQL's own (``COPY ... WITH (FORMAT csv, HEADER)``): the values are the
 server's text output byte for byte, separated by ``,``, each line ending in ``\\n``; a NULL
 is nothing at all between its commas, and a value is quoted with ``"`` (a ``"`` inside
-doubled) when it is empty, or holds ``,``, ``"``, ``\\r`` or ``\\n``, or is ``\\.``: so an
+doubled) when it is empty, or holds ``,``, ``"``, ``\\r`` or ``\\n``, or is ``\\.`` in a
+one-column result: so an
 empty string (``""``) and a NULL () differ.
 
 stderr, for an error: ``ERROR:  message`` then ``SQLSTATE: 42501`` and, when the server
@@ -30,10 +31,12 @@ __all__ = ["csv_lines", "error_text", "notice_line"]
 _SPECIAL = (b",", b'"', b"\r", b"\n")
 
 
-def csv_field(value: bytes | None) -> bytes:
+def csv_field(value: bytes | None, single: bool = False) -> bytes:
+    """One value; `single`: the only column, where a lone ``\\.`` is quoted (it would end
+    a COPY stream)."""
     if value is None:
         return b""
-    if value == b"" or value == b"\\." or any(c in value for c in _SPECIAL):
+    if value == b"" or (single and value == b"\\.") or any(c in value for c in _SPECIAL):
         return b'"' + value.replace(b'"', b'""') + b'"'
     return value
 
@@ -41,9 +44,10 @@ def csv_field(value: bytes | None) -> bytes:
 def csv_lines(result: PGresult) -> Iterator[bytes]:
     """The header, then one line per row (each ending in \\n), from the raw text result."""
     columns = range(result.nfields)
-    yield b",".join(csv_field(result.fname(c)) for c in columns) + b"\n"
+    single = result.nfields == 1
+    yield b",".join(csv_field(result.fname(c), single) for c in columns) + b"\n"
     for row in range(result.ntuples):
-        yield b",".join(csv_field(result.get_value(row, c)) for c in columns) + b"\n"
+        yield b",".join(csv_field(result.get_value(row, c), single) for c in columns) + b"\n"
 
 
 def _one_line(text: str) -> str:
