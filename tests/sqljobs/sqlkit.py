@@ -139,7 +139,6 @@ def free_port() -> int:
 
 def make_certs(directory: Path, users: Sequence[str]) -> Path:
     init_certs(directory, dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30)
-    issue_client_files(directory, user="admin", days=30)
     for user in users:
         issue_client_files(directory, user=user, days=30)
     return directory
