@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlkit import ListSink, SqlEnv
 
 from cronhive import runner
 from cronhive.auth.policy import Policy, parse_policy
+from cronhive.errors import PermissionDenied
 from cronhive.model import SqlSpec
 from cronhive.sqljobs import (
     EXIT_CANCELED,
@@ -65,9 +67,7 @@ async def test_runs_as_the_role_and_prints_tag_then_csv(env: SqlEnv, tmp_path: P
     assert sink.closed == 1
 
 
-async def test_csv_is_byte_exact_for_nulls_quotes_and_newlines(
-    env: SqlEnv, tmp_path: Path
-) -> None:
+async def test_csv_is_byte_exact_for_nulls_quotes_and_newlines(env: SqlEnv, tmp_path: Path) -> None:
     statement = (
         "SELECT * FROM (VALUES (1, NULL::text, 'plain'), (2, '', 'a,b'),"
         " (3, 'say \"hi\"', E'two\\nlines'), (4, E'cr\\rhere', '\\.')) AS t(\"n\", \"a,b\", c)"
@@ -82,11 +82,9 @@ async def test_csv_is_byte_exact_for_nulls_quotes_and_newlines(
         b'4,"cr\rhere",\\.\n'
     )
     # The same bytes as PostgreSQL's own CSV (COPY ... CSV HEADER), which defines it.
-    import psycopg
-
-    with psycopg.connect(env.admin_url) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, HEADER)".encode()) as cp:
-            ours = b"".join(bytes(b) for b in cp)
+    copy = f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, HEADER)".encode()
+    with psycopg.connect(env.admin_url) as conn, conn.cursor() as cur, cur.copy(copy) as cp:
+        ours = b"".join(bytes(b) for b in cp)
     assert sink.stream("stdout").split(b"\n\n", 1)[1] == ours
     run, sink = start(jobs(env, tmp_path), "SELECT '\\.' AS v UNION ALL SELECT NULL", env.etl)
     assert (await run.wait()).exit_code == 0
@@ -101,7 +99,9 @@ async def test_tags_notices_and_one_transaction(env: SqlEnv, tmp_path: Path) -> 
     )
     run, sink = start(jobs(env, tmp_path), text, env.etl)
     assert (await run.wait()).exit_code == 0
-    assert sink.stream("stdout") == b"NOTICE:  halfway\nWARNING:  careful\nINSERT 0 2\nDO\nSELECT 1\n\nn\n2\n"
+    assert sink.stream("stdout") == (
+        b"NOTICE:  halfway\nWARNING:  careful\nINSERT 0 2\nDO\nSELECT 1\n\nn\n2\n"
+    )
     # A failing statement rolls the whole text back (one transaction by default).
     run, sink = start(
         jobs(env, tmp_path), "INSERT INTO etl_data VALUES (3, 'c'); SELECT 1/0", env.etl
@@ -109,8 +109,6 @@ async def test_tags_notices_and_one_transaction(env: SqlEnv, tmp_path: Path) -> 
     result = await run.wait()
     assert (result.state, result.exit_code) == (runner.RunState.FAILED, EXIT_SQL_ERROR)
     assert b"SQLSTATE: 22012" in sink.stream("stderr")
-    import psycopg
-
     with psycopg.connect(env.admin_url) as conn:
         assert conn.execute("SELECT count(*) FROM etl_data").fetchone() == (2,)
 
@@ -155,32 +153,29 @@ async def test_a_role_not_granted_is_refused_before_anything_runs(
     )
     assert sink.stream("stderr") == f"cronhive: {result.error}\n".encode()
     assert sink.stream("stdout") == b""
-    with pytest.raises(Exception, match="no policy grant"):
-        await jobs(env, tmp_path).check("user:alice", SqlSpec(statement="x", database="wh", role=env.other))
+    with pytest.raises(PermissionDenied, match="no policy grant"):
+        spec = SqlSpec(statement="x", database="wh", role=env.other)
+        await jobs(env, tmp_path).check("user:alice", spec)
 
 
 async def test_identity_postgres_follows_membership_live(env: SqlEnv, tmp_path: Path) -> None:
     sql = jobs(env, tmp_path, identity="postgres")
     spec = SqlSpec(statement="SELECT current_user", database="wh", role=env.etl)
     await sql.check(f"user:{env.alice}", spec)  # a member in PostgreSQL: allowed
-    run, sink = start(sql, "SELECT current_user", env.etl, owner=f"user:{env.alice}")
+    run, _ = start(sql, "SELECT current_user", env.etl, owner=f"user:{env.alice}")
     assert (await run.wait()).exit_code == 0
     env.admin(f"REVOKE {env.etl} FROM {env.alice}")
-    run, sink = start(sql, "SELECT current_user", env.etl, owner=f"user:{env.alice}")
+    run, _ = start(sql, "SELECT current_user", env.etl, owner=f"user:{env.alice}")
     result = await run.wait()
     assert (result.state, result.exit_code) == (runner.RunState.FAILED, EXIT_REFUSED)
     assert result.error is not None and "is not a member" in result.error
     # bob is no member; a cronhive user without a PostgreSQL role is refused too.
-    from cronhive.errors import PermissionDenied
-
     for owner in (f"user:{env.bob}", "user:wtsql_nobody_here"):
         with pytest.raises(PermissionDenied):
             await sql.check(owner, spec)
 
 
-async def test_timeout_ends_timed_out_and_the_backend_is_gone(
-    env: SqlEnv, tmp_path: Path
-) -> None:
+async def test_timeout_ends_timed_out_and_the_backend_is_gone(env: SqlEnv, tmp_path: Path) -> None:
     run, sink = start(jobs(env, tmp_path), "SELECT pg_sleep(60)", env.etl, timeout=2.0)
     result = await asyncio.wait_for(run.wait(), 30)
     assert (result.state, result.exit_code) == (runner.RunState.TIMED_OUT, EXIT_CANCELED)
@@ -199,9 +194,7 @@ async def test_stop_cancels_the_backend(env: SqlEnv, tmp_path: Path) -> None:
     assert await asyncio.to_thread(env.wait_no_backend, "cronhive run r2")
 
 
-async def test_stop_terminates_a_backend_that_ignores_cancel(
-    env: SqlEnv, tmp_path: Path
-) -> None:
+async def test_stop_terminates_a_backend_that_ignores_cancel(env: SqlEnv, tmp_path: Path) -> None:
     # A function that swallows query_canceled keeps the statement going: terminate ends it.
     env.admin(
         "CREATE FUNCTION stubborn() RETURNS void LANGUAGE plpgsql AS $$ BEGIN LOOP BEGIN "
@@ -224,9 +217,11 @@ async def test_output_cap_keeps_the_first_bytes(env: SqlEnv, tmp_path: Path) -> 
     )
     result = await run.wait()
     assert result.output_capped and result.exit_code == 0
-    assert sink.stream("stdout") == b"SELECT 100000\n\ng\n" + b"".join(
-        b"%d\n" % i for i in range(1, 40)
-    )[: 100 - len(b"SELECT 100000\n\ng\n")]
+    assert (
+        sink.stream("stdout")
+        == b"SELECT 100000\n\ng\n"
+        + b"".join(b"%d\n" % i for i in range(1, 40))[: 100 - len(b"SELECT 100000\n\ng\n")]
+    )
 
 
 async def test_unreachable_database_exits_2_without_the_password(

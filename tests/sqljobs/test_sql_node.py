@@ -180,9 +180,7 @@ def test_csv_rows_through_the_whole_path(env: SqlEnv, node: tuple[Node, str]) ->
     assert done.stdout == 'SELECT 1\n\na,b,c,d\n,"","q""uote","new\nline"\n'
 
 
-def test_listen_hears_the_runs_events_without_secrets(
-    env: SqlEnv, node: tuple[Node, str]
-) -> None:
+def test_listen_hears_the_runs_events_without_secrets(env: SqlEnv, node: tuple[Node, str]) -> None:
     n, store_url = node
     heard: list[dict[str, object]] = []
     with psycopg.connect(store_url, autocommit=True) as listener:
@@ -196,15 +194,13 @@ def test_listen_hears_the_runs_events_without_secrets(
             if any(e["kind"] == "run.finished" and e["execution_id"] == run_id for e in heard):
                 break
     mine = [e for e in heard if e["execution_id"] == run_id]
-    assert [e["kind"] for e in mine][0] == "run.queued"
+    assert mine[0]["kind"] == "run.queued"
     assert "run.finished" in [e["kind"] for e in mine]
     assert {e["owner"] for e in mine} == {f"user:{env.alice}"}
     assert set(mine[0]) == {"id", "at", "kind", "owner", "job_id", "execution_id", "message"}
 
 
-def test_credentials_appear_in_no_answer_log_or_event(
-    env: SqlEnv, node: tuple[Node, str]
-) -> None:
+def test_credentials_appear_in_no_answer_log_or_event(env: SqlEnv, node: tuple[Node, str]) -> None:
     n, store_url = node
     me = env.alice
     n.ok("add", "creds", *sql_args(env, "SELECT current_user"), user=me)
