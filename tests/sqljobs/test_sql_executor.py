@@ -237,3 +237,43 @@ async def test_unreachable_database_exits_2_without_the_password(
     assert result.error is not None and result.error.startswith("cannot connect to database 'wh'")
     assert env.password not in result.error
     assert env.password.encode() not in sink.stream("stderr")
+
+
+async def test_the_next_attempt_of_a_slot_fences_off_a_stale_one(
+    env: SqlEnv, tmp_path: Path
+) -> None:
+    """A node whose lease lapsed may be frozen and cancel nothing: the next attempt of the
+    slot terminates the backend still holding the slot before it runs anything."""
+    sql = jobs(env, tmp_path)
+    stale_spec = SqlSpec(
+        statement="INSERT INTO etl_data VALUES (1, 'stale'); SELECT pg_sleep(60)",
+        database="wh",
+        role=env.etl,
+    )
+    stale_sink = ListSink()
+    stale = sql.start(
+        run_id="old", owner="user:alice", spec=stale_spec, timeout=None,
+        sink=stale_sink, output_cap=None, slot="job-1@03:00",
+    )  # fmt: skip
+    for _ in range(100):
+        if await asyncio.to_thread(env.backends, "cronhive run old"):
+            break
+        await asyncio.sleep(0.1)
+    fresh_sink = ListSink()
+    fresh_spec = SqlSpec(statement="SELECT count(*) FROM etl_data", database="wh", role=env.etl)
+    fresh = sql.start(
+        run_id="new", owner="user:alice", spec=fresh_spec, timeout=None,
+        sink=fresh_sink, output_cap=None, slot="job-1@03:00",
+    )  # fmt: skip
+    result = await asyncio.wait_for(fresh.wait(), 30)
+    assert result.exit_code == 0
+    assert fresh_sink.stream("stdout") == b"SELECT 1\n\ncount\n0\n"  # the stale insert is gone
+    old = await asyncio.wait_for(stale.wait(), 30)
+    assert (old.state, old.exit_code) == (runner.RunState.FAILED, EXIT_CONNECTION)
+    assert b"SQLSTATE: 57P01" in stale_sink.stream("stderr")  # admin_shutdown: terminated
+    # Another slot is not touched.
+    other = sql.start(
+        run_id="other", owner="user:alice", spec=fresh_spec, timeout=None,
+        sink=ListSink(), output_cap=None, slot="job-1@04:00",
+    )  # fmt: skip
+    assert (await other.wait()).exit_code == 0

@@ -259,6 +259,8 @@ class Worker:
                 timeout=spec.timeout,
                 sink=shipper,
                 output_cap=self._cap(execution),
+                # Every attempt of one slot shares it: the next fences off a stale one.
+                slot=f"{execution.job_id or execution.owner}@{execution.scheduled_for.isoformat()}",
             )
         return await self._runner.start(
             runner.RunSpec(

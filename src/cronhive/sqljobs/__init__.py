@@ -98,9 +98,11 @@ class SqlJobs:
         timeout: float | None,
         sink: runner.OutputSink | None,
         output_cap: int | None,
+        slot: str | None = None,
     ) -> SqlRun:
         """Starts the run (the role rule is checked again inside it: a refusal ends it
-        failed with the reason, exit 3)."""
+        failed with the reason, exit 3). `slot` names what every attempt of this run
+        shares (see `_executor`, fencing); None: no fencing lock."""
         return SqlRun(
             run_id=run_id,
             owner=owner,
@@ -111,4 +113,5 @@ class SqlJobs:
             grace=self.grace,
             sink=sink,
             output_cap=output_cap,
+            slot=slot,
         )

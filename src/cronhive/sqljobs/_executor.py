@@ -13,6 +13,12 @@ treat SQL runs and processes alike. What differs:
   after the grace; the run's connection is closed before `wait()` returns.
 - One transaction by default; with ``autocommit`` every statement commits on its own
   (needed for VACUUM, CREATE INDEX CONCURRENTLY).
+- Fencing in the target database: each run holds a session advisory lock on its slot
+  (job or owner, scheduled time) for as long as its connection lives. A node whose
+  lease lapsed cannot be trusted to stop its statement (a frozen process cancels
+  nothing), so the next attempt of the slot, on whichever node, terminates the backend
+  still holding the lock before it sends anything: the old copy is dead in the database
+  before the new one starts there (docs/sql-jobs.md, "Fencing").
 
 Exit codes (docs/sql-jobs.md): 0 success; 1 a statement failed (its SQLSTATE on stderr);
 2 the database could not be reached or the connection broke; 3 refused before any
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -48,6 +55,7 @@ EXIT_CONNECTION = 2
 EXIT_REFUSED = 3
 EXIT_CANCELED = 4
 BACKSTOP = 2.0  # seconds past the timeout before the node cancels the backend itself
+FENCE_WAIT = 10.0  # seconds for a stale attempt's backend to go once terminated
 CONNECT_TIMEOUT = 10  # seconds
 WRITE_BATCH = 64 * 1024  # CSV bytes per chunk handed to the sink
 _CANCELED = "57014"  # query_canceled: statement_timeout or pg_cancel_backend
@@ -82,8 +90,10 @@ class SqlRun:
         grace: float,
         sink: runner.OutputSink | None,
         output_cap: int | None,
+        slot: str | None = None,
     ) -> None:
         self.run_id = run_id
+        self._slot = slot
         self._owner = owner
         self._spec = spec
         self._target = target
@@ -196,6 +206,10 @@ class SqlRun:
             why = await refusal(conn, target, self._policy, self._owner, spec.role)
             if why is not None:
                 return await self._refused(why)
+            if self._slot is not None and not await fence_slot(conn, self._slot):
+                why = "an earlier attempt of this slot still runs in the database"
+                await self._emit(runner.Stream.STDERR, f"cronhive: {why}\n".encode())
+                return runner.RunState.FAILED, EXIT_CONNECTION, why
             await conn.execute(psql.SQL("SET ROLE {}").format(psql.Identifier(spec.role)))
         except psycopg.Error as exc:
             await self._emit(runner.Stream.STDERR, error_text(exc))
@@ -315,6 +329,43 @@ class SqlRun:
             except Exception:
                 log.exception("output sink of run %s failed; detached", self.run_id)
                 self._sink = None
+
+
+def slot_lock(slot: str) -> int:
+    """The advisory lock key of a slot: 64 bits of its digest, as a signed int8."""
+    digest = hashlib.blake2b(b"cronhive slot " + slot.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# A bigint advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32 bits,
+# objsubid = 1. Only cronhive's own run sessions are ever terminated.
+_HOLDERS = (
+    "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.classid = %s::oid AND l.objid = %s::oid AND l.pid <> pg_backend_pid()"
+    " AND a.application_name LIKE 'cronhive run %%'"
+)
+
+
+async def fence_slot(conn: psycopg.AsyncConnection[Any], slot: str) -> bool:
+    """Takes the slot's lock for this session, terminating the backend of an earlier
+    attempt that still holds it; False if it could not be had within FENCE_WAIT."""
+    key = slot_lock(slot)
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    oids = (unsigned >> 32, unsigned & 0xFFFF_FFFF)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FENCE_WAIT
+    while True:
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))).fetchone()
+        if row and row[0]:
+            return True
+        holders = await (await conn.execute(_HOLDERS, oids)).fetchall()
+        for (pid,) in holders:
+            log.warning("terminating backend %d of an earlier attempt of slot %s", pid, slot)
+            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
 
 
 def _scrub(text: str, target: SqlTarget) -> str:
