@@ -156,6 +156,7 @@ class Node:
     certs: Path
     home: Path
     log: Path
+    pid: int
 
     def __call__(
         self, *args: str, user: str = "admin", timeout: float = 60
@@ -178,22 +179,30 @@ class Node:
 
 
 @contextmanager
-def running_node(home: Path, config: str) -> Iterator[Node]:
-    """`cronhive server --config` with `config` (TOML; its listen is set here)."""
+def running_node(home: Path, config: str, certs: Path | None = None) -> Iterator[Node]:
+    """`cronhive server --config` with `config` (TOML; its listen is set here); the
+    client certificates are in `certs` (default HOME/certs)."""
     port = free_port()
-    path = home / "node.toml"
+    path = home / f"node-{port}.toml"
     path.write_text(f'listen = "127.0.0.1:{port}"\nweb = "off"\n{config}')
     log_path = home / f"wtsql-node-{port}.log"
     log = log_path.open("w")
     argv = [PYTHON, "-m", "cronhive", "server", "--config", str(path), "--log-level", "debug"]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env(home))
-    node = Node(server=f"127.0.0.1:{port}", certs=home / "certs", home=home, log=log_path)
+    node = Node(
+        server=f"127.0.0.1:{port}",
+        certs=certs or home / "certs",
+        home=home,
+        log=log_path,
+        pid=proc.pid,
+    )
     try:
         done = node("nodes", "--wait", "30")
         if done.returncode != 0:
             raise RuntimeError(f"node did not start: {done.stderr}\n{log_path.read_text()}")
         yield node
     finally:
+        proc.send_signal(signal.SIGCONT)  # in case a test froze it
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=20)

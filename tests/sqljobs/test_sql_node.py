@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -224,3 +226,49 @@ def test_credentials_appear_in_no_answer_log_or_event(env: SqlEnv, node: tuple[N
     everything = "\n".join([*answers, *map(str, rows), *map(str, stored), n.log.read_text()])
     assert env.password not in everything
     assert "password" not in n.log.read_text().lower()
+
+
+def test_a_frozen_nodes_statement_is_fenced_off_by_the_next_attempt(
+    env: SqlEnv, pg_database: Callable[[str | None], str], tmp_path: Path
+) -> None:
+    """Node A runs a statement and freezes (SIGSTOP: it cancels nothing). Its lease lapses,
+    node B reaps the run as lost and takes the next attempt, which terminates A's backend
+    in the target database before it runs: A's uncommitted insert never lands."""
+    store_url = pg_database(None)
+    certs = make_certs(tmp_path / "certs", [env.alice])
+    (tmp_path / "pw").write_text(env.password + "\n")
+    (tmp_path / "policy.toml").write_text(f'[users.{env.alice}.sql]\nwh = ["{env.etl}"]\n')
+
+    def config(name: str) -> str:
+        (tmp_path / name).mkdir()
+        return (
+            f'name = "{name}"\ndata_dir = "{tmp_path / name / "data"}"\ndb = "{store_url}"\n'
+            f'certs_dir = "{certs}"\npolicy = "{tmp_path / "policy.toml"}"\n'
+            'isolation = "none"\nlease_ttl = 2\n'
+            f'[databases.wh]\nurl = "{env.login_url}"\npassword_file = "{tmp_path / "pw"}"\n'
+        )
+
+    statement = "INSERT INTO etl_data VALUES (1, 'attempt'); SELECT pg_sleep(20)"
+    with running_node(tmp_path, config("a"), certs) as a:
+        run_id = a.ok("run", *sql_args(env, statement), user=env.alice).strip()
+        _until_running(env, a, run_id, env.alice)
+        with running_node(tmp_path, config("b"), certs):
+            os.kill(a.pid, signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    with psycopg.connect(store_url) as conn:
+                        states = conn.execute(
+                            "SELECT attempt, state FROM executions ORDER BY attempt"
+                        ).fetchall()
+                    if len(states) == 2 and states[1][1] == "running":
+                        break
+                    time.sleep(0.2)
+                assert [s for _, s in states] == ["lost", "running"], states
+                # The first attempt's backend is gone: terminated by the second one.
+                assert env.wait_no_backend(f"cronhive run {run_id}")
+                with psycopg.connect(env.admin_url) as conn:
+                    row = conn.execute("SELECT count(*) FROM etl_data").fetchone()
+                assert row == (0,)  # the stale attempt's insert never committed
+            finally:
+                os.kill(a.pid, signal.SIGCONT)
