@@ -66,6 +66,14 @@ def test_a_granted_role_runs_and_its_output_shows_the_role(
     }
     (run,) = json.loads(n.ok("history", "who", "--json", user=env.alice))
     assert (run["state"], run["exit_code"]) == ("succeeded", 0)
+    # edit: to a command and back to SQL, only the given flags change.
+    n.ok("edit", "who", "--", "true", user=env.alice)
+    shown = json.loads(n.ok("show", "who", "--json", user=env.alice))
+    assert (shown["command"], shown["sql"]) == (["true"], None)
+    n.ok("edit", "who", *sql_args(env, "SELECT 2 AS two"), "--autocommit", user=env.alice)
+    shown = json.loads(n.ok("show", "who", "--json", user=env.alice))
+    assert shown["command"] == [] and shown["sql"]["autocommit"] is True
+    assert n.ok("trigger", "-f", "who", user=env.alice) == "SELECT 1\n\ntwo\n2\n"
     # Ad hoc, and from a file with apply -f.
     adhoc = n("run", "-f", *sql_args(env, "SELECT 40 + 2 AS answer"), user=env.alice)
     assert (adhoc.returncode, adhoc.stdout) == (0, "SELECT 1\n\nanswer\n42\n")
