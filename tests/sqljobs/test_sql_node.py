@@ -143,6 +143,21 @@ def test_no_privilege_fails_with_42501(env: SqlEnv, node: tuple[Node, str]) -> N
         "ERROR:  permission denied for table secret",
         "SQLSTATE: 42501",
     ]
+    # Retries apply as to any job: a failed SQL run is attempted again.
+    n.ok("add", "denied", "--retries", "1", "--retry-delay", "1s",
+         *sql_args(env, "SELECT * FROM secret"), user=env.alice)  # fmt: skip
+    assert n("trigger", "-f", "denied", user=env.alice).returncode == 1
+    deadline = time.monotonic() + 30
+    runs: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        runs = json.loads(n.ok("history", "denied", "--json", user=env.alice))
+        if len(runs) == 2 and runs[0]["state"] == "failed":
+            break
+        time.sleep(0.2)
+    assert [(r["attempt"], r["state"], r["exit_code"]) for r in runs] == [
+        (2, "failed", 1),
+        (1, "failed", 1),
+    ]
 
 
 def _status(n: Node, run_id: str, user: str) -> dict[str, object]:
