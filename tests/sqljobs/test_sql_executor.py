@@ -277,3 +277,11 @@ async def test_the_next_attempt_of_a_slot_fences_off_a_stale_one(
         sink=ListSink(), output_cap=None, slot="job-1@04:00",
     )  # fmt: skip
     assert (await other.wait()).exit_code == 0
+
+
+async def test_what_the_driver_refuses_is_a_statement_failure(env: SqlEnv, tmp_path: Path) -> None:
+    # COPY ... TO STDOUT needs the copy protocol: refused by the driver, no SQLSTATE.
+    run, sink = start(jobs(env, tmp_path), "COPY etl_data TO STDOUT", env.etl)
+    result = await run.wait()
+    assert (result.state, result.exit_code) == (runner.RunState.FAILED, EXIT_SQL_ERROR)
+    assert sink.stream("stderr").startswith(b"ERROR:  ")

@@ -193,7 +193,6 @@ class SqlRun:
             return runner.RunState.FAILED, EXIT_CONNECTION, why
         try:
             self._backend = conn.info.backend_pid
-            conn.add_notice_handler(self._notice)
             return await self._session(conn, target)
         finally:
             await conn.close()
@@ -210,6 +209,8 @@ class SqlRun:
                 why = "an earlier attempt of this slot still runs in the database"
                 await self._emit(runner.Stream.STDERR, f"cronhive: {why}\n".encode())
                 return runner.RunState.FAILED, EXIT_CONNECTION, why
+            # From here on the server's messages are the run's (not those of the checks).
+            conn.add_notice_handler(self._notice)
             await conn.execute(psql.SQL("SET ROLE {}").format(psql.Identifier(spec.role)))
         except psycopg.Error as exc:
             await self._emit(runner.Stream.STDERR, error_text(exc))
@@ -290,7 +291,9 @@ class SqlRun:
             return runner.RunState.TIMED_OUT, EXIT_CANCELED, None
         if canceled:
             return runner.RunState.FAILED, EXIT_CANCELED, None
-        if exc.diag.sqlstate is None or exc.diag.sqlstate.startswith(("08", "57P")):
+        state = exc.diag.sqlstate
+        broken = state is None and isinstance(exc, psycopg.OperationalError)
+        if broken or (state is not None and state.startswith(("08", "57P"))):
             return runner.RunState.FAILED, EXIT_CONNECTION, None
         return runner.RunState.FAILED, EXIT_SQL_ERROR, None
 
@@ -355,14 +358,17 @@ async def fence_slot(conn: psycopg.AsyncConnection[Any], slot: str) -> bool:
     oids = (unsigned >> 32, unsigned & 0xFFFF_FFFF)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + FENCE_WAIT
+    terminated: set[int] = set()
     while True:
         row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))).fetchone()
         if row and row[0]:
             return True
         holders = await (await conn.execute(_HOLDERS, oids)).fetchall()
         for (pid,) in holders:
-            log.warning("terminating backend %d of an earlier attempt of slot %s", pid, slot)
-            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            if pid not in terminated:  # once: it holds the lock until it has exited
+                log.warning("terminating backend %d of an earlier attempt of slot %s", pid, slot)
+                await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                terminated.add(pid)
         if loop.time() > deadline:
             return False
         await asyncio.sleep(0.05)
