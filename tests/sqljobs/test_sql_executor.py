@@ -285,3 +285,15 @@ async def test_what_the_driver_refuses_is_a_statement_failure(env: SqlEnv, tmp_p
     result = await run.wait()
     assert (result.state, result.exit_code) == (runner.RunState.FAILED, EXIT_SQL_ERROR)
     assert sink.stream("stderr").startswith(b"ERROR:  ")
+
+
+async def test_notices_are_written_while_the_statement_runs(env: SqlEnv, tmp_path: Path) -> None:
+    text = "DO $$BEGIN RAISE NOTICE 'started'; PERFORM pg_sleep(30); END$$"
+    run, sink = start(jobs(env, tmp_path), text, env.etl, timeout=60.0, run_id="r4")
+    async with asyncio.timeout(20):
+        while sink.stream("stdout") != b"NOTICE:  started\n":
+            await asyncio.sleep(0.05)
+    assert not run._task.done()  # still running: the notice came live
+    result = await asyncio.wait_for(run.stop(grace=5.0), 30)
+    assert result.state is runner.RunState.STOPPED
+    assert sink.stream("stdout") == b"NOTICE:  started\n"

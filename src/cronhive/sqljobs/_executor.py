@@ -108,6 +108,7 @@ class SqlRun:
         self._capped = False
         self._lock = asyncio.Lock()
         self._notices: list[bytes] = []
+        self._notice_wake = asyncio.Event()
         self._backend: int | None = None
         self._stopping = False
         self._timed_out = False
@@ -232,12 +233,12 @@ class SqlRun:
     async def _statement(self, conn: psycopg.AsyncConnection[Any]) -> None:
         text = self._spec.statement.encode()
         async with conn.cursor() as cur:
-            if self._spec.autocommit:
-                await cur.execute(text)
-            else:
-                async with conn.transaction():
+            async with self._live_notices():
+                if self._spec.autocommit:
                     await cur.execute(text)
-            await self._flush_notices()
+                else:
+                    async with conn.transaction():
+                        await cur.execute(text)
             last = None
             while True:
                 await self._emit(runner.Stream.STDOUT, f"{cur.statusmessage or ''}\n".encode())
@@ -305,6 +306,28 @@ class SqlRun:
 
     def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
         self._notices.append(notice_line(diag))
+        self._notice_wake.set()
+
+    @contextlib.asynccontextmanager
+    async def _live_notices(self) -> AsyncIterator[None]:
+        """Writes notices while the statement runs (progress of a long job), and the last
+        ones once it returned; the pump is never cancelled mid-write."""
+        done = False
+
+        async def pump() -> None:
+            while not done:
+                await self._notice_wake.wait()
+                self._notice_wake.clear()
+                await self._flush_notices()
+
+        task = asyncio.create_task(pump())
+        try:
+            yield
+        finally:
+            done = True
+            self._notice_wake.set()
+            await task
+            await self._flush_notices()
 
     async def _flush_notices(self) -> None:
         notices, self._notices = self._notices, []
