@@ -172,8 +172,8 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
-                sql=sql,
                 extra=tuple(services),
+                sql=sql,
             ),
         )
         loop = asyncio.get_running_loop()
