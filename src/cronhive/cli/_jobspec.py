@@ -139,6 +139,9 @@ def _sql(job: pb.Job, opts: Mapping[str, Any], paths: set[str]) -> None:
             setattr(job.sql, key, _text(opts[key], key))
     if opts.get("autocommit") is not None:
         job.sql.autocommit = bool(opts["autocommit"])
+    for key in ("database", "role"):
+        if not getattr(job.sql, key):
+            raise _bad(key, "a SQL job needs one")
     paths.add("sql")
     if job.command or job.shell:  # SQL replaces the job's command
         del job.command[:]

@@ -116,7 +116,8 @@ def run(
         try:
             apply_options(job, {**sql, "command": list(command) or None})
         except InvalidInput as exc:
-            fail(f"--{(exc.field or '').replace('_', '-')}: {exc}", EXIT_USAGE)
+            key = (exc.field or "").replace("_", "-")
+            fail(f"--{key}: {str(exc).removeprefix(f'{exc.field}: ')}", EXIT_USAGE)
         request.sql.CopyFrom(job.sql)
     elif not command:
         fail("give a command after -- or --sql/--sql-file", EXIT_USAGE)
