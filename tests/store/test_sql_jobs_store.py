@@ -32,9 +32,7 @@ async def test_sql_spec_round_trips_through_jobs_and_runs(store: Store) -> None:
     [claimed] = await store.claim(node.id, frozenset(), 1, at(1))
     assert (claimed.id, claimed.run) == (queued.id, sql_run)
     # Back to a command: the SQL is gone, not left behind.
-    changed = await store.update_job(
-        job.id, base, next_fire_at=None, visible_to=None, now=at(2)
-    )
+    changed = await store.update_job(job.id, base, next_fire_at=None, visible_to=None, now=at(2))
     assert changed.spec.run.sql is None and changed.spec.run.command == base.run.command
     # An ad-hoc SQL run, too.
     adhoc = await store.enqueue(runs.adhoc(ALICE, sql_run, NOW))
