@@ -4,6 +4,7 @@ output format byte for byte, timeouts and stops that leave no backend behind."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -12,7 +13,7 @@ from sqlkit import ListSink, SqlEnv
 
 from cronhive import runner
 from cronhive.auth.policy import Policy, parse_policy
-from cronhive.errors import PermissionDenied
+from cronhive.errors import PermissionDenied, StoreUnavailable
 from cronhive.model import SqlSpec
 from cronhive.sqljobs import (
     EXIT_CANCELED,
@@ -297,3 +298,19 @@ async def test_notices_are_written_while_the_statement_runs(env: SqlEnv, tmp_pat
     result = await asyncio.wait_for(run.stop(grace=5.0), 30)
     assert result.state is runner.RunState.STOPPED
     assert sink.stream("stdout") == b"NOTICE:  started\n"
+
+
+async def test_an_unreadable_password_file_fails_the_run_not_the_node(
+    env: SqlEnv, tmp_path: Path
+) -> None:
+    gone = SqlTarget(name="wh", url=env.login_url, password_file=tmp_path / "missing")
+    sql = SqlJobs({"wh": gone}, grants(env))
+    run, sink = start(sql, "SELECT 1", env.etl)
+    result = await run.wait()
+    assert (result.state, result.exit_code) == (runner.RunState.FAILED, EXIT_CONNECTION)
+    assert result.error == "cannot read the password of database 'wh': FileNotFoundError"
+    assert sink.stream("stderr") == f"cronhive: {result.error}\n".encode()
+    with pytest.raises(StoreUnavailable, match="cannot read the password"):
+        await SqlJobs({"wh": replace(gone, identity="postgres")}, grants(env)).check(
+            "user:bob", SqlSpec(statement="SELECT 1", database="wh", role=env.etl)
+        )

@@ -27,8 +27,9 @@ from cronhive.sqljobs._executor import (
     EXIT_CONNECTION,
     EXIT_REFUSED,
     EXIT_SQL_ERROR,
+    ConnectFailed,
     SqlRun,
-    connect_kwargs,
+    connect,
 )
 from cronhive.sqljobs._targets import IDENTITIES, SqlTarget, parse_databases
 
@@ -75,10 +76,10 @@ class SqlJobs:
         why: str | None
         if target.identity == "postgres":
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    target.url, autocommit=True, **connect_kwargs(target, "cronhive check")
-                ) as conn:
+                async with await connect(target, "cronhive check") as conn:
                     why = await refusal(conn, target, self.policy, owner, spec.role)
+            except ConnectFailed as exc:
+                raise StoreUnavailable(f"cannot check role {spec.role!r}: {exc}") from None
             except psycopg.Error as exc:
                 raise StoreUnavailable(
                     f"cannot check role {spec.role!r} on database {target.name!r}: "

@@ -41,12 +41,21 @@ from psycopg import sql as psql
 
 from cronhive import runner
 from cronhive.auth.policy import Policy
+from cronhive.errors import CronhiveError
 from cronhive.model import SqlSpec
 from cronhive.sqljobs._access import refusal
 from cronhive.sqljobs._format import csv_lines, error_text, notice_line
 from cronhive.sqljobs._targets import SqlTarget
 
-__all__ = ["EXIT_CANCELED", "EXIT_CONNECTION", "EXIT_REFUSED", "EXIT_SQL_ERROR", "SqlRun"]
+__all__ = [
+    "EXIT_CANCELED",
+    "EXIT_CONNECTION",
+    "EXIT_REFUSED",
+    "EXIT_SQL_ERROR",
+    "ConnectFailed",
+    "SqlRun",
+    "connect",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +70,32 @@ WRITE_BATCH = 64 * 1024  # CSV bytes per chunk handed to the sink
 _CANCELED = "57014"  # query_canceled: statement_timeout or pg_cancel_backend
 
 
-def connect_kwargs(target: SqlTarget, application_name: str) -> dict[str, Any]:
-    return {
-        "connect_timeout": CONNECT_TIMEOUT,
-        "application_name": application_name[:63],
-        "client_encoding": "UTF8",
-        **target.connect_args(),
-    }
+class ConnectFailed(CronhiveError):
+    """The target database could not be reached as the login role (the message names
+    the database and the cause, never the password)."""
+
+
+async def connect(target: SqlTarget, application_name: str) -> psycopg.AsyncConnection[Any]:
+    """An autocommit connection to `target` as its login role; raises ConnectFailed."""
+    try:
+        secret = target.connect_args()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConnectFailed(
+            f"cannot read the password of database {target.name!r}: {type(exc).__name__}"
+        ) from None
+    try:
+        return await psycopg.AsyncConnection.connect(
+            target.url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name=application_name[:63],
+            client_encoding="UTF8",
+            **secret,
+        )
+    except psycopg.Error as exc:
+        raise ConnectFailed(
+            f"cannot connect to database {target.name!r}: {_scrub(str(exc), target)}"
+        ) from None
 
 
 class SqlRun:
@@ -149,21 +177,23 @@ class SqlRun:
             return  # not connected yet: _main sees _stopping before it sends anything
         query = psql.SQL("SELECT {}(%s)").format(psql.Identifier(function))
         try:
-            async with await psycopg.AsyncConnection.connect(
-                target.url, autocommit=True, **connect_kwargs(target, f"cronhive {function}")
-            ) as conn:
+            async with await connect(target, f"cronhive {function}") as conn:
                 await conn.execute(query, (backend,))
-        except psycopg.Error as exc:
+        except (ConnectFailed, psycopg.Error) as exc:
             log.warning("%s of run %s failed: %s", function, self.run_id, _scrub(str(exc), target))
 
     # --- the run -----------------------------------------------------------------------
 
     async def _main(self) -> runner.RunResult:
+        code: int | None
         try:
             state, code, error = await self._run()
         except asyncio.CancelledError:
             state, code = runner.RunState.STOPPED, EXIT_CANCELED
             error = "the database did not answer"
+        except Exception as exc:  # a bug here must end the run, not leave it running
+            log.exception("SQL run %s failed inside cronhive", self.run_id)
+            state, code, error = runner.RunState.FAILED, None, f"internal error: {exc!r}"
         if self._sink is not None:
             with contextlib.suppress(Exception):
                 await self._sink.close()
@@ -185,11 +215,9 @@ class SqlRun:
         if target is None:
             return await self._refused(f"database {spec.database!r} is not configured on this node")
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                target.url, autocommit=True, **connect_kwargs(target, f"cronhive run {self.run_id}")
-            )
-        except psycopg.Error as exc:
-            why = f"cannot connect to database {target.name!r}: {_scrub(str(exc), target)}"
+            conn = await connect(target, f"cronhive run {self.run_id}")
+        except ConnectFailed as exc:
+            why = str(exc)
             await self._emit(runner.Stream.STDERR, f"cronhive: {why}\n".encode())
             return runner.RunState.FAILED, EXIT_CONNECTION, why
         try:
