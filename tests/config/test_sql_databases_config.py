@@ -73,3 +73,18 @@ def test_policy_sql_grants_go_to_users_their_policy_groups_and_owning_groups() -
     assert not policy.sql_role_allowed("user:alice", "lake", "etl")
     with pytest.raises(InvalidInput, match=r"users\.alice\.sql"):
         parse_policy('[users.alice]\nsql = ["etl"]\n')
+
+
+def test_role_placeholder_makes_one_login_per_role(tmp_path: Path) -> None:
+    config = load_server_config(
+        _write(
+            tmp_path,
+            '[databases.wh]\nurl = "postgresql://cronhive_{role}@db/wh"\n'
+            'password_file = "/etc/pw-{role}"\n',
+        )
+    )
+    wh = config.databases["wh"]
+    assert wh.per_role
+    etl = wh.for_role("Etl Team")
+    assert etl.url == "postgresql://cronhive_Etl%20Team@db/wh"
+    assert str(etl.password_file) == "/etc/pw-Etl Team"

@@ -53,6 +53,7 @@ class SqlEnv:
     alice: str
     bob: str
     password: str  # the login role's password: must never show up anywhere
+    role_login_url: str  # one login per role: wtsql_lg_<role>, member of <role> only
 
     def admin(self, sql: str) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -79,6 +80,7 @@ class SqlEnv:
 def sql_env(pg_admin_url: str) -> Iterator[SqlEnv]:
     tag = uuid.uuid4().hex[:8]
     names = {k: f"wtsql_{k}_{tag}" for k in ("login", "etl", "other", "alice", "bob")}
+    etl_login = f"wtsql_lg_{names['etl']}"
     dbname = f"wtsql_target_{tag}"
     password = f"pw-{secrets.token_hex(12)}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
@@ -87,6 +89,8 @@ def sql_env(pg_admin_url: str) -> Iterator[SqlEnv]:
             conn.execute(f"CREATE ROLE {names[k]} NOLOGIN".encode())
         conn.execute(f"GRANT {names['etl']}, {names['other']} TO {names['login']}".encode())
         conn.execute(f"GRANT {names['etl']} TO {names['alice']}".encode())
+        conn.execute(f"CREATE ROLE {etl_login} LOGIN PASSWORD '{password}'".encode())
+        conn.execute(f"GRANT {names['etl']} TO {etl_login}".encode())
         conn.execute(f'CREATE DATABASE "{dbname}"'.encode())
     admin_url = with_db(pg_admin_url, dbname)
     env = SqlEnv(
@@ -94,6 +98,7 @@ def sql_env(pg_admin_url: str) -> Iterator[SqlEnv]:
         login_url=with_db(pg_admin_url, dbname, user=names["login"]),
         dbname=dbname,
         password=password,
+        role_login_url=with_db(pg_admin_url, dbname, user="wtsql_lg_{role}"),
         **names,
     )
     try:
@@ -106,7 +111,7 @@ def sql_env(pg_admin_url: str) -> Iterator[SqlEnv]:
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'.encode())
-            for name in names.values():
+            for name in [etl_login, *names.values()]:
                 conn.execute(f"DROP ROLE IF EXISTS {name}".encode())
 
 

@@ -314,3 +314,38 @@ async def test_an_unreadable_password_file_fails_the_run_not_the_node(
         await SqlJobs({"wh": replace(gone, identity="postgres")}, grants(env)).check(
             "user:bob", SqlSpec(statement="SELECT 1", database="wh", role=env.etl)
         )
+
+
+ESCAPE = "RESET ROLE; SET ROLE {other}; SELECT current_user"
+
+
+async def test_one_login_for_all_roles_lets_a_statement_switch_roles(
+    env: SqlEnv, tmp_path: Path
+) -> None:
+    """The documented limit of one shared login: SET ROLE is not a wall, a statement may
+    switch to any other role granted to the login (docs/sql-jobs.md)."""
+    run, sink = start(jobs(env, tmp_path), ESCAPE.format(other=env.other), env.etl)
+    assert (await run.wait()).exit_code == 0
+    assert sink.stream("stdout").endswith(f"current_user\n{env.other}\n".encode())
+
+
+async def test_one_login_per_role_leaves_nothing_to_switch_to(env: SqlEnv, tmp_path: Path) -> None:
+    pw = tmp_path / "pw-{role}"
+    (tmp_path / f"pw-{env.etl}").write_text(env.password)
+    target = SqlTarget(name="wh", url=env.role_login_url, password_file=pw)
+    sql = SqlJobs({"wh": target}, grants(env), grace=1.0)
+    run, sink = start(sql, "SELECT current_user, session_user", env.etl)
+    assert (await run.wait()).exit_code == 0
+    assert sink.stream("stdout") == (
+        f"SELECT 1\n\ncurrent_user,session_user\n{env.etl},wtsql_lg_{env.etl}\n".encode()
+    )
+    run, sink = start(sql, ESCAPE.format(other=env.other), env.etl)
+    result = await run.wait()
+    assert (result.state, result.exit_code) == (runner.RunState.FAILED, EXIT_SQL_ERROR)
+    assert sink.stream("stderr").splitlines()[:2] == [
+        f'ERROR:  permission denied to set role "{env.other}"'.encode(),
+        b"SQLSTATE: 42501",
+    ]
+    # The role rule still decides first: no login for `other` is even tried.
+    run, sink = start(sql, "SELECT 1", env.other)
+    assert (await run.wait()).exit_code == EXIT_REFUSED

@@ -70,7 +70,7 @@ class SqlJobs:
         """Raises PermissionDenied unless `owner` may run as `spec.role` on its database
         (see `_access`), InvalidInput for an unknown database, StoreUnavailable when the
         database must be asked and cannot be reached."""
-        target = self.target(spec.database)
+        target = self.target(spec.database).for_role(spec.role)
         if self.policy.sql_role_allowed(owner, target.name, spec.role):
             return
         why: str | None
@@ -104,11 +104,12 @@ class SqlJobs:
         """Starts the run (the role rule is checked again inside it: a refusal ends it
         failed with the reason, exit 3). `slot` names what every attempt of this run
         shares (see `_executor`, fencing); None: no fencing lock."""
+        target = self.targets.get(spec.database)
         return SqlRun(
             run_id=run_id,
             owner=owner,
             spec=spec,
-            target=self.targets.get(spec.database),
+            target=None if target is None else target.for_role(spec.role),
             policy=self.policy,
             timeout=timeout,
             grace=self.grace,

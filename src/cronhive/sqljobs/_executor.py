@@ -214,6 +214,10 @@ class SqlRun:
         target, spec = self._target, self._spec
         if target is None:
             return await self._refused(f"database {spec.database!r} is not configured on this node")
+        if target.identity != "postgres":  # the policy alone decides: before any login
+            why = await refusal(None, target, self._policy, self._owner, spec.role)
+            if why is not None:
+                return await self._refused(why)
         try:
             conn = await connect(target, f"cronhive run {self.run_id}")
         except ConnectFailed as exc:
@@ -231,9 +235,10 @@ class SqlRun:
     ) -> tuple[runner.RunState, int, str | None]:
         spec = self._spec
         try:
-            why = await refusal(conn, target, self._policy, self._owner, spec.role)
-            if why is not None:
-                return await self._refused(why)
+            if target.identity == "postgres":  # membership is asked on the login session
+                why = await refusal(conn, target, self._policy, self._owner, spec.role)
+                if why is not None:
+                    return await self._refused(why)
             if self._slot is not None and not await fence_slot(conn, self._slot):
                 why = "an earlier attempt of this slot still runs in the database"
                 await self._emit(runner.Stream.STDERR, f"cronhive: {why}\n".encode())

@@ -10,6 +10,11 @@ is refused: the configuration file is not a secret store, and URLs end up in log
 password comes from the environment variable or the file (first line), read when the
 node connects, so a rotated file is picked up without a restart; without either,
 libpq's own ways apply (~/.pgpass, PGPASSWORD, a client certificate).
+
+``{role}`` in the URL (and in password_file) is replaced by the job's role: one login
+role per target role (``cronhive_{role}``, member of that role only), so a statement
+that runs ``RESET ROLE`` or ``SET ROLE`` falls back to a login that can become nothing
+else (docs/sql-jobs.md, "One login or one per role").
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -28,6 +34,7 @@ from cronhive.errors import InvalidInput
 __all__ = ["IDENTITIES", "SqlTarget", "parse_databases"]
 
 IDENTITIES = ("policy", "postgres")
+ROLE_FIELD = "{role}"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
 _KEYS = frozenset({"url", "password_env", "password_file", "identity"})
 
@@ -41,6 +48,22 @@ class SqlTarget:
     password_env: str | None = None
     password_file: Path | None = None
     identity: str = "policy"  # who decides the role rule: the policy, or PostgreSQL too
+
+    @property
+    def per_role(self) -> bool:
+        """Whether the login depends on the job's role (``{role}`` in the URL)."""
+        return ROLE_FIELD in self.url
+
+    def for_role(self, role: str) -> SqlTarget:
+        """This target with ``{role}`` filled in (URL-quoted in the URL)."""
+        if not self.per_role:
+            return self
+        file = self.password_file
+        return replace(
+            self,
+            url=self.url.replace(ROLE_FIELD, quote(role, safe="")),
+            password_file=None if file is None else Path(str(file).replace(ROLE_FIELD, role)),
+        )
 
     def password(self) -> str | None:
         """The login role's password, read now (never cached, never logged)."""
@@ -77,7 +100,7 @@ def _target(name: str, table: Any) -> SqlTarget:
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
         raise InvalidInput(f"{key}.url: expected postgresql://USER@HOST/DB", field=f"{key}.url")
     try:
-        parts = conninfo_to_dict(url)
+        parts = conninfo_to_dict(url.replace(ROLE_FIELD, "role"))
     except Exception:  # psycopg raises ProgrammingError; the message may quote the URL
         raise InvalidInput(f"{key}.url: not a valid PostgreSQL URL", field=f"{key}.url") from None
     if "password" in parts:
