@@ -108,6 +108,18 @@ def test_a_role_not_allowed_is_refused_at_create(env: SqlEnv, node: tuple[Node, 
             with pytest.raises(GRPCError) as caught:
                 await client.runs.Start(start)
             assert caught.value.status is Status.PERMISSION_DENIED
+            # Malformed SQL requests are INVALID_ARGUMENT, naming the field.
+            bad = [
+                (pb.SqlSpec(statement=" ", database="wh", role=env.etl), [], "sql.statement"),
+                (pb.SqlSpec(statement="SELECT 1", database="wh", role=""), [], "sql.role"),
+                (pb.SqlSpec(statement="SELECT 1", database="wh", role=env.etl), ["ls"], "command"),
+            ]
+            async with await connect(n.server, n.certs, cert_name=env.alice) as alice:
+                for sql, command, field in bad:
+                    with pytest.raises(GRPCError) as caught:
+                        await alice.runs.Start(pb.StartRunRequest(sql=sql, command=command))
+                    assert caught.value.status is Status.INVALID_ARGUMENT
+                    assert (caught.value.message or "").startswith(f"{field}: ")
         await asyncio.sleep(0.1)  # the closed channel's transport finishes closing
 
     asyncio.run(grpc())
