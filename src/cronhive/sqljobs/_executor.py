@@ -188,9 +188,10 @@ class SqlRun:
         code: int | None
         try:
             state, code, error = await self._run()
-        except asyncio.CancelledError:
-            state, code = runner.RunState.STOPPED, EXIT_CANCELED
-            error = "the database did not answer"
+        except asyncio.CancelledError:  # given up on: the server answered no cancel
+            timed_out = self._timed_out and not self._stopping
+            state = runner.RunState.TIMED_OUT if timed_out else runner.RunState.STOPPED
+            code, error = EXIT_CANCELED, "the database did not answer"
         except Exception as exc:  # a bug here must end the run, not leave it running
             log.exception("SQL run %s failed inside cronhive", self.run_id)
             state, code, error = runner.RunState.FAILED, None, f"internal error: {exc!r}"
