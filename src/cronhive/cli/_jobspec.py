@@ -239,7 +239,7 @@ def sql_options() -> list[Callable[[F], F]]:
         click.option(
             "--autocommit/--no-autocommit",
             default=None,
-            help="SQL: each statement commits alone (VACUUM) [one transaction].",
+            help="SQL: no transaction block (VACUUM) [one transaction].",
         ),
     ]
 

@@ -11,8 +11,9 @@ treat SQL runs and processes alike. What differs:
   backend if the server has not ended the statement `BACKSTOP` seconds later.
 - Stop: ``pg_cancel_backend`` on a second connection, then ``pg_terminate_backend``
   after the grace; the run's connection is closed before `wait()` returns.
-- One transaction by default; with ``autocommit`` every statement commits on its own
-  (needed for VACUUM, CREATE INDEX CONCURRENTLY).
+- One transaction by default; with ``autocommit`` no transaction block around the text
+  (needed for VACUUM, CREATE INDEX CONCURRENTLY; PostgreSQL still runs a text of several
+  statements as one implicit transaction).
 - Fencing in the target database: each run holds a session advisory lock on its slot
   (job or owner, scheduled time) for as long as its connection lives. A node whose
   lease lapsed cannot be trusted to stop its statement (a frozen process cancels

@@ -292,7 +292,7 @@ class SqlSpec(_message.Message):
     role: _builtins.str
     """the PostgreSQL role it runs as; the owner must be allowed it"""
     autocommit: _builtins.bool
-    """false: one transaction; true: each statement commits alone"""
+    """false: BEGIN ... COMMIT around it; true: no transaction block (VACUUM)"""
     def __init__(
         self,
         *,
