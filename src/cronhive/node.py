@@ -12,8 +12,11 @@ from pathlib import Path
 
 from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
+from cronhive.blobs import BlobStore, open_blobs
+from cronhive.blobs.s3 import S3Settings
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
+from cronhive.engine.archiver import Archiver
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
 from cronhive.runner import Sandbox
@@ -98,7 +101,7 @@ def sandbox_for(
             "can (read its keys and database unless run as another user)"
         )
         return None
-    paths = [config.data_dir, certs.dir, *hide]
+    paths = [config.data_dir, certs.dir, config.blob_dir, *hide]
     if config.certs_dir is None:
         paths.append(certs.ca_home)
     db = config.sqlite_path
@@ -115,6 +118,31 @@ def sandbox_for(
         who = f"as {config.run_user} unless run_as says" if os.geteuid() == 0 else "as this user"
         log.info("runs isolated with bubblewrap (%s)", who)
     return sandbox
+
+
+def blob_store(config: ServerConfig) -> BlobStore:
+    """The node's blob store (scripts, output archive), said in the log."""
+    s3 = None
+    if config.blobs == "s3":
+        assert config.s3_bucket is not None  # checked with the configuration
+        s3 = S3Settings(
+            bucket=config.s3_bucket,
+            endpoint=config.s3_endpoint,
+            prefix=config.s3_prefix,
+            region=config.s3_region,
+            access_key_id=config.s3_access_key_id,
+            secret_access_key=config.s3_secret_access_key,
+        )
+    blobs = open_blobs(config.blobs, local_dir=config.blob_dir, s3=s3)
+    log.info("blobs (scripts, output archive) in %s", blobs.describe())
+    if not blobs.shared and config.sqlite_path is None:
+        log.warning(
+            "blobs are in a local directory of this node but the database may be shared: "
+            "other nodes cannot fetch scripts stored here, and while other nodes are up "
+            "this node keeps output in the database instead of archiving it (set blobs = "
+            "s3, see docs/blobs.md)"
+        )
+    return blobs
 
 
 async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
@@ -156,6 +184,8 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
             )
         )
     store = await _open_waiting(config)
+    blobs = blob_store(config)
+    archiver = Archiver(store, blobs)
     try:
         sandbox = sandbox_for(config, certs, hide)  # now that the -wal and -shm exist
         node = NodeProcess(
@@ -170,7 +200,11 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
-                extra=tuple(services),
+                extra=(*services, archiver),
+                blobs=blobs,
+                script_max_bytes=config.script_max_bytes,
+                script_cache_dir=config.script_cache_dir,
+                after_run=archiver.submit,
             ),
         )
         loop = asyncio.get_running_loop()
@@ -184,4 +218,5 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         )
         await node.run()
     finally:
+        await blobs.close()
         await store.close()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from s3kit import ACCESS, REGION, MotoServer
 
-from cronhive.blobs import BlobStore, LocalBlobs, S3Blobs, S3Settings
+from cronhive.blobs import BlobStore, LocalBlobs
+from cronhive.blobs.s3 import S3Blobs, S3Settings
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from cronhive.blobs import (
     BlobStore,
     BlobUnavailable,
     LocalBlobs,
-    S3Blobs,
 )
+from cronhive.blobs.s3 import S3Blobs
 from cronhive.errors import InvalidInput
 
 

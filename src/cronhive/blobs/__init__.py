@@ -2,7 +2,7 @@
 
     BlobStore            the interface; the core imports only this
     ├── LocalBlobs       a directory of this node (the embedded default)
-    └── S3Blobs          S3-compatible object storage (through obstore)
+    └── S3Blobs          S3-compatible object storage (cronhive.blobs.s3, obstore)
 
 `open_blobs` builds the one a node's configuration names.
 """
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cronhive.blobs.base import (
     BlobError,
@@ -21,7 +22,9 @@ from cronhive.blobs.base import (
     check_key,
 )
 from cronhive.blobs.local import LocalBlobs
-from cronhive.blobs.s3 import S3Blobs, S3Settings
+
+if TYPE_CHECKING:
+    from cronhive.blobs.s3 import S3Settings
 
 __all__ = [
     "BlobError",
@@ -31,8 +34,6 @@ __all__ = [
     "BlobStore",
     "BlobUnavailable",
     "LocalBlobs",
-    "S3Blobs",
-    "S3Settings",
     "check_key",
     "open_blobs",
 ]
@@ -43,5 +44,7 @@ def open_blobs(kind: str, *, local_dir: Path, s3: S3Settings | None) -> BlobStor
     if kind == "s3":
         if s3 is None:
             raise ValueError("blobs = s3 needs s3 settings")
+        from cronhive.blobs.s3 import S3Blobs  # obstore only where S3 is used
+
         return S3Blobs(s3)
     return LocalBlobs(local_dir)

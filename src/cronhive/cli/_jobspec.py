@@ -29,7 +29,7 @@ KEYS = frozenset(
     {
         "command", "shell", "cron", "every", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
-        "run_as", "group", "description", "enabled",
+        "run_as", "group", "description", "enabled", "script", "interpreter",
     }
 )  # fmt: skip
 _OWNER_REF = re.compile(r"(user|group):([A-Za-z0-9._@-]{1,64})/(.+)")
@@ -202,6 +202,16 @@ def job_options(func: F) -> F:
         click.option("--group", metavar="G", help="Owned by group G instead of you."),
         click.option("--description", metavar="TEXT"),
         click.option("--shell/--no-shell", default=None, help="Run CMD as one sh script."),
+        click.option(
+            "--script",
+            metavar="PATH",
+            help="Upload this script and run it (CMD: its arguments); see docs/blobs.md.",
+        ),
+        click.option(
+            "--interpreter",
+            metavar="CMD",
+            help="What runs the script (python3, ruby, bash, sh...) [its #! line].",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

@@ -23,6 +23,9 @@ from pathlib import Path
 from uuid import UUID
 
 from cronhive import runner
+from cronhive.blobs import BlobStore
+from cronhive.blobs.scripts import DEFAULT_MAX_BYTES as DEFAULT_SCRIPT_MAX
+from cronhive.blobs.scripts import ScriptCache
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
 from cronhive.engine.retry import decide_retry
@@ -54,6 +57,10 @@ class NodeConfig:
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
+    blobs: BlobStore | None = None  # scripts and the output archive (None: neither)
+    script_max_bytes: int = DEFAULT_SCRIPT_MAX
+    script_cache_dir: Path | None = None  # where fetched scripts are kept (verified)
+    after_run: Callable[[UUID], None] | None = None  # a run's end is recorded (archive it)
 
 
 @dataclass(kw_only=True)
@@ -93,6 +100,12 @@ class NodeProcess:
             output_cap=config.output_cap,
             watchdog=self.watchdog,
             node_name=config.name,
+            scripts=(
+                ScriptCache(config.blobs, config.script_cache_dir)
+                if config.blobs is not None and config.script_cache_dir is not None
+                else None
+            ),
+            on_finished=config.after_run,
         )
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()

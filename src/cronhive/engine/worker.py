@@ -18,9 +18,11 @@ import logging
 import signal
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from uuid import UUID
 
 from cronhive import runner
+from cronhive.blobs.scripts import ScriptCache
 from cronhive.engine.clock import Clock
 from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
@@ -48,6 +50,8 @@ class Worker:
         output_cap: int,
         watchdog: Watchdog | None = None,
         node_name: str = "",
+        scripts: ScriptCache | None = None,
+        on_finished: Callable[[UUID], None] | None = None,
     ) -> None:
         self._store = store
         self._runner = procs
@@ -66,6 +70,8 @@ class Worker:
         self._suspects: set[UUID] = set()
         self.node_name = node_name
         self.claiming = True
+        self._scripts = scripts  # where stored scripts are fetched to (None: refused)
+        self._on_finished = on_finished  # after an end is recorded (the output archive)
 
     @property
     def free(self) -> int:
@@ -209,10 +215,12 @@ class Worker:
         shipper = OutputShipper(self._store, execution.id, node_id, cap=self._cap(execution))
         spec = execution.run
         try:
+            argv, expose = await self._command(execution)
             handle = await self._runner.start(
                 runner.RunSpec(
                     run_id=str(execution.id),
-                    argv=spec.command,
+                    argv=argv,
+                    expose=expose,
                     shell=spec.shell,
                     env={**spec.env, **self._identity(execution)},
                     cwd=spec.cwd,
@@ -243,6 +251,17 @@ class Worker:
         await shipper.close()
         await self._finish(execution, node_id, self._outcome(execution, result, shipper))
         self._runner.discard(str(execution.id))
+
+    async def _command(self, execution: Execution) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+        """The argv, and the files the sandbox must show: a stored script is fetched
+        (verified, cached) and run as `interpreter... file args...`."""
+        script = execution.run.script
+        if script is None:
+            return execution.run.command, ()
+        if self._scripts is None:
+            raise CronhiveError("this node has no blob store to fetch scripts from")
+        path = await self._scripts.path(script)
+        return (*script.interpreter, str(path), *execution.run.command), (path,)
 
     def _identity(self, execution: Execution) -> dict[str, str]:
         """What a run knows of itself; CRONHIVE_FENCE lets its own resources refuse a
@@ -286,3 +305,5 @@ class Worker:
     async def _finish(self, execution: Execution, node_id: UUID, outcome: Outcome) -> None:
         if not await self._finisher.finish(execution.id, node_id, outcome):
             log.warning("run %s was given away meanwhile; its result is dropped", execution.id)
+        elif self._on_finished is not None:
+            self._on_finished(execution.id)

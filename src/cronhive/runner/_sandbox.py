@@ -146,16 +146,22 @@ class Sandbox:
         cwd: str | None,
         rlimits: Sequence[str],
         cgroup_procs: str | None,
+        expose: Sequence[Path] = (),
     ) -> list[str]:
         """The command line that runs ``command`` sandboxed (see the module docstring).
 
         ``switch`` = (uid, gid, groups) the command takes; None keeps the node's.
-        ``rlimits``: ``ulimit`` option/value pairs for bash.
+        ``rlimits``: ``ulimit`` option/value pairs for bash. ``expose``: files bound in
+        read-only at their own path even where a hidden folder covers them (a run's
+        cached script lives in the hidden data dir).
         """
+        shown: list[str] = []
+        for path in expose:
+            shown += ["--ro-bind", str(path), str(path)]
         uid, gid, groups = ("", "", "") if switch is None else _ids(switch)
         return [
             self.bash, "-c", TRAMPOLINE, "sandbox", cgroup_procs or "", *rlimits, "--",
-            *_bwrap_args(self, spool_dir), "--",
+            *_bwrap_args(self, spool_dir), *shown, "--",
             self.perl, "-e", REPORTER, str(status_fd), str(env_fd), uid, gid, groups,
             cwd or "", *command,
         ]  # fmt: skip
@@ -334,6 +340,7 @@ def prepare(
     spool_dir: Path,
     rlimits: Sequence[str],
     cgroup_procs: str | None,
+    expose: Sequence[Path] = (),
 ) -> Spawn:
     """Pipes and the environment memfd for one sandboxed run, and its command line."""
     r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -359,6 +366,7 @@ def prepare(
             cwd=cwd,
             rlimits=rlimits,
             cgroup_procs=cgroup_procs,
+            expose=expose,
         )
     except BaseException:
         for fd in (r, w, e):

@@ -22,6 +22,7 @@ from cronhive.model import (
     RetryPolicy,
     RunSpec,
     RunState,
+    ScriptRef,
     Stream,
 )
 from cronhive.schedule import Schedule, parse_schedule
@@ -43,7 +44,30 @@ def run_values(run: RunSpec) -> dict[str, Any]:
         "run_as": run.run_as,
         "target_tags": tags_value(run.target_tags),
         "output_cap": run.output_cap,
+        **script_values(run.script),
     }
+
+
+def script_values(script: ScriptRef | None) -> dict[str, Any]:
+    if script is None:
+        return dict.fromkeys(("script_digest", "script_interpreter", "script_name", "script_size"))
+    return {
+        "script_digest": script.digest,
+        "script_interpreter": list(script.interpreter),
+        "script_name": script.name,
+        "script_size": script.size,
+    }
+
+
+def row_to_script(row: Row) -> ScriptRef | None:
+    if row.get("script_digest") is None:
+        return None
+    return ScriptRef(
+        digest=row["script_digest"],
+        interpreter=tuple(row["script_interpreter"] or ()),
+        name=row["script_name"] or "",
+        size=row["script_size"] or 0,
+    )
 
 
 def row_to_run(row: Row) -> RunSpec:
@@ -56,6 +80,7 @@ def row_to_run(row: Row) -> RunSpec:
         run_as=row["run_as"],
         target_tags=frozenset(row["target_tags"]),
         output_cap=row["output_cap"],
+        script=row_to_script(row),
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
+from cronhive.store._blobrefs import BlobOps
 from cronhive.store._core import Tx
 from cronhive.store._errors import translating
 from cronhive.store._tokens import TokenOps
@@ -80,7 +81,7 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-class PostgresStore(SqlStore, TokenOps):
+class PostgresStore(SqlStore, TokenOps, BlobOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from cronhive.auth import Identity, Policy, check_run_as, visible_owners
 from cronhive.auth.authz import nodes_as_seen
+from cronhive.blobs import BlobStore
 from cronhive.engine import runs
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
@@ -48,6 +49,7 @@ class Web:
     poll: float = POLL_SECONDS
     # Set when the server closes: live tails end instead of holding the shutdown up.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    blobs: BlobStore | None = None  # archived output (and script bodies)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -167,5 +169,6 @@ class Web:
             follow=follow,
             closing=self.closing,
             poll=self.poll,
+            blobs=self.blobs,
         ):
             yield chunk
