@@ -58,7 +58,7 @@ class MotoServer:
                 self._proc.wait()
             self._proc = None
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         """Every key in the bucket (through the S3 protocol, not our client)."""
         with urllib.request.urlopen(f"{self.endpoint}/{self.bucket}?list-type=2") as r:
             text = r.read().decode()
