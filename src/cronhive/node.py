@@ -18,6 +18,7 @@ from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.archiver import Archiver
 from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.engine.retention import Retention, RetentionPolicy
 from cronhive.errors import StoreUnavailable
 from cronhive.runner import Sandbox
 from cronhive.store import SessionLimits, Store, open_store
@@ -120,6 +121,14 @@ def sandbox_for(
     return sandbox
 
 
+def retention_policy(config: ServerConfig) -> RetentionPolicy:
+    return RetentionPolicy(
+        run_days=config.retain_days,
+        runs_per_job=config.retain_runs_per_job,
+        event_days=config.retain_event_days,
+    )
+
+
 def blob_store(config: ServerConfig) -> BlobStore:
     """The node's blob store (scripts, output archive), said in the log."""
     s3 = None
@@ -200,7 +209,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
-                extra=(*services, archiver),
+                extra=(*services, archiver, Retention(store, blobs, retention_policy(config))),
                 blobs=blobs,
                 script_max_bytes=config.script_max_bytes,
                 script_cache_dir=config.script_cache_dir,

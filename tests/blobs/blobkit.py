@@ -35,6 +35,7 @@ class Cli:
     certs: Path
     home: Path
     log: Path
+    web: str = ""  # https://127.0.0.1:PORT when the node serves the web UI
 
     def argv(self, *args: str) -> list[str]:
         return [
@@ -86,13 +87,15 @@ def running_node(
     extra: Sequence[str] = (),
     home: Path | None = None,
     certs: Path | None = None,
+    web: bool = False,
 ) -> Iterator[Cli]:
     """`cronhive server` on free ports (S3 credentials in its environment), until SIGTERM."""
-    port = free_port()
+    port, web_port = free_port(), free_port()
     home = home or data_dir.parent
     argv = [
         PYTHON, "-m", "cronhive", "server",
-        "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--web", "off",
+        "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
+        "--web", f"127.0.0.1:{web_port}" if web else "off",
         "--log-level", "info",
         *(["--db", db] if db else []),
         *(["--certs", str(certs)] if certs else []),
@@ -103,7 +106,11 @@ def running_node(
     with log_path.open("w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     cli = Cli(
-        server=f"127.0.0.1:{port}", certs=certs or data_dir / "certs", home=home, log=log_path
+        server=f"127.0.0.1:{port}",
+        certs=certs or data_dir / "certs",
+        home=home,
+        log=log_path,
+        web=f"https://127.0.0.1:{web_port}" if web else "",
     )
     try:
         done = cli("nodes", "--wait", "60", timeout=90)

@@ -20,7 +20,7 @@ from s3kit import MotoServer
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client, connect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
 
 MIB = 1 << 20
 TOTAL = 256 * MIB

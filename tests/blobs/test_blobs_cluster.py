@@ -3,6 +3,7 @@ real moto server process); scripts added through node 1 run on node 2."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -11,10 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from blobkit import PYTHON, clean_env, running_node, s3_flags
+import requests
+from blobkit import PYTHON, Cli, clean_env, running_node, s3_flags
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from s3kit import MotoServer
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.api.client import connect
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
 
 PY = b"""#!/usr/bin/env python3
 import sys
@@ -43,7 +50,11 @@ def test_scripts_added_on_node_1_run_on_node_2(
     # the files (it fetches them from S3 by digest).
     with (
         running_node(
-            tmp_path / "n1", db=url, home=home, extra=[*flags, "--capacity", "0", "--name", "n1"]
+            tmp_path / "n1",
+            db=url,
+            home=home,
+            web=True,
+            extra=[*flags, "--capacity", "0", "--name", "n1"],
         ) as one,
         running_node(
             tmp_path / "n2", db=url, home=home, certs=one.certs, extra=[*flags, "--name", "n2"]
@@ -89,3 +100,40 @@ def test_scripts_added_on_node_1_run_on_node_2(
         )  # fmt: skip
         assert one("--as", "mallory", "show", "user:admin/py", "--script").returncode == 3
         assert one("--as", "mallory", "logs", runs[0]["id"]).returncode == 3
+        asyncio.run(_mallory_gets_not_found(one, runs[0]["script"]["digest"], runs[0]["id"]))
+
+        # The web UI shows the script to its owner, and to nobody else.
+        job_id = json.loads(one.ok("show", "py", "--json"))["id"]
+        for user, status in (("admin", 200), ("mallory", 404)):
+            token = one.ok(*_as(user), "token", "create").strip()
+            auth = {"Authorization": f"Bearer {token}"}
+            ca = str(one.certs / "ca.crt")
+            page = requests.get(f"{one.web}/jobs/{job_id}/script", headers=auth, verify=ca)
+            assert page.status_code == status
+            if status == 200:
+                assert page.content == (work / "hello.py").read_bytes()
+                assert page.headers["content-type"].startswith("text/plain")
+                shown = requests.get(f"{one.web}/api/v1/jobs/{job_id}", headers=auth, verify=ca)
+                assert shown.json()["script"]["interpreter"] == ["python3"]
+
+
+def _as(user: str) -> list[str]:
+    return [] if user == "admin" else ["--as", user]
+
+
+async def _mallory_gets_not_found(cli: Cli, digest: str, run_id: str) -> None:
+    """Straight through the API: another user's script and archived output are
+    NOT_FOUND, exactly like ones that do not exist."""
+    client = await connect(cli.server, cli.certs, cert_name="mallory")
+    try:
+        for call in (
+            client.scripts.GetScript(pb.GetScriptRequest(digest=digest)),
+            client.scripts.GetScript(pb.GetScriptRequest(digest="0" * 64)),
+            client.runs.StreamOutput(pb.StreamOutputRequest(id=run_id)),
+        ):
+            with pytest.raises(GRPCError) as caught:
+                await call
+            assert caught.value.status is Status.NOT_FOUND
+    finally:
+        client.close()
+        await asyncio.sleep(0.05)

@@ -56,6 +56,10 @@ class ServerConfig:
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     script_max_bytes: int = 1024 * 1024  # largest script body accepted
+    # Retention (engine.retention): 0 turns a rule off.
+    retain_days: float = 30.0  # runs queued longer ago (each job's newest run stays)
+    retain_runs_per_job: int = 1000  # runs kept per job, newest first
+    retain_event_days: float = 30.0
 
     @property
     def db_url(self) -> str:
@@ -172,7 +176,11 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             if not isinstance(value, str):
                 raise InvalidInput(f"{key}: expected a string", field=key)
             out[key] = value
-        elif key in ("capacity", "output_cap", "script_max_bytes"):
+        elif key in ("retain_days", "retain_event_days"):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(f"{key}: expected days >= 0 (0: keep forever)", field=key)
+            out[key] = float(value)
+        elif key in ("capacity", "output_cap", "script_max_bytes", "retain_runs_per_job"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidInput(f"{key}: expected a whole number >= 0", field=key)
             out[key] = value

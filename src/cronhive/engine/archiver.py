@@ -24,13 +24,14 @@ from cronhive.blobs.archive import write_archive
 from cronhive.engine.clock import Clock, SystemClock
 from cronhive.engine.node import NodeContext
 from cronhive.errors import CronhiveError
+from cronhive.model import Outcome
 from cronhive.store import Store
 
 log = logging.getLogger(__name__)
 
 SWEEP = 5.0  # seconds between looks for ended runs left unarchived
 SETTLE = timedelta(seconds=10)  # a sweep leaves runs this recent to the node that ran them
-ALONE_RECHECK = 5.0  # seconds a local store's "no other node" answer is trusted
+RECHECK = 5.0  # seconds a local store's answer to "are other nodes up?" is trusted
 BACKOFF = (0.5, 30.0)  # seconds: first and longest pause before retrying a failed run
 
 
@@ -52,13 +53,19 @@ class Archiver:
         self._queue: asyncio.Queue[UUID] = asyncio.Queue()
         self._retry: dict[UUID, tuple[float, float]] = {}  # id -> (when, next delay)
         self._refused = False
-        self._alone_until = float("-inf")
+        self._recheck_at = float("-inf")
         self.archived = 0  # runs archived by this node (for tests and logs)
 
     __name__ = "archiver"
 
-    def submit(self, execution_id: UUID) -> None:
-        """Archive this run soon (it ended on this node)."""
+    def submit(self, execution_id: UUID, outcome: Outcome | None = None) -> None:
+        """Archive this run soon (it ended on this node). A run that wrote nothing has
+        nothing to archive, and one this node may not archive now is left to a sweep:
+        the hot path of a run's end pays nothing for either."""
+        if outcome is not None and not (outcome.stdout_bytes or outcome.stderr_bytes):
+            return
+        if self._refused and asyncio.get_running_loop().time() < self._recheck_at:
+            return
         self._queue.put_nowait(execution_id)
 
     async def __call__(self, ctx: NodeContext | None = None) -> None:
@@ -85,6 +92,8 @@ class Archiver:
 
     async def _sweep_once(self) -> None:
         try:
+            if not await self._allowed():
+                return
             left = await self._store.unarchived_runs(
                 finished_before=self._clock.now() - self._settle, limit=16
             )
@@ -132,13 +141,13 @@ class Archiver:
         if self._blobs.shared:
             return True
         loop = asyncio.get_running_loop()
-        if loop.time() < self._alone_until:
-            return True
+        if loop.time() < self._recheck_at:
+            return not self._refused
         now = self._clock.now()
         alive = [n for n in await self._store.list_nodes(now=now) if n.alive(now)]
+        self._recheck_at = loop.time() + RECHECK
         if len(alive) <= 1:
             self._refused = False
-            self._alone_until = loop.time() + ALONE_RECHECK
             return True
         if not self._refused:
             log.error(

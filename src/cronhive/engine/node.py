@@ -33,7 +33,7 @@ from cronhive.engine.scheduler import Scheduler
 from cronhive.engine.watchdog import Watchdog
 from cronhive.engine.worker import Worker
 from cronhive.errors import CronhiveError, Fenced
-from cronhive.model import Node
+from cronhive.model import Node, Outcome
 from cronhive.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class NodeConfig:
     blobs: BlobStore | None = None  # scripts and the output archive (None: neither)
     script_max_bytes: int = DEFAULT_SCRIPT_MAX
     script_cache_dir: Path | None = None  # where fetched scripts are kept (verified)
-    after_run: Callable[[UUID], None] | None = None  # a run's end is recorded (archive it)
+    after_run: Callable[[UUID, Outcome], None] | None = None  # an end is recorded (archive)
 
 
 @dataclass(kw_only=True)

@@ -51,7 +51,7 @@ class Worker:
         watchdog: Watchdog | None = None,
         node_name: str = "",
         scripts: ScriptCache | None = None,
-        on_finished: Callable[[UUID], None] | None = None,
+        on_finished: Callable[[UUID, Outcome], None] | None = None,
     ) -> None:
         self._store = store
         self._runner = procs
@@ -306,4 +306,4 @@ class Worker:
         if not await self._finisher.finish(execution.id, node_id, outcome):
             log.warning("run %s was given away meanwhile; its result is dropped", execution.id)
         elif self._on_finished is not None:
-            self._on_finished(execution.id)
+            self._on_finished(execution.id, outcome)

@@ -421,3 +421,27 @@ class Store(abc.ABC):
     ) -> Sequence[UUID]:
         """Ended runs (before `finished_before`) whose output is still in chunks, oldest
         first: what an archiver has left to do (a run whose node died, an outage)."""
+
+    # --- retention (engine.retention) ----------------------------------------------
+
+    @abc.abstractmethod
+    async def hold_task(self, task: str, *, node_id: UUID, ttl: float, now: datetime) -> bool:
+        """Takes or renews the cluster-wide lease on `task` for `ttl` seconds: True if
+        this node holds it now (it was free, expired, or this node's already)."""
+
+    @abc.abstractmethod
+    async def expired_runs(
+        self, *, older_than: datetime, keep_per_job: int, limit: int
+    ) -> list[UUID]:
+        """Up to `limit` ended runs past the policy: queued before `older_than`, or not
+        among the `keep_per_job` newest of their job. The newest run of every job is
+        never among them (however old), nor a queued or running one."""
+
+    @abc.abstractmethod
+    async def delete_runs(self, execution_ids: Collection[UUID]) -> int:
+        """Deletes these ended runs with their chunks and archive records, in one
+        transaction (active ones are left); returns how many runs went."""
+
+    @abc.abstractmethod
+    async def delete_events(self, *, older_than: datetime, limit: int) -> int:
+        """Deletes up to `limit` events from before `older_than`, oldest first."""

@@ -27,6 +27,7 @@ from sqlalchemy.sql.dml import Insert
 from cronhive.store._blobrefs import BlobOps
 from cronhive.store._core import Tx
 from cronhive.store._errors import translating
+from cronhive.store._retention import RetentionOps
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
@@ -81,7 +82,7 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-class PostgresStore(SqlStore, TokenOps, BlobOps):
+class PostgresStore(SqlStore, TokenOps, BlobOps, RetentionOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(

@@ -216,6 +216,15 @@ scripts = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# Cluster-wide chores one node at a time (retention): the node holding each, until when.
+maintenance = sa.Table(
+    "maintenance",
+    metadata,
+    sa.Column("task", sa.Text(), primary_key=True),
+    sa.Column("node_id", sa.Uuid(), nullable=False),
+    sa.Column("until", UTCDateTime(), nullable=False),
+)
+
 # A run's output once it is in the blob store: written only after the objects were
 # verified, and before the run's output_chunks rows are deleted (readers check it when
 # chunks run short). `manifest` locates every chunk (see cronhive.blobs.archive).

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from cronhive.errors import InvalidInput
-from cronhive.model import Execution, Job, Node, OutputChunk
+from cronhive.model import Execution, Job, Node, OutputChunk, ScriptRef
 
 __all__ = [
     "chunk_json",
@@ -56,6 +56,18 @@ def job_json(job: Job) -> dict[str, Any]:
         "failure_count": job.failure_count,
         "created_at": _t(job.created_at),
         "updated_at": _t(job.updated_at),
+        "script": script_json(spec.run.script),
+    }
+
+
+def script_json(script: ScriptRef | None) -> dict[str, Any] | None:
+    if script is None:
+        return None
+    return {
+        "digest": script.digest,
+        "interpreter": list(script.interpreter),
+        "name": script.name,
+        "size": script.size,
     }
 
 
@@ -66,6 +78,7 @@ def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[s
         "job_name": ex.job_name,
         "owner": ex.owner,
         "command": list(ex.run.command),
+        "script": script_json(ex.run.script),
         "state": str(ex.state),
         "reason": ex.reason,
         "attempt": ex.attempt,

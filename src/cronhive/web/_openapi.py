@@ -32,6 +32,14 @@ _INT = {"type": "integer"}
 _STATES = ["queued", "running", "succeeded", "failed", "timed_out", "stopped", "lost", "skipped"]
 
 SCHEMAS: dict[str, Any] = {
+    "Script": _obj(
+        {
+            "digest": _STR,
+            "interpreter": {"type": "array", "items": _STR},
+            "name": _STR,
+            "size": _INT,
+        }
+    ),
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -59,6 +67,7 @@ SCHEMAS: dict[str, Any] = {
             "failure_count": _INT,
             "created_at": _T,
             "updated_at": _T,
+            "script": _nullable({"$ref": "#/components/schemas/Script"}),
         }
     ),
     "Run": _obj(
@@ -68,6 +77,7 @@ SCHEMAS: dict[str, Any] = {
             "job_name": _nullable(_STR),
             "owner": _STR,
             "command": {"type": "array", "items": _STR},
+            "script": _nullable({"$ref": "#/components/schemas/Script"}),
             "state": {"type": "string", "enum": _STATES},
             "reason": _nullable(_STR),
             "attempt": _INT,

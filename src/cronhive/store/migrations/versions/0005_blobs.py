@@ -1,4 +1,4 @@
-"""blobs: stored scripts on jobs and runs, who may read them, archived output
+"""blobs: stored scripts on jobs and runs, who may read them, archived output, retention
 
 Revision ID: 0005
 Revises: 0003
@@ -45,9 +45,17 @@ def upgrade() -> None:
         sa.Column("manifest", JSON, nullable=False),
         sa.PrimaryKeyConstraint("execution_id", name="pk_output_archives"),
     )
+    op.create_table(
+        "maintenance",
+        sa.Column("task", sa.Text(), nullable=False),
+        sa.Column("node_id", sa.Uuid(), nullable=False),
+        sa.Column("until", UTC_TS, nullable=False),
+        sa.PrimaryKeyConstraint("task", name="pk_maintenance"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("maintenance")
     op.drop_table("output_archives")
     op.drop_table("scripts")
     for table in ("executions", "jobs"):
