@@ -18,3 +18,6 @@ $PY bench/api_bench.py
 echo
 echo "== schedule (bench/schedule_bench.py)"
 $PY bench/schedule_bench.py
+echo
+echo "== output archive (bench/archive_bench.py)"
+$PY bench/archive_bench.py
