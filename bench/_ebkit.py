@@ -119,7 +119,7 @@ async def insert_jobs(store: SqlStore, specs: Sequence[tuple[JobSpec, datetime]]
 
 def job(name: str, argv: tuple[str, ...], schedule: str) -> tuple[JobSpec, datetime]:
     kind = "interval" if schedule.startswith("every") else "cron"
-    sched = parse_schedule(kind, schedule)
+    sched = parse_schedule(kind, schedule, seed=name)
     spec = JobSpec(name=name, owner="user:bench", run=RunSpec(command=argv), schedule=sched)
     first = sched.next_after(now() + timedelta(seconds=2))
     assert first is not None

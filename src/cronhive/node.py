@@ -8,6 +8,8 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from cronhive.api.server import ApiService, TransportLimits
@@ -43,6 +45,12 @@ def session_limits(lease_ttl: float, name: str = "") -> SessionLimits:
         tcp_user_timeout=within,
         application_name=f"cronhive {name}".strip()[:63],
     )
+
+
+def lease_limits(lease_ttl: float, name: str = "") -> SessionLimits:
+    """Deadlines for the lease keeper's own session: renewing waits for nothing."""
+    within = max(1.0, lease_ttl / 2)
+    return replace(session_limits(lease_ttl, f"{name} lease"), statement=within, lock=within)
 
 
 async def _open_waiting(config: ServerConfig) -> Store:
@@ -209,6 +217,11 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
+                lease_store=partial(
+                    open_store,
+                    config.db_url,
+                    limits=lease_limits(config.lease_ttl, config.node_name),
+                ),
                 extra=(*services, archiver, Retention(store, blobs, retention_policy(config))),
                 blobs=blobs,
                 script_max_bytes=config.script_max_bytes,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from uuid import UUID
@@ -28,7 +28,7 @@ from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
 from cronhive.engine.watchdog import Watchdog
 from cronhive.errors import CronhiveError, Fenced
-from cronhive.model import Execution, Outcome, RunState
+from cronhive.model import Execution, Outcome, OutputChunk, RunState
 from cronhive.store import Store
 
 log = logging.getLogger(__name__)
@@ -248,8 +248,9 @@ class Worker:
         finally:
             if handle.pid is not None:
                 self._watchdog.remove(handle.pid)
-        await shipper.close()
-        await self._finish(execution, node_id, self._outcome(execution, result, shipper))
+        tail = await shipper.tail()
+        outcome = self._outcome(execution, result, shipper)
+        await self._finish(execution, node_id, outcome, tail)
         self._runner.discard(str(execution.id))
 
     async def _command(self, execution: Execution) -> tuple[tuple[str, ...], tuple[Path, ...]]:
@@ -302,8 +303,14 @@ class Worker:
             output_capped=shipper.capped or result.output_capped,
         )
 
-    async def _finish(self, execution: Execution, node_id: UUID, outcome: Outcome) -> None:
-        if not await self._finisher.finish(execution.id, node_id, outcome):
+    async def _finish(
+        self,
+        execution: Execution,
+        node_id: UUID,
+        outcome: Outcome,
+        chunks: Sequence[OutputChunk] = (),
+    ) -> None:
+        if not await self._finisher.finish(execution.id, node_id, outcome, chunks):
             log.warning("run %s was given away meanwhile; its result is dropped", execution.id)
         elif self._on_finished is not None:
             self._on_finished(execution.id, outcome)
