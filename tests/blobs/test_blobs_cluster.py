@@ -7,10 +7,12 @@ import asyncio
 import hashlib
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 from blobkit import PYTHON, Cli, clean_env, running_node, s3_flags
@@ -115,6 +117,32 @@ def test_scripts_added_on_node_1_run_on_node_2(
                 assert page.headers["content-type"].startswith("text/plain")
                 shown = requests.get(f"{one.web}/api/v1/jobs/{job_id}", headers=auth, verify=ca)
                 assert shown.json()["script"]["interpreter"] == ["python3"]
+                # The web tail reads archived output as it read the table (seqs kept).
+                run_id = runs[0]["id"]
+                _wait_archived(url, run_id)
+                tail = requests.get(
+                    f"{one.web}/api/v1/runs/{run_id}/output?after_seq=-1", headers=auth, verify=ca
+                ).json()
+                assert "".join(c["text"] for c in tail["chunks"]) == "python v2 says from py 3\n"
+                assert [c["seq"] for c in tail["chunks"]] == sorted(
+                    c["seq"] for c in tail["chunks"]
+                )
+
+
+def _wait_archived(url: str, run_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with psycopg.connect(url) as conn:
+            if conn.execute(
+                "SELECT 1 FROM output_archives WHERE execution_id = %s", (run_id,)
+            ).fetchone():
+                chunks = conn.execute(
+                    "SELECT count(*) FROM output_chunks WHERE execution_id = %s", (run_id,)
+                ).fetchone()
+                assert chunks == (0,)
+                return
+        assert time.monotonic() < deadline, "the run was not archived"
+        time.sleep(0.2)
 
 
 def _as(user: str) -> list[str]:
