@@ -65,7 +65,10 @@ def _pack(raw: bytes) -> tuple[bytes, str]:
 
 
 def _unpack(stored: bytes, codec: str) -> bytes:
-    return zlib.decompress(stored) if codec == "z" else stored
+    try:
+        return zlib.decompress(stored) if codec == "z" else stored
+    except zlib.error as exc:
+        raise ArchiveCorrupt(f"an archived block does not inflate: {exc}") from None
 
 
 @dataclass
