@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from cronhive.blobs import BlobStore, LocalBlobs
+from cronhive.blobs import BlobStore
 from cronhive.blobs.archive import run_prefix, write_archive
 from cronhive.engine.clock import ManualClock
 from cronhive.engine.retention import Retention, RetentionPolicy
@@ -73,9 +73,8 @@ async def _objects(blobs: BlobStore, execution_id: UUID) -> list[str]:
 
 
 async def test_retention_deletes_what_is_old_and_keeps_each_jobs_newest(
-    store: Store, tmp_path: Path
+    store: Store, blobs: BlobStore
 ) -> None:
-    blobs = LocalBlobs(tmp_path / "blobs")
     node = await store.register_node(
         name="n", tags=frozenset(), capacity=8, ttl=10 * 86400 * 100, now=NOW - timedelta(days=90)
     )
