@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from s3kit import ACCESS, REGION, MotoServer
+from s3kit import MotoServer, s3_settings
 
 from cronhive.blobs import BlobStore, LocalBlobs
-from cronhive.blobs.s3 import S3Blobs, S3Settings
+from cronhive.blobs.s3 import S3Blobs
 
 
 @pytest.fixture(scope="session")
@@ -22,19 +22,6 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
-
-
-def s3_settings(moto: MotoServer, prefix: str) -> S3Settings:
-    return S3Settings(
-        bucket=moto.bucket,
-        endpoint=moto.endpoint,
-        prefix=prefix,
-        region=REGION,
-        access_key_id=ACCESS["AWS_ACCESS_KEY_ID"],
-        secret_access_key=ACCESS["AWS_SECRET_ACCESS_KEY"],
-        timeout=5.0,
-        retries=0,
-    )
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from cronhive.blobs.s3 import S3Settings
+
 ACCESS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 REGION = "us-east-1"
 
@@ -63,3 +65,16 @@ class MotoServer:
         with urllib.request.urlopen(f"{self.endpoint}/{self.bucket}?list-type=2") as r:
             text = r.read().decode()
         return [part.split("</Key>")[0] for part in text.split("<Key>")[1:]]
+
+
+def s3_settings(moto: MotoServer, prefix: str) -> S3Settings:
+    return S3Settings(
+        bucket=moto.bucket,
+        endpoint=moto.endpoint,
+        prefix=prefix,
+        region=REGION,
+        access_key_id=ACCESS["AWS_ACCESS_KEY_ID"],
+        secret_access_key=ACCESS["AWS_SECRET_ACCESS_KEY"],
+        timeout=5.0,
+        retries=0,
+    )

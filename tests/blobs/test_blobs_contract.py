@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import s3_settings
-from s3kit import MotoServer
+from s3kit import MotoServer, s3_settings
 
 from cronhive.blobs import (
     BlobExists,
