@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from cronhive.blobs import BlobStore
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SWEEP = 5.0  # seconds between looks for ended runs left unarchived
 SETTLE = timedelta(seconds=10)  # a sweep leaves runs this recent to the node that ran them
-RECHECK = 5.0  # seconds a local store's answer to "are other nodes up?" is trusted
+RECHECK = 5.0  # seconds a local store's refusal (other nodes are up) is trusted
 BACKOFF = (0.5, 30.0)  # seconds: first and longest pause before retrying a failed run
 
 
@@ -130,19 +131,30 @@ class Archiver:
         manifest = await write_archive(self._store, self._blobs, execution_id)
         if not manifest["streams"]:
             return False  # no output: nothing to archive, no row
+        if not await self._allowed():  # a node joined while we wrote: ours is unreadable
+            await self._discard(manifest)
+            return False
         if await self._store.archive_output(execution_id, manifest=manifest, now=self._clock.now()):
             self.archived += 1
             return True
-        for info in manifest["streams"].values():  # another node won: ours is surplus
-            await self._blobs.delete(info["key"])
+        await self._discard(manifest)  # another node won: ours is surplus
         return False
 
+    async def _discard(self, manifest: dict[str, Any]) -> None:
+        for info in manifest["streams"].values():
+            await self._blobs.delete(info["key"])
+
     async def _allowed(self) -> bool:
+        """Whether this node may archive to its blob store now. A shared one (S3): yes.
+        A local directory: only while no other node is up; a refusal is trusted for a
+        few seconds (the hot path skips the check meanwhile), "alone" is asked afresh
+        every time (before writing and again before recording), as a node that joins
+        could not read what was archived here."""
         if self._blobs.shared:
             return True
         loop = asyncio.get_running_loop()
-        if loop.time() < self._recheck_at:
-            return not self._refused
+        if self._refused and loop.time() < self._recheck_at:
+            return False
         now = self._clock.now()
         alive = [n for n in await self._store.list_nodes(now=now) if n.alive(now)]
         self._recheck_at = loop.time() + RECHECK
