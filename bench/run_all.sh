@@ -21,3 +21,5 @@ $PY bench/schedule_bench.py
 echo
 echo "== SQL jobs (bench/sql_bench.py)"
 $PY bench/sql_bench.py
+echo "== output archive (bench/archive_bench.py)"
+$PY bench/archive_bench.py

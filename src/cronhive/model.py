@@ -88,6 +88,20 @@ class SqlSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScriptRef:
+    """A stored script a run executes: `interpreter... <cached file> command...`.
+
+    `digest` is the SHA-256 (hex) of the body, which lives in the blob store; a new body
+    is a new digest, so a job's versions and every run's version are told apart by it.
+    """
+
+    digest: str
+    interpreter: tuple[str, ...]
+    name: str = ""  # the file name it was uploaded from, for people
+    size: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """What to run: shared by jobs and by the executions they queue (a snapshot)."""
 
@@ -100,6 +114,8 @@ class RunSpec:
     target_tags: frozenset[str] = frozenset()
     output_cap: int | None = None  # bytes per run; None = the node's default
     sql: SqlSpec | None = None  # set: a SQL job (`command` is empty); see cronhive.sqljobs
+    # A stored script to run (command then holds only its arguments); None: command.
+    script: ScriptRef | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,9 +14,13 @@ from pathlib import Path
 
 from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
+from cronhive.blobs import BlobStore, open_blobs
+from cronhive.blobs.s3 import S3Settings
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
+from cronhive.engine.archiver import Archiver
 from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.engine.retention import Retention, RetentionPolicy
 from cronhive.errors import StoreUnavailable
 from cronhive.runner import Sandbox
 from cronhive.sqljobs import SqlJobs
@@ -107,7 +111,7 @@ def sandbox_for(
             "can (read its keys and database unless run as another user)"
         )
         return None
-    paths = [config.data_dir, certs.dir, *hide]
+    paths = [config.data_dir, certs.dir, config.blob_dir, *hide]
     if config.certs_dir is None:
         paths.append(certs.ca_home)
     db = config.sqlite_path
@@ -124,6 +128,39 @@ def sandbox_for(
         who = f"as {config.run_user} unless run_as says" if os.geteuid() == 0 else "as this user"
         log.info("runs isolated with bubblewrap (%s)", who)
     return sandbox
+
+
+def retention_policy(config: ServerConfig) -> RetentionPolicy:
+    return RetentionPolicy(
+        run_days=config.retain_days,
+        runs_per_job=config.retain_runs_per_job,
+        event_days=config.retain_event_days,
+    )
+
+
+def blob_store(config: ServerConfig) -> BlobStore:
+    """The node's blob store (scripts, output archive), said in the log."""
+    s3 = None
+    if config.blobs == "s3":
+        assert config.s3_bucket is not None  # checked with the configuration
+        s3 = S3Settings(
+            bucket=config.s3_bucket,
+            endpoint=config.s3_endpoint,
+            prefix=config.s3_prefix,
+            region=config.s3_region,
+            access_key_id=config.s3_access_key_id,
+            secret_access_key=config.s3_secret_access_key,
+        )
+    blobs = open_blobs(config.blobs, local_dir=config.blob_dir, s3=s3)
+    log.info("blobs (scripts, output archive) in %s", blobs.describe())
+    if not blobs.shared and config.sqlite_path is None:
+        log.warning(
+            "blobs are in a local directory of this node but the database may be shared: "
+            "other nodes cannot fetch scripts stored here, and while other nodes are up "
+            "this node keeps output in the database instead of archiving it (set blobs = "
+            "s3, see docs/blobs.md)"
+        )
+    return blobs
 
 
 async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
@@ -166,6 +203,8 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
             )
         )
     store = await _open_waiting(config)
+    blobs = blob_store(config)
+    archiver = Archiver(store, blobs)
     try:
         sandbox = sandbox_for(config, certs, hide)  # now that the -wal and -shm exist
         node = NodeProcess(
@@ -185,8 +224,12 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                     config.db_url,
                     limits=lease_limits(config.lease_ttl, config.node_name),
                 ),
-                extra=tuple(services),
+                extra=(*services, archiver, Retention(store, blobs, retention_policy(config))),
                 sql=sql,
+                blobs=blobs,
+                script_max_bytes=config.script_max_bytes,
+                script_cache_dir=config.script_cache_dir,
+                after_run=archiver.submit,
             ),
         )
         loop = asyncio.get_running_loop()
@@ -200,4 +243,5 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         )
         await node.run()
     finally:
+        await blobs.close()
         await store.close()

@@ -14,6 +14,8 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from cronhive.auth import Identity, Policy, identity_of, visible_owners
+from cronhive.blobs import BlobStore
+from cronhive.blobs.scripts import DEFAULT_MAX_BYTES as DEFAULT_SCRIPT_MAX
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
 from cronhive.engine.output import wait_any
@@ -41,6 +43,8 @@ class Api:
     # Set when the server closes: streams end with UNAVAILABLE instead of hanging.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
+    blobs: BlobStore | None = None  # script bodies and archived output (None: none here)
+    script_max_bytes: int = DEFAULT_SCRIPT_MAX
 
     @contextmanager
     def streaming(self) -> Iterator[None]:

@@ -31,6 +31,7 @@ class Client:
         self.nodes = cronhive_grpc.NodeServiceStub(channel)
         self.events = cronhive_grpc.EventServiceStub(channel)
         self.tokens = cronhive_grpc.TokenServiceStub(channel)
+        self.scripts = cronhive_grpc.ScriptServiceStub(channel)
 
     def close(self) -> None:
         """Closes the connection; calls in flight fail."""

@@ -9,9 +9,28 @@ from uuid import UUID
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.model import Event, Execution, Job, JobSpec, Node, OutputChunk, RunState, SqlSpec
+from cronhive.model import (
+    Event,
+    Execution,
+    Job,
+    JobSpec,
+    Node,
+    OutputChunk,
+    RunState,
+    ScriptRef,
+    SqlSpec,
+)
 
-__all__ = ["chunk_pb", "event_pb", "execution_pb", "job_pb", "node_pb", "spec_pb", "sql_pb"]
+__all__ = [
+    "chunk_pb",
+    "event_pb",
+    "execution_pb",
+    "job_pb",
+    "node_pb",
+    "script_pb",
+    "spec_pb",
+    "sql_pb",
+]
 
 
 def _ts(target: Timestamp, value: datetime | None) -> None:
@@ -53,6 +72,17 @@ def spec_pb(spec: JobSpec, out: pb.Job | None = None) -> pb.Job:
         msg.output_cap_bytes = run.output_cap
     if run.sql is not None:
         msg.sql.CopyFrom(sql_pb(run.sql))
+    if run.script is not None:
+        script_pb(run.script, msg.script)
+    return msg
+
+
+def script_pb(script: ScriptRef, out: pb.ScriptRef | None = None) -> pb.ScriptRef:
+    msg = out if out is not None else pb.ScriptRef()
+    msg.digest = script.digest
+    msg.interpreter.extend(script.interpreter)
+    msg.name = script.name
+    msg.size = script.size
     return msg
 
 
@@ -102,6 +132,8 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
     _ts(msg.queued_at, e.queued_at)
     _ts(msg.started_at, e.started_at)
     _ts(msg.finished_at, e.finished_at)
+    if e.run.script is not None:
+        script_pb(e.run.script, msg.script)
     return msg
 
 

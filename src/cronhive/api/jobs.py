@@ -19,12 +19,14 @@ from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api._service import Servicer, check_sql
 from cronhive.api.convert import execution_pb, job_pb, spec_pb
 from cronhive.api.errors import guard
+from cronhive.api.scripts import bind_script
 from cronhive.auth import (
     Identity,
     check_can_schedule,
     check_run_as,
     parse_owner,
     resolve_owner,
+    visible_owners,
 )
 from cronhive.engine import runs
 from cronhive.engine.runs import next_fire
@@ -55,6 +57,7 @@ SPEC_FIELDS = frozenset(
         "run_as",
         "output_cap_bytes",
         "sql",
+        "script",
     }
 )
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,100}")
@@ -101,6 +104,9 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
             check_can_schedule(who)
         check_run_as(who, owner, spec.run.run_as, self.api.policy)
         await check_sql(self.api, owner, spec.run)
+        if spec.run.script is not None:
+            run = await bind_script(self.api, spec.run, owner=owner, visible=visible_owners(who))
+            spec = replace(spec, run=run)
         return spec
 
     async def Create(self, stream: Stream[pb.CreateJobRequest, pb.Job]) -> None:

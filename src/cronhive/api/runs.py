@@ -21,6 +21,7 @@ from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api._service import Api, Servicer, check_sql
 from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
+from cronhive.api.scripts import bind_script
 from cronhive.auth import check_run_as, resolve_owner
 from cronhive.engine import runs
 from cronhive.engine.output import follow_output
@@ -42,11 +43,12 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
 
     async def Start(self, stream: Stream[pb.StartRunRequest, pb.Execution]) -> None:
         async with guard("RunService.Start"):
-            req, who, _ = await self.request(stream)
+            req, who, visible = await self.request(stream)
             owner = resolve_owner(who, req.owner)
             run = validate.run_spec(req)
             check_run_as(who, owner, run.run_as, self.api.policy)
             await check_sql(self.api, owner, run)
+            run = await bind_script(self.api, run, owner=owner, visible=visible)
             execution = await self.api.store.enqueue(runs.adhoc(owner, run, self.api.clock.now()))
             await self.event(
                 kind="run.queued",
@@ -116,6 +118,8 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
                 follow=req.follow,
                 closing=self.api.closing,
                 poll=self.api.poll,
+                blobs=self.api.blobs,
+                start=start,
             ):
                 skip = max(0, start[chunk.stream] - chunk.offset)
                 if skip < len(chunk.data):

@@ -25,6 +25,7 @@ from cronhive.api.events import EventService
 from cronhive.api.jobs import JobService
 from cronhive.api.nodes import NodeService
 from cronhive.api.runs import RunService
+from cronhive.api.scripts import ScriptService
 from cronhive.api.tokens import TokenService
 from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.node import NodeContext
@@ -66,6 +67,7 @@ def handlers(api: Api) -> list[Any]:
         NodeService(api),
         EventService(api),
         TokenService(api),
+        ScriptService(api),
         Health(),
     ]
     return [*ServerReflection.extend(services), *services]
@@ -110,6 +112,8 @@ async def serve_api(
         policy=policy,
         poll=POLL_SECONDS if poll is None else poll,
         sql=ctx.config.sql,
+        blobs=ctx.config.blobs,
+        script_max_bytes=ctx.config.script_max_bytes,
     )
     server = await start_api(api, host=host, port=port, certs=certs, limits=limits)
     try:

@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.blobs.scripts import check_digest, check_interpreter
 from cronhive.errors import InvalidInput
 from cronhive.model import (
     Concurrency,
@@ -27,6 +28,7 @@ from cronhive.model import (
     RetryPolicy,
     RunSpec,
     RunState,
+    ScriptRef,
     SqlSpec,
     Stream,
 )
@@ -199,8 +201,10 @@ def stream_choice(text: str) -> frozenset[Stream]:
     return frozenset({enum_value(Stream, text, "stream", None)})
 
 
-def _command(args: Iterable[str]) -> tuple[str, ...]:
+def _command(args: Iterable[str], *, script: bool = False) -> tuple[str, ...]:
     argv = tuple(args)
+    if script and not argv:
+        return argv  # a script's arguments may be none
     if not argv:
         raise _bad("command", "must have at least one argument")
     if len(argv) > MAX_ARGS:
@@ -215,7 +219,7 @@ def _command(args: Iterable[str]) -> tuple[str, ...]:
         total += size
     if total > MAX_COMMAND_BYTES:
         raise _bad("command", f"longer than {MAX_COMMAND_BYTES} bytes in all")
-    if not argv[0]:
+    if not argv[0] and not script:
         raise _bad("command", "the first argument must not be empty")
     return argv
 
@@ -309,9 +313,14 @@ def run_spec(msg: pb.Job | pb.StartRunRequest) -> RunSpec:
     """What to run, from a job or an ad-hoc start (the same fields in both), checked
     against every limit (run_as and a SQL role are left to the policy)."""
     if msg.HasField("sql"):
+        if msg.HasField("script"):
+            raise _bad("script", "a SQL job runs no script (give sql or script, not both)")
         return _sql_run(msg)
+    script = _script(msg)
+    if script is not None and msg.shell:
+        raise _bad("shell", "a script runs with its interpreter, not with shell")
     return RunSpec(
-        command=_command(msg.command),
+        command=_command(msg.command, script=script is not None),
         shell=msg.shell,
         env=_env(msg.env),
         cwd=_cwd(msg.cwd),
@@ -319,6 +328,18 @@ def run_spec(msg: pb.Job | pb.StartRunRequest) -> RunSpec:
         run_as=_run_as(msg.run_as),
         target_tags=_tags(msg.target_tags),
         output_cap=_output_cap(msg.HasField("output_cap_bytes"), msg.output_cap_bytes),
+        script=script,
+    )
+
+
+def _script(msg: pb.Job | pb.StartRunRequest) -> ScriptRef | None:
+    """The script reference (its digest and interpreter; whether the caller may use it
+    is the service's check). Name and size are filled in from the stored record."""
+    if not msg.HasField("script"):
+        return None
+    return ScriptRef(
+        digest=check_digest(msg.script.digest, field="script.digest"),
+        interpreter=check_interpreter(list(msg.script.interpreter)),
     )
 
 

@@ -22,10 +22,12 @@ from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
 from cronhive.api.convert import spec_pb
+from cronhive.blobs.scripts import digest_of
 from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._jobs import list_jobs
 from cronhive.cli._jobspec import apply_options
+from cronhive.cli._scripts import read_script
 from cronhive.errors import InvalidInput
 
 __all__ = ["Plan", "desired_jobs", "plan", "push"]
@@ -64,10 +66,19 @@ def load_file(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: {exc}") from exc
 
 
-def desired_jobs(doc: Mapping[str, Any], *, where: str) -> tuple[str | None, dict[str, pb.Job]]:
+def desired_jobs(
+    doc: Mapping[str, Any],
+    *,
+    where: str,
+    base: Path | None = None,
+    bodies: dict[str, tuple[str, bytes]] | None = None,
+) -> tuple[str | None, dict[str, pb.Job]]:
     """(group, name -> job message, `enabled` present only when the file sets it).
 
-    Raises InvalidInput naming `where`, the job and the key for anything malformed.
+    A `script = "path"` (relative to `base`, the file's folder) is read here and the job
+    points at its digest; its body goes into `bodies` (digest -> (name, body)) for
+    `push` to upload. Raises InvalidInput naming `where`, the job and the key for
+    anything malformed.
     """
     unknown = sorted(set(doc) - {"group", "jobs"})
     if unknown:
@@ -85,16 +96,42 @@ def desired_jobs(doc: Mapping[str, Any], *, where: str) -> tuple[str | None, dic
             raise InvalidInput(f"{where}: jobs.{name} must be a table")
         if "group" in opts:
             raise InvalidInput(f"{where}: jobs.{name}: group is set once, at the top")
-        if "command" not in opts and "sql" not in opts and "sql_file" not in opts:
-            raise InvalidInput(f"{where}: jobs.{name}: command (or sql) is required")
+        if not {"command", "script", "sql", "sql_file"} & set(opts):
+            raise InvalidInput(f"{where}: jobs.{name}: command, script or sql is required")
         job = pb.Job(name=name, owner=owner)
         try:
             apply_options(job, opts)
+            _script(job, opts, base, bodies)
             _normalised(job, enabled=True)  # every server limit, checked before sending
         except InvalidInput as exc:
             raise InvalidInput(f"{where}: jobs.{name}: {exc}", field=exc.field) from None
         jobs[name] = job
     return group, jobs
+
+
+def _script(
+    job: pb.Job,
+    opts: Mapping[str, Any],
+    base: Path | None,
+    bodies: dict[str, tuple[str, bytes]] | None,
+) -> None:
+    path = opts.get("script")
+    if path is None:
+        if opts.get("interpreter") is not None:
+            raise InvalidInput("interpreter: needs a script", field="interpreter")
+        return
+    if not isinstance(path, str):
+        raise InvalidInput("script: expected a file path", field="script")
+    interpreter = opts.get("interpreter")
+    if interpreter is not None and not isinstance(interpreter, str):
+        raise InvalidInput("interpreter: expected a command line", field="interpreter")
+    file = Path(path) if base is None else base / path
+    body, argv = read_script(file, interpreter)
+    digest = digest_of(body)
+    job.script.digest = digest
+    job.script.interpreter.extend(argv)
+    if bodies is not None:
+        bodies[digest] = (file.name, body)
 
 
 def _normalised(job: pb.Job, *, enabled: bool) -> pb.Job:
@@ -152,9 +189,18 @@ def plan(
     return Plan(changes=changes, unchanged=unchanged)
 
 
-async def push(client: Client, changes: list[Change]) -> None:
-    """Sends each change, in order; stops at the first refusal (GRPCError)."""
+async def push(
+    client: Client, changes: list[Change], bodies: Mapping[str, tuple[str, bytes]] | None = None
+) -> None:
+    """Sends each change, in order, uploading a script body before the job that runs
+    it; stops at the first refusal (GRPCError)."""
     for change in changes:
+        script = change.job.script.digest if change.job.HasField("script") else ""
+        if change.action != "delete" and script and bodies and script in bodies:
+            name, body = bodies[script]
+            await client.scripts.UploadScript(
+                pb.UploadScriptRequest(body=body, name=name, owner=change.job.owner)
+            )
         if change.action == "create":
             await client.jobs.Create(pb.CreateJobRequest(job=change.job))
         elif change.action == "update":
@@ -198,7 +244,8 @@ def apply(ctx: click.Context, path: Path, dry_run: bool, prune: bool) -> None:
     """
     try:
         doc = load_file(path)
-        group, wanted = desired_jobs(doc, where=str(path))
+        bodies: dict[str, tuple[str, bytes]] = {}
+        group, wanted = desired_jobs(doc, where=str(path), base=path.parent, bodies=bodies)
     except InvalidInput as exc:
         fail(str(exc), EXIT_USAGE)
     enabled_keys = {n for n, t in doc.get("jobs", {}).items() if "enabled" in t}
@@ -207,7 +254,7 @@ def apply(ctx: click.Context, path: Path, dry_run: bool, prune: bool) -> None:
         owner = f"group:{group}" if group else f"user:{caller_name(target)}"
         result = plan(await list_jobs(client, owner), wanted, enabled_keys, prune=prune)
         if not dry_run:
-            await push(client, result.changes)
+            await push(client, result.changes, bodies)
         return result
 
     print_plan(call(ctx, body), dry_run)

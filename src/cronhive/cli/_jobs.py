@@ -29,6 +29,7 @@ from cronhive.cli._output import (
     when,
 )
 from cronhive.cli._runs import print_or_follow
+from cronhive.cli._scripts import attach_script
 from cronhive.errors import InvalidInput
 
 __all__ = ["list_jobs"]
@@ -42,6 +43,15 @@ def _options(flags: dict[str, Any], command: tuple[str, ...]) -> dict[str, Any]:
     opts["env"] = env_pairs(flags["env"]) or None
     opts["command"] = list(command) or None
     return opts
+
+
+async def _script(client: Client, job: pb.Job, opts: dict[str, Any]) -> set[str]:
+    try:
+        return await attach_script(client, job, opts)
+    except InvalidInput as exc:
+        key = (exc.field or "").replace("_", "-")
+        message = str(exc).removeprefix(f"{exc.field}: ")
+        fail(f"--{key}: {message}" if key in ("script", "interpreter") else message, EXIT_USAGE)
 
 
 def _apply(job: pb.Job, opts: dict[str, Any]) -> set[str]:
@@ -59,19 +69,24 @@ def _apply(job: pb.Job, opts: dict[str, Any]) -> set[str]:
 @click.argument("command", nargs=-1)
 @click.pass_context
 def add(ctx: click.Context, /, name: str, command: tuple[str, ...], **flags: Any) -> None:
-    """Add job NAME running CMD (or SQL) on a schedule (or only when triggered).
+    """Add job NAME running CMD (a stored --script, or SQL) on a schedule (or only when
+    triggered, without one).
 
     \b
     cronhive add backup --cron '0 3 * * *' --tz Europe/Berlin -- /usr/local/bin/backup.sh
     cronhive add poll --every 5m --timeout 1m -- curl -fsS https://example.org/
+    cronhive add report --cron @daily --script report.py
     cronhive add vacuum --cron '0 3 * * *' --sql 'VACUUM big' --database wh --role etl --autocommit
     """
-    if not command and flags.get("sql") is None and flags.get("sql_file") is None:
-        fail("give a command after -- or --sql/--sql-file", EXIT_USAGE)
+    given = [flags.get(k) for k in ("script", "sql", "sql_file")]
+    if not command and all(v is None for v in given):
+        fail("give a command after --, --script PATH or --sql/--sql-file", EXIT_USAGE)
     job = pb.Job(name=name, enabled=True)
-    _apply(job, _options(flags, command))
+    opts = _options(flags, command)
+    _apply(job, opts)
 
     async def body(client: Client, _: Target) -> pb.Job:
+        await _script(client, job, opts)
         return await client.jobs.Create(pb.CreateJobRequest(job=job))
 
     created = call(ctx, body)
@@ -90,7 +105,7 @@ def edit(ctx: click.Context, /, ref: str, command: tuple[str, ...], **flags: Any
 
     async def body(client: Client, target: Target) -> pb.Job:
         job = await find_job(client, ref, caller_name(target))
-        paths = _apply(job, opts)
+        paths = _apply(job, opts) | await _script(client, job, opts)
         if not paths:
             fail("nothing to change: give at least one flag or a command", EXIT_USAGE)
         request = pb.UpdateJobRequest(job=job, update_mask=FieldMask(paths=sorted(paths)))
@@ -173,13 +188,25 @@ def ls(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @click.argument("ref", metavar="NAME")
 @_json
+@click.option("--script", "body_only", is_flag=True, help="Print the job's script body.")
 @click.pass_context
-def show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """Show every field of job NAME."""
+def show(ctx: click.Context, ref: str, as_json: bool, body_only: bool) -> None:
+    """Show every field of job NAME (or, with --script, the script it runs)."""
 
     async def body(client: Client, target: Target) -> pb.Job:
         return await find_job(client, ref, caller_name(target))
 
+    async def script(client: Client, target: Target) -> bytes:
+        job = await find_job(client, ref, caller_name(target))
+        if not job.HasField("script"):
+            fail(f"{job.name} runs a command, not a stored script", EXIT_USAGE)
+        reply = await client.scripts.GetScript(pb.GetScriptRequest(digest=job.script.digest))
+        return reply.body
+
+    if body_only:
+        sys.stdout.buffer.write(call(ctx, script))
+        sys.stdout.buffer.flush()
+        return
     job = call(ctx, body)
     d = job_dict(job)
     if as_json:
@@ -196,6 +223,14 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
             "id": job.id,
             "owner": job.owner,
             "command": command,
+            **(
+                {
+                    "script": f"{job.script.name} (sha256 {job.script.digest[:16]}, "
+                    f"{job.script.size} bytes), run with {' '.join(job.script.interpreter)}"
+                }
+                if job.HasField("script")
+                else {}
+            ),
             "schedule": _schedule_words(job)
             + (f"  [{job.schedule.kind} {job.schedule.expression}]" if d["schedule"] else ""),
             "enabled": "yes" if job.enabled else "no (paused)",

@@ -37,7 +37,7 @@ KEYS = frozenset(
     {
         "command", "shell", "cron", "every", "offset", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
-        "run_as", "group", "description", "enabled",
+        "run_as", "group", "description", "enabled", "script", "interpreter",
         "sql", "sql_file", "database", "role", "autocommit",
     }
 )  # fmt: skip
@@ -287,6 +287,16 @@ def job_options(func: F) -> F:
         click.option("--group", metavar="G", help="Owned by group G instead of you."),
         click.option("--description", metavar="TEXT"),
         click.option("--shell/--no-shell", default=None, help="Run CMD as one sh script."),
+        click.option(
+            "--script",
+            metavar="PATH",
+            help="Upload this script and run it (CMD: its arguments); see docs/blobs.md.",
+        ),
+        click.option(
+            "--interpreter",
+            metavar="CMD",
+            help="What runs the script (python3, ruby, bash, sh...) [its #! line].",
+        ),
         *sql_options(),
     ]
     for option in reversed(options):

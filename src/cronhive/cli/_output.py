@@ -129,6 +129,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "tags": list(job.target_tags),
         "description": job.description,
         "run_as": job.run_as or None,
+        "script": _script(job),
         "next_fire_at": _ts(job, "next_fire_at"),
         "last_run_at": _ts(job, "last_run_at"),
         "last_state": job.last_state or None,
@@ -162,7 +163,15 @@ def execution_dict(e: pb.Execution) -> dict[str, Any]:
         "stdout_bytes": e.stdout_bytes,
         "stderr_bytes": e.stderr_bytes,
         "output_capped": e.output_capped,
+        "script": _script(e),
     }
+
+
+def _script(msg: pb.Job | pb.Execution) -> dict[str, Any] | None:
+    if not msg.HasField("script"):
+        return None
+    s = msg.script
+    return {"digest": s.digest, "interpreter": list(s.interpreter), "name": s.name, "size": s.size}
 
 
 def node_dict(n: pb.Node) -> dict[str, Any]:

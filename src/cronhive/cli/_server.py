@@ -65,6 +65,21 @@ from cronhive.errors import CronhiveError, InvalidInput
     help="How runs are isolated from the node [bwrap]; none runs them as the node's own "
     "processes (see docs/security.md).",
 )
+@click.option(
+    "--blobs",
+    envvar="CRONHIVE_BLOBS",
+    type=click.Choice(["local", "s3"]),
+    help="Where scripts and archived output live [$CRONHIVE_BLOBS, local]; see docs/blobs.md.",
+)
+@click.option(
+    "--blobs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The local blob directory [DATA_DIR/blobs].",
+)
+@click.option("--s3-endpoint", envvar="CRONHIVE_S3_ENDPOINT", help="S3 endpoint URL [AWS].")
+@click.option("--s3-bucket", envvar="CRONHIVE_S3_BUCKET", help="S3 bucket.")
+@click.option("--s3-prefix", envvar="CRONHIVE_S3_PREFIX", help="Key prefix in the bucket.")
+@click.option("--s3-region", envvar="CRONHIVE_S3_REGION", help="S3 region.")
 @click.option("--run-user", help="On a root node, whom runs without run_as run as [nobody].")
 @click.option(
     "--log-level",

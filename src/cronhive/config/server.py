@@ -20,6 +20,7 @@ from cronhive.sqljobs._targets import SqlTarget, parse_databases
 DEFAULT_LISTEN = "127.0.0.1:7433"
 DEFAULT_WEB = "127.0.0.1:7434"
 ISOLATION = ("bwrap", "none")
+BLOBS = ("local", "s3")
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=-]{0,62}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
@@ -48,6 +49,21 @@ class ServerConfig:
     run_user: str = "nobody"  # whom runs without run_as run as, on a root node
     # [databases.NAME]: where SQL jobs may run (docs/sql-jobs.md); no secrets held here.
     databases: Mapping[str, SqlTarget] = field(default_factory=dict)
+    # Blob store (scripts, output archive): "local" (blobs_dir) or "s3" (s3_* below).
+    blobs: str = "local"
+    blobs_dir: Path | None = None  # None: data_dir/blobs
+    s3_endpoint: str | None = None  # None: AWS itself; e.g. http://127.0.0.1:9000
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    # None: from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    script_max_bytes: int = 1024 * 1024  # largest script body accepted
+    # Retention (engine.retention): 0 turns a rule off.
+    retain_days: float = 30.0  # runs queued longer ago (each job's newest run stays)
+    retain_runs_per_job: int = 1000  # runs kept per job, newest first
+    retain_event_days: float = 30.0
 
     @property
     def db_url(self) -> str:
@@ -66,6 +82,14 @@ class ServerConfig:
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.blobs_dir or self.data_dir / "blobs"
+
+    @property
+    def script_cache_dir(self) -> Path:
+        return self.data_dir / "scripts"
 
     @property
     def node_name(self) -> str:
@@ -133,7 +157,7 @@ def load_server_config(path: Path | None, **flags: Any) -> ServerConfig:
 def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if key in ("certs_dir", "policy"):
+        if key in ("certs_dir", "policy", "blobs_dir"):
             out[key] = Path(value)
         elif key == "tags":
             out[key] = parse_tags(value)
@@ -146,7 +170,21 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             if not _NAME.fullmatch(str(value)):
                 raise InvalidInput(f"name: bad node name {value!r}", field="name")
             out[key] = str(value)
-        elif key in ("capacity", "output_cap"):
+        elif key == "blobs":
+            if value not in BLOBS:
+                raise InvalidInput(
+                    f"blobs: expected one of {', '.join(BLOBS)}, got {value!r}", field=key
+                )
+            out[key] = value
+        elif key.startswith("s3_"):
+            if not isinstance(value, str):
+                raise InvalidInput(f"{key}: expected a string", field=key)
+            out[key] = value
+        elif key in ("retain_days", "retain_event_days"):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(f"{key}: expected days >= 0 (0: keep forever)", field=key)
+            out[key] = float(value)
+        elif key in ("capacity", "output_cap", "script_max_bytes", "retain_runs_per_job"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidInput(f"{key}: expected a whole number >= 0", field=key)
             out[key] = value
@@ -175,4 +213,7 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             out[key] = parse_databases(value)
         else:
             out[key] = value
-    return replace(config, **out)
+    config = replace(config, **out)
+    if config.blobs == "s3" and not config.s3_bucket:
+        raise InvalidInput("blobs = s3 needs s3_bucket", field="s3_bucket")
+    return config

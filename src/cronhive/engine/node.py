@@ -27,6 +27,9 @@ from pathlib import Path
 from uuid import UUID
 
 from cronhive import runner, sqljobs
+from cronhive.blobs import BlobStore
+from cronhive.blobs.scripts import DEFAULT_MAX_BYTES as DEFAULT_SCRIPT_MAX
+from cronhive.blobs.scripts import ScriptCache
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
 from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory
@@ -35,7 +38,7 @@ from cronhive.engine.scheduler import Scheduler
 from cronhive.engine.watchdog import Watchdog
 from cronhive.engine.worker import Worker
 from cronhive.errors import CronhiveError, Fenced
-from cronhive.model import Node
+from cronhive.model import Node, Outcome
 from cronhive.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,10 @@ class NodeConfig:
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
+    blobs: BlobStore | None = None  # scripts and the output archive (None: neither)
+    script_max_bytes: int = DEFAULT_SCRIPT_MAX
+    script_cache_dir: Path | None = None  # where fetched scripts are kept (verified)
+    after_run: Callable[[UUID, Outcome], None] | None = None  # an end is recorded (archive)
 
 
 @dataclass(kw_only=True)
@@ -104,6 +111,12 @@ class NodeProcess:
             watchdog=self.watchdog,
             node_name=config.name,
             sql=config.sql,
+            scripts=(
+                ScriptCache(config.blobs, config.script_cache_dir)
+                if config.blobs is not None and config.script_cache_dir is not None
+                else None
+            ),
+            on_finished=config.after_run,
         )
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()

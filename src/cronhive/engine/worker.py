@@ -18,11 +18,13 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
 from cronhive import runner, sqljobs
 from cronhive.auth.policy import DEFAULT_POLICY
+from cronhive.blobs.scripts import ScriptCache
 from cronhive.engine.clock import Clock
 from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
@@ -62,6 +64,8 @@ class Worker:
         watchdog: Watchdog | None = None,
         node_name: str = "",
         sql: sqljobs.SqlJobs | None = None,
+        scripts: ScriptCache | None = None,
+        on_finished: Callable[[UUID, Outcome], None] | None = None,
     ) -> None:
         self._store = store
         self._runner = procs
@@ -82,6 +86,8 @@ class Worker:
         self._suspects: set[UUID] = set()
         self.node_name = node_name
         self.claiming = True
+        self._scripts = scripts  # where stored scripts are fetched to (None: refused)
+        self._on_finished = on_finished  # after an end is recorded (the output archive)
 
     @property
     def free(self) -> int:
@@ -263,10 +269,12 @@ class Worker:
                 # Every attempt of one slot shares it: the next fences off a stale one.
                 slot=f"{execution.job_id or execution.owner}@{execution.scheduled_for.isoformat()}",
             )
+        argv, expose = await self._command(execution)
         return await self._runner.start(
             runner.RunSpec(
                 run_id=str(execution.id),
-                argv=spec.command,
+                argv=argv,
+                expose=expose,
                 shell=spec.shell,
                 env={**spec.env, **self._identity(execution)},
                 cwd=spec.cwd,
@@ -277,6 +285,17 @@ class Worker:
             ),
             sink=shipper,
         )
+
+    async def _command(self, execution: Execution) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+        """The argv, and the files the sandbox must show: a stored script is fetched
+        (verified, cached) and run as `interpreter... file args...`."""
+        script = execution.run.script
+        if script is None:
+            return execution.run.command, ()
+        if self._scripts is None:
+            raise CronhiveError("this node has no blob store to fetch scripts from")
+        path = await self._scripts.path(script)
+        return (*script.interpreter, str(path), *execution.run.command), (path,)
 
     def _identity(self, execution: Execution) -> dict[str, str]:
         """What a run knows of itself; CRONHIVE_FENCE lets its own resources refuse a
@@ -326,3 +345,5 @@ class Worker:
     ) -> None:
         if not await self._finisher.finish(execution.id, node_id, outcome, chunks):
             log.warning("run %s was given away meanwhile; its result is dropped", execution.id)
+        elif self._on_finished is not None:
+            self._on_finished(execution.id, outcome)

@@ -235,6 +235,7 @@ class RunHandle:
             spool_dir=spool_dir or Path("/nonexistent"),
             rlimits=rlimits,
             cgroup_procs=str(self._cgroup / "cgroup.procs") if self._cgroup else None,
+            expose=self.spec.expose,
         )
         self._popen = subprocess.Popen(
             self._spawn.argv,

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
 
 
@@ -95,6 +96,8 @@ class RunSpec:
     limits: Limits | None = None
     job_name: str | None = None
     output_cap: int | None = None
+    # Files the run must read although the sandbox hides their folder (its script).
+    expose: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -146,16 +146,26 @@ class Sandbox:
         cwd: str | None,
         rlimits: Sequence[str],
         cgroup_procs: str | None,
+        expose: Sequence[Path] = (),
     ) -> list[str]:
         """The command line that runs ``command`` sandboxed (see the module docstring).
 
         ``switch`` = (uid, gid, groups) the command takes; None keeps the node's.
-        ``rlimits``: ``ulimit`` option/value pairs for bash.
+        ``rlimits``: ``ulimit`` option/value pairs for bash. ``expose``: files the run
+        reads although a hidden folder covers them (its cached script, in the data dir):
+        each is bound in read-only at ``exposed_path(path)``, in the sandbox's own /tmp
+        (bubblewrap would make the folders of its own path 0700, unreadable to the run's
+        uid), and arguments naming it are changed to that path.
         """
+        shown: list[str] = []
+        for path in expose:
+            shown += ["--ro-bind", str(path), exposed_path(path)]
+        moved = {str(p): exposed_path(p) for p in expose}
+        command = [moved.get(arg, arg) for arg in command]
         uid, gid, groups = ("", "", "") if switch is None else _ids(switch)
         return [
             self.bash, "-c", TRAMPOLINE, "sandbox", cgroup_procs or "", *rlimits, "--",
-            *_bwrap_args(self, spool_dir), "--",
+            *_bwrap_args(self, spool_dir), *shown, "--",
             self.perl, "-e", REPORTER, str(status_fd), str(env_fd), uid, gid, groups,
             cwd or "", *command,
         ]  # fmt: skip
@@ -164,6 +174,11 @@ class Sandbox:
     def environment() -> dict[str, str]:
         """What bash, bwrap and the reporter see (never the run's: they may be root)."""
         return dict(_CLEAN_ENV)
+
+
+def exposed_path(path: Path) -> str:
+    """Where an exposed file appears inside the sandbox."""
+    return f"/tmp/cronhive-{path.name}"  # noqa: S108 - the sandbox's private /tmp
 
 
 def _ids(switch: tuple[int, int, Sequence[int]]) -> tuple[str, str, str]:
@@ -334,6 +349,7 @@ def prepare(
     spool_dir: Path,
     rlimits: Sequence[str],
     cgroup_procs: str | None,
+    expose: Sequence[Path] = (),
 ) -> Spawn:
     """Pipes and the environment memfd for one sandboxed run, and its command line."""
     r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -359,6 +375,7 @@ def prepare(
             cwd=cwd,
             rlimits=rlimits,
             cgroup_procs=cgroup_procs,
+            expose=expose,
         )
     except BaseException:
         for fd in (r, w, e):

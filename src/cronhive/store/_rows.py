@@ -22,6 +22,7 @@ from cronhive.model import (
     RetryPolicy,
     RunSpec,
     RunState,
+    ScriptRef,
     SqlSpec,
     Stream,
 )
@@ -45,6 +46,7 @@ def run_values(run: RunSpec) -> dict[str, Any]:
         "target_tags": tags_value(run.target_tags),
         "output_cap": run.output_cap,
         "sql": _sql_value(run.sql),
+        **script_values(run.script),
     }
 
 
@@ -70,6 +72,28 @@ def _row_sql(value: Any) -> SqlSpec | None:
     )
 
 
+def script_values(script: ScriptRef | None) -> dict[str, Any]:
+    if script is None:
+        return dict.fromkeys(("script_digest", "script_interpreter", "script_name", "script_size"))
+    return {
+        "script_digest": script.digest,
+        "script_interpreter": list(script.interpreter),
+        "script_name": script.name,
+        "script_size": script.size,
+    }
+
+
+def row_to_script(row: Row) -> ScriptRef | None:
+    if row.get("script_digest") is None:
+        return None
+    return ScriptRef(
+        digest=row["script_digest"],
+        interpreter=tuple(row["script_interpreter"] or ()),
+        name=row["script_name"] or "",
+        size=row["script_size"] or 0,
+    )
+
+
 def row_to_run(row: Row) -> RunSpec:
     return RunSpec(
         command=tuple(row["command"]),
@@ -81,6 +105,7 @@ def row_to_run(row: Row) -> RunSpec:
         target_tags=frozenset(row["target_tags"]),
         output_cap=row["output_cap"],
         sql=_row_sql(row["sql"]),
+        script=row_to_script(row),
     )
 
 

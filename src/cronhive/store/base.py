@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from cronhive.model import (
@@ -67,6 +68,16 @@ class Finish:
     execution_id: UUID
     outcome: Outcome
     chunks: Sequence[OutputChunk] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScriptRecord:
+    """A script body someone stored (the body is in the blob store under its digest)."""
+
+    digest: str
+    owner: str
+    name: str
+    size: int
 
 
 class FiringBatch(abc.ABC):
@@ -380,3 +391,60 @@ class Store(abc.ABC):
         """The usable token with this id whose stored digest equals `digest` (compared
         in constant time), recording `last_used_at = now`. Raises `NotFound` alike for a
         missing, wrong, expired or revoked token."""
+
+    # --- blobs: scripts and archived output (cronhive.blobs) -----------------------
+
+    @abc.abstractmethod
+    async def add_script(
+        self, digest: str, *, owner: str, name: str, size: int, now: datetime
+    ) -> None:
+        """Records that `owner` stored the script body `digest` (already in the blob
+        store); storing the same body again changes nothing."""
+
+    @abc.abstractmethod
+    async def find_script(self, digest: str, *, visible_to: Visibility) -> ScriptRecord:
+        """The script `digest` if one of `visible_to` stored it. Raises `NotFound`."""
+
+    @abc.abstractmethod
+    async def archive_output(
+        self, execution_id: UUID, *, manifest: dict[str, Any], now: datetime
+    ) -> bool:
+        """In one transaction: records where the run's output went (`manifest`, see
+        cronhive.blobs.archive) and deletes its chunks. Call only once the archive is
+        verified. False (and nothing changed) if the run was archived already: the
+        caller's copy is surplus."""
+
+    @abc.abstractmethod
+    async def output_archive(self, execution_id: UUID) -> dict[str, Any] | None:
+        """The manifest of the run's archived output, or None if it is not archived."""
+
+    @abc.abstractmethod
+    async def unarchived_runs(
+        self, *, finished_before: datetime, limit: int = 16
+    ) -> Sequence[UUID]:
+        """Ended runs (before `finished_before`) whose output is still in chunks, oldest
+        first: what an archiver has left to do (a run whose node died, an outage)."""
+
+    # --- retention (engine.retention) ----------------------------------------------
+
+    @abc.abstractmethod
+    async def hold_task(self, task: str, *, node_id: UUID, ttl: float, now: datetime) -> bool:
+        """Takes or renews the cluster-wide lease on `task` for `ttl` seconds: True if
+        this node holds it now (it was free, expired, or this node's already)."""
+
+    @abc.abstractmethod
+    async def expired_runs(
+        self, *, older_than: datetime, keep_per_job: int, limit: int
+    ) -> list[UUID]:
+        """Up to `limit` ended runs past the policy: queued before `older_than`, or not
+        among the `keep_per_job` newest of their job. The newest run of every job is
+        never among them (however old), nor a queued or running one."""
+
+    @abc.abstractmethod
+    async def delete_runs(self, execution_ids: Collection[UUID]) -> int:
+        """Deletes these ended runs with their chunks and archive records, in one
+        transaction (active ones are left); returns how many runs went."""
+
+    @abc.abstractmethod
+    async def delete_events(self, *, older_than: datetime, limit: int) -> int:
+        """Deletes up to `limit` events from before `older_than`, oldest first."""

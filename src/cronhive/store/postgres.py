@@ -26,8 +26,10 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
 from cronhive.model import Execution, RunState
+from cronhive.store._blobrefs import BlobOps
 from cronhive.store._core import RUNNING, Tally, Tx, tallies
 from cronhive.store._errors import translating
+from cronhive.store._retention import RetentionOps
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Finish, Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
@@ -165,7 +167,7 @@ def _tally_stmt(found: Sequence[Tally]) -> Any:
     )
 
 
-class PostgresStore(SqlStore, TokenOps):
+class PostgresStore(SqlStore, TokenOps, BlobOps, RetentionOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(

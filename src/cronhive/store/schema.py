@@ -35,6 +35,11 @@ def _run_columns() -> list[sa.Column[object]]:
         sa.Column("run_as", sa.Text()),
         sa.Column("target_tags", tags_type(), nullable=False),
         sa.Column("output_cap", sa.BigInteger()),
+        # A stored script (RunSpec.script): its digest, interpreter argv, name and size.
+        sa.Column("script_digest", sa.Text()),
+        sa.Column("script_interpreter", json_type()),
+        sa.Column("script_name", sa.Text()),
+        sa.Column("script_size", sa.BigInteger()),
     ]
 
 
@@ -200,4 +205,36 @@ sa.Index(
     unique=True,
     postgresql_where=tokens.c.revoked_at.is_(None),
     sqlite_where=tokens.c.revoked_at.is_(None),
+)
+
+# Who may read which script body (the body itself is in the blob store, by digest): one
+# row per (digest, owner) that uploaded it; a digest nobody here owns answers not found.
+scripts = sa.Table(
+    "scripts",
+    metadata,
+    sa.Column("digest", sa.Text(), primary_key=True),
+    sa.Column("owner", sa.Text(), primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Cluster-wide chores one node at a time (retention): the node holding each, until when.
+maintenance = sa.Table(
+    "maintenance",
+    metadata,
+    sa.Column("task", sa.Text(), primary_key=True),
+    sa.Column("node_id", sa.Uuid(), nullable=False),
+    sa.Column("until", UTCDateTime(), nullable=False),
+)
+
+# A run's output once it is in the blob store: written only after the objects were
+# verified, and before the run's output_chunks rows are deleted (readers check it when
+# chunks run short). `manifest` locates every chunk (see cronhive.blobs.archive).
+output_archives = sa.Table(
+    "output_archives",
+    metadata,
+    sa.Column("execution_id", sa.Uuid(), primary_key=True),
+    sa.Column("archived_at", UTCDateTime(), nullable=False),
+    sa.Column("manifest", json_type(), nullable=False),
 )

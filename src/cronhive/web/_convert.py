@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from cronhive.errors import InvalidInput
-from cronhive.model import Execution, Job, Node, OutputChunk, SqlSpec
+from cronhive.model import Execution, Job, Node, OutputChunk, ScriptRef, SqlSpec
 
 __all__ = [
     "chunk_json",
@@ -57,6 +57,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": _t(job.created_at),
         "updated_at": _t(job.updated_at),
         "sql": sql_json(spec.run.sql),
+        "script": script_json(spec.run.script),
     }
 
 
@@ -72,6 +73,17 @@ def sql_json(sql: SqlSpec | None) -> dict[str, Any] | None:
     }
 
 
+def script_json(script: ScriptRef | None) -> dict[str, Any] | None:
+    if script is None:
+        return None
+    return {
+        "digest": script.digest,
+        "interpreter": list(script.interpreter),
+        "name": script.name,
+        "size": script.size,
+    }
+
+
 def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[str, Any]:
     return {
         "id": str(ex.id),
@@ -80,6 +92,7 @@ def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[s
         "owner": ex.owner,
         "command": list(ex.run.command),
         "sql": sql_json(ex.run.sql),
+        "script": script_json(ex.run.script),
         "state": str(ex.state),
         "reason": ex.reason,
         "attempt": ex.attempt,

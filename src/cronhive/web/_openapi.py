@@ -32,6 +32,14 @@ _INT = {"type": "integer"}
 _STATES = ["queued", "running", "succeeded", "failed", "timed_out", "stopped", "lost", "skipped"]
 
 SCHEMAS: dict[str, Any] = {
+    "Script": _obj(
+        {
+            "digest": _STR,
+            "interpreter": {"type": "array", "items": _STR},
+            "name": _STR,
+            "size": _INT,
+        }
+    ),
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -63,6 +71,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": _T,
             "updated_at": _T,
             "sql": _nullable({"$ref": "#/components/schemas/Sql"}),
+            "script": _nullable({"$ref": "#/components/schemas/Script"}),
         }
     ),
     "Run": _obj(
@@ -73,6 +82,7 @@ SCHEMAS: dict[str, Any] = {
             "owner": _STR,
             "command": {"type": "array", "items": _STR},
             "sql": _nullable({"$ref": "#/components/schemas/Sql"}),
+            "script": _nullable({"$ref": "#/components/schemas/Script"}),
             "state": {"type": "string", "enum": _STATES},
             "reason": _nullable(_STR),
             "attempt": _INT,

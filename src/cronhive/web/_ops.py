@@ -16,6 +16,8 @@ from uuid import UUID
 
 from cronhive.auth import Identity, Policy, check_run_as, visible_owners
 from cronhive.auth.authz import nodes_as_seen
+from cronhive.blobs import BlobStore
+from cronhive.blobs.scripts import fetch as fetch_script
 from cronhive.engine import runs
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
@@ -48,6 +50,7 @@ class Web:
     poll: float = POLL_SECONDS
     # Set when the server closes: live tails end instead of holding the shutdown up.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    blobs: BlobStore | None = None  # archived output (and script bodies)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -62,6 +65,17 @@ class Web:
             return await self.store.get_job(uuid, visible_to=visible_owners(who))
         except NotFound:
             raise NotFound("no such job") from None
+
+    async def script(self, who: Identity, job: Job) -> bytes:
+        """The body of the script `job` runs, if `who` may read it (owner, admins)."""
+        script = job.spec.run.script
+        if script is None or self.blobs is None:
+            raise NotFound("this job runs no stored script")
+        try:
+            await self.store.find_script(script.digest, visible_to=visible_owners(who))
+        except NotFound:
+            raise NotFound("no such script") from None
+        return await fetch_script(self.blobs, script.digest)
 
     async def runs(
         self,
@@ -167,5 +181,6 @@ class Web:
             follow=follow,
             closing=self.closing,
             poll=self.poll,
+            blobs=self.blobs,
         ):
             yield chunk

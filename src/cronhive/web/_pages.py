@@ -165,6 +165,17 @@ async def job_page(request: Request, web: Web, caller: Caller) -> Response:
     )
 
 
+async def job_script(request: Request, web: Web, caller: Caller) -> Response:
+    job = await web.job(caller.identity, request.path_params["job_id"])
+    body = await web.script(caller.identity, job)
+    # Shown, never run or rendered by the browser: plain text, no sniffing.
+    return Response(
+        body,
+        media_type="text/plain; charset=utf-8",
+        headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"},
+    )
+
+
 async def job_action(request: Request, web: Web, caller: Caller) -> Response:
     job = await web.job(caller.identity, request.path_params["job_id"])
     action = request.path_params["action"]
@@ -237,6 +248,7 @@ def routes() -> list[Route]:
         Route("/signout", page(signout), methods=["POST"]),
         Route("/jobs", page(jobs_page), methods=["GET"]),
         Route("/jobs/{job_id}", page(job_page), methods=["GET"]),
+        Route("/jobs/{job_id}/script", page(job_script), methods=["GET"]),
         Route("/jobs/{job_id}/{action}", page(job_action), methods=["POST"]),
         Route("/runs/{run_id}", page(run_page), methods=["GET"]),
         Route("/runs/{run_id}/stop", page(stop_run), methods=["POST"]),

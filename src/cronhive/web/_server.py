@@ -107,7 +107,14 @@ class WebService:
             raise
 
     async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
-        web = Web(store=ctx.store, clock=ctx.clock, hub=ctx.hub, policy=self.policy, poll=self.poll)
+        web = Web(
+            store=ctx.store,
+            clock=ctx.clock,
+            hub=ctx.hub,
+            policy=self.policy,
+            poll=self.poll,
+            blobs=ctx.config.blobs,
+        )
         self.web = web
         config = _Config(web_ssl_context(self.certs))
         sock = _bind(self.host, self.port)

@@ -1,7 +1,7 @@
 """sql jobs: RunSpec.sql on jobs and executions; job and run events on cronhive_events
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-01
 
 On PostgreSQL a trigger sends every job.* and run.* event row as JSON on the channel
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

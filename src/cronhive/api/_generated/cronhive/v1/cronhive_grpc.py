@@ -360,3 +360,47 @@ class TokenServiceStub:
             cronhive.api._generated.cronhive.v1.cronhive_pb2.RevokeTokenRequest,
             cronhive.api._generated.cronhive.v1.cronhive_pb2.Token,
         )
+
+
+class ScriptServiceBase(abc.ABC):
+
+    @abc.abstractmethod
+    async def UploadScript(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.UploadScriptRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.ScriptRef]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def GetScript(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.GetScriptRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.ScriptBody]') -> None:
+        pass
+
+    def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
+        return {
+            '/cronhive.v1.ScriptService/UploadScript': grpclib.const.Handler(
+                self.UploadScript,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.UploadScriptRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.ScriptRef,
+            ),
+            '/cronhive.v1.ScriptService/GetScript': grpclib.const.Handler(
+                self.GetScript,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.GetScriptRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.ScriptBody,
+            ),
+        }
+
+
+class ScriptServiceStub:
+
+    def __init__(self, channel: grpclib.client.Channel) -> None:
+        self.UploadScript = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.ScriptService/UploadScript',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.UploadScriptRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.ScriptRef,
+        )
+        self.GetScript = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.ScriptService/GetScript',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.GetScriptRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.ScriptBody,
+        )
