@@ -59,7 +59,10 @@ class LeaseKeeper:
         self._watchdog = watchdog
         self._clock = clock
         self._deliver = deliver
-        self._stall_after = max(1.0, ttl / 2)
+        # Generous: on a loaded host one turn of a busy loop can take seconds (seen: 3.8 s
+        # at load 9 on 2 cores), and a slow node is not a stuck one. A stuck one still
+        # loses its runs, two leases later.
+        self._stall_after = max(2.0, 2 * ttl)
         self._pulse = time.monotonic()
         self._node_id: UUID | None = None  # None: not registered; nothing to renew
         self._loop: asyncio.AbstractEventLoop | None = None
