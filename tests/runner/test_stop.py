@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 
 import psutil
 
@@ -109,13 +110,17 @@ def _tagged_alive(run_id: str) -> list[psutil.Process]:
 
 
 async def test_escaped_pipe_holder_does_not_hang_the_run(runner: Runner) -> None:
-    # a setsid'ed child keeps stdout open after the leader exits: the run still ends
-    h = await runner.start(RunSpec(run_id="r", argv=["setsid sleep 60 & echo started"], shell=True))
+    # a setsid'ed child keeps stdout open after the leader exits: the run still ends.
+    # A run id of its own: another test's leftover must not count as this one's.
+    run_id = f"escaped-{uuid.uuid4().hex[:8]}"
+    h = await runner.start(
+        RunSpec(run_id=run_id, argv=["setsid sleep 60 & echo started"], shell=True)
+    )
     res = await asyncio.wait_for(h.wait(), 5)
     assert res.state is RunState.SUCCEEDED
     assert b"".join([d async for d in h.follow(Stream.STDOUT)]) == b"started\n"
     await h.stop(0)  # kills the escaped sleep by its environment mark
-    assert not [p for p in psutil.process_iter(["environ"]) if _tagged(p, "r")]
+    assert not _tagged_alive(run_id)
 
 
 def _tagged(p: psutil.Process, run_id: str) -> bool:
