@@ -32,6 +32,7 @@ from cronhive.engine.worker import Worker
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Node
 from cronhive.store import Store
+from cronhive.store.base import RunCaps
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class NodeConfig:
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
     output_cap: int = DEFAULT_OUTPUT_CAP
     sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
+    caps: RunCaps | None = None  # per-owner caps on running runs (None: no caps)
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
@@ -93,6 +95,7 @@ class NodeProcess:
             output_cap=config.output_cap,
             watchdog=self.watchdog,
             node_name=config.name,
+            caps=config.caps,
         )
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()

@@ -28,6 +28,7 @@ from cronhive.engine.watchdog import Watchdog
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Execution, Outcome, RunState
 from cronhive.store import Store
+from cronhive.store.base import RunCaps
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Worker:
         output_cap: int,
         watchdog: Watchdog | None = None,
         node_name: str = "",
+        caps: RunCaps | None = None,
     ) -> None:
         self._store = store
         self._runner = procs
@@ -65,6 +67,7 @@ class Worker:
         self._reserved = 0
         self._suspects: set[UUID] = set()
         self.node_name = node_name
+        self.caps = caps  # per-owner caps on running runs (the policy's concurrent_runs)
         self.claiming = True
 
     @property
@@ -101,7 +104,7 @@ class Worker:
             if room:
                 try:
                     claimed = await self._store.claim(
-                        self._node_id(), self.tags, room, self._clock.now()
+                        self._node_id(), self.tags, room, self._clock.now(), caps=self.caps
                     )
                 except Fenced:
                     claimed = []  # the heartbeat re-registers the node

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from cronhive.model import Event, Execution, Job, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._core import ACTIVE, QUEUED, RUNNING, Tx, visible
-from cronhive.store.base import FiringBatch, Visibility
+from cronhive.store._fair import fair_pick
+from cronhive.store.base import FiringBatch, RunCaps, Visibility
 from cronhive.store.schema import events, executions, jobs
 
 if TYPE_CHECKING:
@@ -153,10 +154,18 @@ class SqlBatch(FiringBatch):
         self._tx.note("jobs")
 
     async def claim(
-        self, execution_ids: Collection[UUID], node_id: UUID, now: datetime
+        self,
+        execution_ids: Collection[UUID],
+        node_id: UUID,
+        now: datetime,
+        *,
+        caps: RunCaps | None = None,
     ) -> list[Execution]:
         if not execution_ids:
             return []
-        claimed = await self._store._claim(self._tx, list(execution_ids), node_id, now)
+        pick: Any = list(execution_ids)
+        if caps is not None:  # only then is the ranking worth its cost on every tick
+            pick = fair_pick(eligible=lambda _: sa.true(), limit=len(pick), caps=caps, only=pick)
+        claimed = await self._store._claim(self._tx, pick, node_id, now)
         self.unclaimed.difference_update(ex.id for ex in claimed)
         return claimed

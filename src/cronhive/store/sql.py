@@ -30,9 +30,17 @@ from cronhive.model import (
 )
 from cronhive.store import _rows as rows
 from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, job_tally, visible
+from cronhive.store._fair import fair_pick
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
-from cronhive.store.base import Finish, FiringBatch, RetryDecider, Visibility
+from cronhive.store.base import (
+    Finish,
+    FiringBatch,
+    RetryDecider,
+    RunCaps,
+    Usage,
+    Visibility,
+)
 from cronhive.store.schema import events, executions, jobs, output_chunks
 
 
@@ -270,24 +278,37 @@ class SqlStore(NodeOps):
         return await self._fence_claimed(tx, claimed)
 
     async def claim(
-        self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
+        self,
+        node_id: UUID,
+        tags: frozenset[str],
+        limit: int,
+        now: datetime,
+        *,
+        caps: RunCaps | None = None,
     ) -> list[Execution]:
-        c = executions.alias("pick").c  # an alias: never correlated with the UPDATE
-        pick = (
-            sa.select(c.id)
-            .where(c.state == QUEUED, c.not_before <= now, self._tags_subset(c.target_tags, tags))
-            .order_by(c.not_before, c.queued_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            # Materialised: PostgreSQL may otherwise re-run the LIMITed subquery per row.
-            .cte("picked")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
+        def eligible(pick: Any) -> Any:
+            return sa.and_(pick.c.not_before <= now, self._tags_subset(pick.c.target_tags, tags))
+
+        pick = fair_pick(eligible=eligible, limit=limit, caps=caps)
         async with self._write() as tx:
-            claimed = await self._claim(tx, sa.select(pick.c.id), node_id, now)
+            claimed = await self._claim(tx, pick, node_id, now)
             if not claimed:
                 await self._check_alive(tx, node_id, now)
         return sorted(claimed, key=lambda e: (e.not_before, e.queued_at))
+
+    async def usage(self, owner: str) -> Usage:
+        e = executions.c
+        count_runs = sa.select(e.state, sa.func.count().label("n")).where(
+            e.owner == owner, e.state.in_((QUEUED, RUNNING))
+        )
+        runs = {r["state"]: r["n"] for r in await self._read(count_runs.group_by(e.state))}
+        jobs_of = sa.select(sa.func.count().label("n")).where(jobs.c.owner == owner)
+        [found] = await self._read(jobs_of.select_from(jobs))
+        return Usage(
+            jobs=int(found["n"]),
+            queued=int(runs.get(QUEUED, 0)),
+            running=int(runs.get(RUNNING, 0)),
+        )
 
     async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
         c = executions.c

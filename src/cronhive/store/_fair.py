@@ -1,0 +1,101 @@
+"""Which queued runs a claim takes: interleaved across owners, within their caps.
+
+Each candidate gets a *load*: its owner's running runs plus its place in that owner's
+queue (1 for the owner's oldest queued run). Taking candidates in order of load (then
+oldest first) interleaves owners: one owner's hundred queued runs have loads r+1 ..
+r+100, another's single run has load 1, so it goes after at most one of them. A cap
+keeps only candidates whose load is within it.
+
+PostgreSQL refuses `FOR UPDATE` in a query with a window function, so the pick is two
+levels: a materialised CTE ranks the candidates (no locks), and the outer SELECT locks
+the best of them `FOR UPDATE SKIP LOCKED` (re-checking they are still queued), taking
+`limit` in load order from a pool of a few times `limit`, so rows another node has
+locked are stepped over instead of leaving this claim short. SQLite serialises writers,
+so the same statement (its `FOR UPDATE` compiles to nothing) is exact there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.sql import ColumnElement
+
+from cronhive.store._core import QUEUED, RUNNING
+from cronhive.store.base import RunCaps
+from cronhive.store.schema import executions
+
+# Stands for "no cap" inside SQL (a load never gets near it).
+_NO_CAP = 2**62
+# Candidates ranked per claimed row: room to step over rows other nodes hold locked.
+_POOL = 4
+
+
+def _cap(owner: Any, caps: RunCaps) -> ColumnElement[int]:
+    named = {o: _NO_CAP if c is None else c for o, c in sorted(caps.owners.items())}
+    default = _NO_CAP if caps.default is None else caps.default
+    if not named:
+        return sa.literal(default, sa.BigInteger)
+    return sa.case(named, value=owner, else_=sa.literal(default, sa.BigInteger))
+
+
+def fair_pick(
+    *,
+    eligible: Callable[[Any], ColumnElement[bool]],
+    limit: int,
+    caps: RunCaps | None,
+    only: Collection[UUID] | None = None,
+) -> sa.Select[Any]:
+    """A SELECT of the ids to claim, locked on PostgreSQL: at most `limit` queued runs
+    for which `eligible(table)` holds (the caller's condition on not_before and tags, over
+    the candidate table it is given), in load order,
+    within `caps`; with `only`, just those ids (the scheduler's fast path)."""
+    e = executions.alias("busy")
+    running = (
+        sa.select(e.c.owner, sa.func.count().label("n"))
+        .where(e.c.state == RUNNING)
+        .group_by(e.c.owner)
+        .cte("running")
+    )
+    q = executions.alias("pick")
+    place = sa.func.row_number().over(
+        partition_by=q.c.owner, order_by=(q.c.not_before, q.c.queued_at)
+    )
+    ranked = (
+        sa.select(
+            q.c.id,
+            q.c.owner,
+            q.c.not_before,
+            q.c.queued_at,
+            (place + sa.func.coalesce(running.c.n, 0)).label("load"),
+        )
+        .select_from(q.outerjoin(running, running.c.owner == q.c.owner))
+        .where(q.c.state == QUEUED, eligible(q))
+        .subquery("ranked")
+    )
+    pool = sa.select(ranked.c.id, ranked.c.load, ranked.c.not_before, ranked.c.queued_at)
+    if caps is not None:
+        pool = pool.where(ranked.c.load <= _cap(ranked.c.owner, caps))
+    if only is not None:
+        pool = pool.where(ranked.c.id.in_(sorted(only)))
+    best = (
+        pool.order_by(ranked.c.load, ranked.c.not_before, ranked.c.queued_at, ranked.c.id)
+        .limit(limit * _POOL)
+        .cte("best")
+        .prefix_with("MATERIALIZED", dialect="postgresql")  # rank once, not per row
+    )
+    x = executions.alias("take")
+    picked = (
+        sa.select(x.c.id)
+        .join(best, best.c.id == x.c.id)
+        .where(x.c.state == QUEUED)
+        .order_by(best.c.load, best.c.not_before, best.c.queued_at, best.c.id)
+        .limit(limit)
+        .with_for_update(of=x, skip_locked=True)
+        # Materialised: PostgreSQL may otherwise re-run the LIMITed subquery per row.
+        .cte("picked")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return sa.select(picked.c.id)
