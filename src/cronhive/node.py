@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
+from cronhive.auth.quotas import run_caps
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
@@ -170,6 +171,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
+                caps=run_caps(policy),
                 extra=tuple(services),
             ),
         )

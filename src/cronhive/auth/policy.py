@@ -14,12 +14,26 @@ TOML, read with tomllib::
     roles = ["scheduler", "admin"]
     run_as = ["backup"]        # jobs owned by group:ops may run as backup
 
+    [limits]                   # per-owner limits of everyone (these are the defaults)
+    concurrent_runs = 32       # a whole number, or "unlimited"
+    queued_runs = 500
+    jobs = 500
+    shortest_interval = "1m"   # a duration, or "unlimited"
+    admins_exempt = true       # owners with the admin role have no limits
+
+    [users.bob.limits]         # bob's own (what it names replaces the above)
+    concurrent_runs = 4
+
 Without a policy file the default applies (`DEFAULT_POLICY`, see docs/security.md): user
 ``admin`` and group ``admins`` are admins, every authenticated user is a scheduler, and
 nobody has run_as grants. With a file, only what it says applies: a missing
 ``[defaults]`` means no roles for everybody.
 
 ``run_as = ["*"]`` grants every OS user except root; root (or uid 0) only when listed.
+
+Limits apply per owner: a group-owned job counts for the group, not for its creator.
+Without ``[limits]`` (and without a file) the defaults apply; an owner's own ``limits``
+table wins over the admin exemption, so an admin may also be given limits.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cronhive.auth._limits import DEFAULT_LIMITS, UNLIMITED, Limits, parse_limits
 from cronhive.auth.certs import validate_name
 from cronhive.auth.identity import Identity, Role
 from cronhive.errors import InvalidInput
@@ -39,7 +54,9 @@ __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_POLICY_TOML",
     "ROOT_NAMES",
+    "UNLIMITED",
     "Grant",
+    "Limits",
     "Policy",
     "load_policy",
     "parse_policy",
@@ -66,6 +83,7 @@ class Grant:
     roles: frozenset[Role] = field(default_factory=frozenset)
     groups: frozenset[str] = field(default_factory=frozenset)  # users only
     run_as: frozenset[str] = field(default_factory=frozenset)
+    limits: Mapping[str, Any] = field(default_factory=dict)  # of `Limits`, those named
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +93,25 @@ class Policy:
     default_roles: frozenset[Role] = field(default_factory=frozenset)
     users: Mapping[str, Grant] = field(default_factory=dict)
     groups: Mapping[str, Grant] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
+    admins_exempt: bool = True
+
+    def limits_for(self, owner: str, caller: Identity | None = None) -> Limits:
+        """The limits of things owned by `owner` (``user:<n>``/``group:<n>``): the
+        owner's own ``limits`` over the defaults, or over none at all when the owner is
+        an admin and admins are exempt. A user is an admin by the policy, or also by
+        `caller`'s certificate groups when `caller` is that user (at claim time nobody
+        calls: there only the policy counts)."""
+        kind, _, name = owner.partition(":")
+        if kind == "group":
+            grant = self.groups.get(name, Grant())
+            admin = Role.ADMIN in grant.roles
+        else:
+            grant = self.users.get(name, Grant())
+            who = caller if caller is not None and caller.user == name else self.identity(name)
+            admin = who.is_admin
+        base = UNLIMITED if admin and self.admins_exempt else self.limits
+        return base.merged(grant.limits)
 
     def identity(self, user: str, cert_groups: frozenset[str] = frozenset()) -> Identity:
         """The Identity of `user` whose certificate names `cert_groups`: groups are the
@@ -131,7 +168,13 @@ def _grant(table: Any, key: str, allowed: frozenset[str]) -> Grant:
         r if r == ANY_USER else validate_run_as(r, field=run_as_key)
         for r in _str_list(table.get("run_as", []), run_as_key)
     )
-    return Grant(roles=_roles(table.get("roles", []), f"{key}.roles"), groups=groups, run_as=run_as)
+    limits = parse_limits(table.get("limits", {}), f"{key}.limits")
+    return Grant(
+        roles=_roles(table.get("roles", []), f"{key}.roles"),
+        groups=groups,
+        run_as=run_as,
+        limits=limits,
+    )
 
 
 def _section(doc: dict[str, Any], name: str, allowed: frozenset[str]) -> dict[str, Grant]:
@@ -152,15 +195,24 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
         raise InvalidInput(f"{source}: not valid TOML ({exc})", field=source) from None
     try:
         for k in doc:
-            if k not in ("defaults", "users", "groups"):
-                raise InvalidInput(f"{k}: unknown key (allowed: defaults, users, groups)", field=k)
+            if k not in ("defaults", "users", "groups", "limits"):
+                raise InvalidInput(
+                    f"{k}: unknown key (allowed: defaults, users, groups, limits)", field=k
+                )
         defaults = doc.get("defaults", {})
         if not isinstance(defaults, dict) or set(defaults) - {"roles"}:
             raise InvalidInput("defaults: may only hold roles", field="defaults")
+        table = doc.get("limits", {})
+        limits = parse_limits(table, "limits", extra=frozenset({"admins_exempt"}))
+        exempt = table.get("admins_exempt", True)
+        if not isinstance(exempt, bool):
+            raise InvalidInput("limits.admins_exempt: must be true or false", field="limits")
         return Policy(
             default_roles=_roles(defaults.get("roles", []), "defaults.roles"),
-            users=_section(doc, "users", frozenset({"roles", "groups", "run_as"})),
-            groups=_section(doc, "groups", frozenset({"roles", "run_as"})),
+            users=_section(doc, "users", frozenset({"roles", "groups", "run_as", "limits"})),
+            groups=_section(doc, "groups", frozenset({"roles", "run_as", "limits"})),
+            limits=DEFAULT_LIMITS.merged(limits),
+            admins_exempt=exempt,
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{source}: {exc}", field=exc.field) from None
