@@ -60,7 +60,9 @@ async def test_jobs_per_owner_and_group_jobs_count_for_the_group(limited: Cluste
     await create(bob, "mine")
     await create(bob, "shared", owner="group:data")
     err = await refused(create(alice, "shared-too", owner="group:data"))
-    assert err.status is Status.RESOURCE_EXHAUSTED and "group:data has 1 jobs" in (err.message or "")
+    assert err.status is Status.RESOURCE_EXHAUSTED and "group:data has 1 jobs" in (
+        err.message or ""
+    )
     # Moving a job to an owner at its limit is refused too; admins are exempt.
     mine = (await bob.jobs.List(pb.ListJobsRequest(name_prefix="mine"))).jobs[0]
     move = bob.jobs.Update(
@@ -116,7 +118,9 @@ async def test_a_schedule_more_often_than_the_shortest_interval_is_refused(
         )
     )
     err = await refused(edit)
-    assert err.status is Status.INVALID_ARGUMENT and "limits.shortest_interval" in (err.message or "")
+    assert err.status is Status.INVALID_ARGUMENT and "limits.shortest_interval" in (
+        err.message or ""
+    )
     stored = await alice.jobs.Get(pb.GetJobRequest(id=ok.id))
     assert stored.schedule.expression == "*/5 * * * *"
     # An edit of something else keeps working; admins are exempt.
