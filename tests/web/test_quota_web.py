@@ -22,11 +22,11 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebNode]:
 def test_a_trigger_past_the_queued_runs_limit_answers_429(limited: WebNode) -> None:
     # Tagged for nodes that do not exist: the run stays queued.
     job = limited.job("user:gus", "held", ["true"], tags=frozenset({"nowhere"}))
-    gus = limited.http(limited.token("gus"))
-    first = gus.post(limited.url(f"/api/v1/jobs/{job.id}/trigger"))
-    assert first.status_code == 200 and first.json()["state"] == "queued"
-    second = gus.post(limited.url(f"/api/v1/jobs/{job.id}/trigger"))
-    assert second.status_code == 429
-    assert "limits.queued_runs = 1" in second.text
-    runs = gus.get(limited.url(f"/api/v1/jobs/{job.id}/runs")).json()
-    assert [r["id"] for r in runs["runs"]] == [first.json()["id"]]
+    with limited.http(limited.token("gus")) as gus:  # closed: no socket left behind
+        first = gus.post(limited.url(f"/api/v1/jobs/{job.id}/trigger"))
+        assert first.status_code == 200 and first.json()["state"] == "queued"
+        second = gus.post(limited.url(f"/api/v1/jobs/{job.id}/trigger"))
+        assert second.status_code == 429
+        assert "limits.queued_runs = 1" in second.text
+        runs = gus.get(limited.url(f"/api/v1/jobs/{job.id}/runs")).json()
+        assert [r["id"] for r in runs["runs"]] == [first.json()["id"]]
