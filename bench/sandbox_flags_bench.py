@@ -43,7 +43,8 @@ def _cases(spool: Path) -> dict[str, list[str]]:
     ]
     cases: dict[str, list[str]] = {
         "/bin/true": [TRUE],
-        "bash -c trampoline true": ["bash", "-c", 'exec "$@"', "x", TRUE],
+        "bash -c trampoline true": ["bash", "-c", TRAMPOLINE, "x", "", "--", TRUE],
+        "dash -c trampoline true": ["dash", "-c", TRAMPOLINE, "x", "", "--", TRUE],
         "perl -e '' (reporter start)": [sandbox.perl, "-e", ""],
     }
     flags: list[str] = []
@@ -62,10 +63,11 @@ def _cases(spool: Path) -> dict[str, list[str]]:
     cases["bwrap (runner's flags) + perl reporter"] = [
         *bw, *flags, "--", sandbox.perl, "-e", REPORTER, "1", "0", "", "", "", "", TRUE,
     ]  # fmt: skip
-    cases["whole chain: bash + bwrap + perl reporter"] = [
-        "bash", "-c", TRAMPOLINE, "sandbox", "", "--", *bw, *flags, "--",
-        sandbox.perl, "-e", REPORTER, "1", "0", "", "", "", "", TRUE,
-    ]  # fmt: skip
+    for shell in ("bash", "dash"):
+        cases[f"whole chain: {shell} + bwrap + perl reporter"] = [
+            shell, "-c", TRAMPOLINE, "sandbox", "", "--", *bw, *flags, "--",
+            sandbox.perl, "-e", REPORTER, "1", "0", "", "", "", "", TRUE,
+        ]  # fmt: skip
     return cases
 
 
