@@ -6,7 +6,9 @@ Each case is a command line run to completion one after another (subprocess, the
 path), best of `--rounds` interleaved rounds. The bwrap cases add one flag at a time to
 `bwrap --bind / /`, in the order the runner passes them, so each row's increase over the
 previous one is that flag's cost; the last rows are the runner's whole chain (bash
-trampoline + bwrap + perl reporter) with and without the pieces that can be left out.
+trampoline + bwrap + perl reporter), with bash and with dash as the trampoline. CPU is
+the children's user+system time (steadier than wall time on a shared machine; not shown
+where a PID namespace keeps the processes from being counted).
 Needs root or unprivileged user namespaces (as the runner's sandbox does).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -71,11 +74,18 @@ def _cases(spool: Path) -> dict[str, list[str]]:
     return cases
 
 
-def _serial(argv: list[str], n: int) -> float:
-    t = time.perf_counter()
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _serial(argv: list[str], n: int) -> tuple[float, float]:
+    """(wall, CPU of the children) milliseconds per run. CPU time is the steadier figure
+    on a shared machine: another process's load stretches the wall time, not this."""
+    t, cpu = time.perf_counter(), _children_cpu()
     for _ in range(n):
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
-    return (time.perf_counter() - t) * 1000 / n
+    return (time.perf_counter() - t) * 1000 / n, (_children_cpu() - cpu) * 1000 / n
 
 
 def main() -> None:
@@ -86,19 +96,25 @@ def main() -> None:
     spool = Path("/tmp/cronhive-flags-bench-spool")
     spool.mkdir(exist_ok=True)
     cases = _cases(spool)
-    best: dict[str, float] = {}
+    best: dict[str, tuple[float, float]] = {}
     for _ in range(args.rounds):
         for name, argv in cases.items():
-            ms = _serial(argv, args.serial)
-            best[name] = min(best.get(name, ms), ms)
+            wall, cpu = _serial(argv, args.serial)
+            old = best.get(name, (wall, cpu))
+            best[name] = (min(old[0], wall), min(old[1], cpu))
     base = best["/bin/true"]
     print(f"sandbox pieces (/bin/true, {args.serial} serial, best of {args.rounds}):")
+    print(f"  {'':52} {'wall':>9}  {'x':>5}  {'CPU':>8}  {'x':>5}  wall step")
     previous = None
-    for name, ms in best.items():
-        step = "" if previous is None or not name.startswith("+") else f"  (+{ms - previous:.2f})"
-        print(f"  {name:52} {ms:6.2f} ms  {ms / base:5.1f}x{step}")
+    for name, (wall, cpu) in best.items():
+        step = f"{wall - previous:+.2f}" if previous is not None and name.startswith("+") else ""
+        # In a PID namespace the sandbox's init is nobody's waited-for child: its CPU
+        # (and the command's) never reaches RUSAGE_CHILDREN, so the figure would lie.
+        counted = "--unshare-pid" not in cases[name]
+        used = f"{cpu:5.2f} ms  {cpu / base[1]:5.1f}" if counted else f"{'-':>8}  {'-':>5}"
+        print(f"  {name:52} {wall:6.2f} ms  {wall / base[0]:5.1f}  {used}  {step}")
         if name.startswith(("bwrap --bind", "+")):
-            previous = ms
+            previous = wall
 
 
 if __name__ == "__main__":
