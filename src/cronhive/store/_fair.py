@@ -69,13 +69,18 @@ def fair_pick(
             q.c.owner,
             q.c.not_before,
             q.c.queued_at,
+            place.label("place"),
             (place + sa.func.coalesce(running.c.n, 0)).label("load"),
         )
         .select_from(q.outerjoin(running, running.c.owner == q.c.owner))
         .where(q.c.state == QUEUED, eligible(q))
         .subquery("ranked")
     )
-    pool = sa.select(ranked.c.id, ranked.c.load, ranked.c.not_before, ranked.c.queued_at)
+    # An owner's candidates past the first `limit * _POOL` can never make the pool: that
+    # many of its own go before them. Saying so lets PostgreSQL stop numbering early.
+    pool = sa.select(ranked.c.id, ranked.c.load, ranked.c.not_before, ranked.c.queued_at).where(
+        ranked.c.place <= limit * _POOL
+    )
     if caps is not None:
         pool = pool.where(ranked.c.load <= _cap(ranked.c.owner, caps))
     if only is not None:
