@@ -92,3 +92,16 @@ async def test_the_fast_path_keeps_owners_within_their_caps(store: Store) -> Non
     assert (await store.get_execution(bobs.id, visible_to=None)).state is RunState.QUEUED
     usage = await store.usage(BOB)
     assert (usage.jobs, usage.queued, usage.running) == (1, 1, 1)
+
+
+async def test_next_claimable_leaves_out_owners_at_their_cap(store: Store) -> None:
+    node = await store.register_node(name="n", tags=frozenset(), capacity=9, ttl=60, now=NOW)
+    caps = RunCaps(default=1)
+    first = await store.enqueue(execution(owner=BOB, queued_at=at(-5), not_before=at(-5)))
+    await store.enqueue(execution(owner=BOB, queued_at=at(-4), not_before=at(-4)))
+    assert [e.id for e in await store.claim(node.id, frozenset(), 9, NOW, caps=caps)] == [first.id]
+    # Bob's second run waits for his first to end, not for a time: nothing to wake for.
+    assert await store.next_claimable_at(frozenset(), caps=caps) is None
+    assert await store.next_claimable_at(frozenset()) == at(-4)
+    await store.enqueue(execution(owner=ALICE, queued_at=at(3), not_before=at(3)))
+    assert await store.next_claimable_at(frozenset(), caps=caps) == at(3)

@@ -131,7 +131,7 @@ class Worker:
         if not self.free:
             return POLL_INTERVAL
         try:
-            due = await self._store.next_claimable_at(self.tags)
+            due = await self._store.next_claimable_at(self.tags, caps=self.caps)
         except CronhiveError:
             return POLL_INTERVAL
         if due is None:

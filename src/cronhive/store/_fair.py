@@ -31,6 +31,11 @@ from cronhive.store.schema import executions
 _NO_CAP = 2**62
 # Candidates ranked per claimed row: room to step over rows other nodes hold locked.
 _POOL = 4
+# The oldest queued runs a claim ranks (read off the claim index): its cost stays bounded
+# however long the queue. Interleaving is exact among these, so an owner waits behind at
+# most one run start once its run is this near the front (queued_runs = 500 by default:
+# four owners' full queues ahead of it, at most).
+HEAD = 2000
 
 
 def _cap(owner: Any, caps: RunCaps) -> ColumnElement[int]:
@@ -49,17 +54,19 @@ def fair_pick(
     only: Collection[UUID] | None = None,
 ) -> sa.Select[Any]:
     """A SELECT of the ids to claim, locked on PostgreSQL: at most `limit` queued runs
-    for which `eligible(table)` holds (the caller's condition on not_before and tags, over
-    the candidate table it is given), in load order,
+    for which `eligible(columns)` holds (the caller's condition on not_before and tags,
+    over the candidate table's columns), in load order among the `HEAD` oldest,
     within `caps`; with `only`, just those ids (the scheduler's fast path)."""
-    e = executions.alias("busy")
-    running = (
-        sa.select(e.c.owner, sa.func.count().label("n"))
-        .where(e.c.state == RUNNING)
-        .group_by(e.c.owner)
-        .cte("running")
+    running = running_counts()
+    c = executions.alias("pick").c
+    head = (
+        sa.select(c.id, c.owner, c.not_before, c.queued_at)
+        .where(c.state == QUEUED, eligible(c))
+        .order_by(c.not_before, c.queued_at)
+        .limit(max(HEAD, limit * _POOL))
+        .subquery("head")
     )
-    q = executions.alias("pick")
+    q = head
     place = sa.func.row_number().over(
         partition_by=q.c.owner, order_by=(q.c.not_before, q.c.queued_at)
     )
@@ -73,7 +80,6 @@ def fair_pick(
             (place + sa.func.coalesce(running.c.n, 0)).label("load"),
         )
         .select_from(q.outerjoin(running, running.c.owner == q.c.owner))
-        .where(q.c.state == QUEUED, eligible(q))
         .subquery("ranked")
     )
     # An owner's candidates past the first `limit * _POOL` can never make the pool: that
@@ -104,3 +110,30 @@ def fair_pick(
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     return sa.select(picked.c.id)
+
+
+def running_counts() -> Any:
+    """A CTE of (owner, n): each owner's running runs, cluster-wide."""
+    e = executions.alias("busy")
+    return (
+        sa.select(e.c.owner, sa.func.count().label("n"))
+        .where(e.c.state == RUNNING)
+        .group_by(e.c.owner)
+        .cte("running")
+    )
+
+
+def next_claimable(eligible: ColumnElement[bool], caps: RunCaps) -> sa.Select[Any]:
+    """The earliest `not_before` of queued runs matching `eligible` (over `executions`)
+    whose owner is below its cap: the others wait for a run of theirs to end."""
+    running = running_counts()
+    c = executions.c
+    return (
+        sa.select(sa.func.min(c.not_before))
+        .select_from(executions.outerjoin(running, running.c.owner == c.owner))
+        .where(
+            c.state == QUEUED,
+            eligible,
+            sa.func.coalesce(running.c.n, 0) < _cap(c.owner, caps),
+        )
+    )

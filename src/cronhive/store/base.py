@@ -267,9 +267,13 @@ class Store(abc.ABC):
         """How many jobs, queued and running runs `owner` has (one read, for quotas)."""
 
     @abc.abstractmethod
-    async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
+    async def next_claimable_at(
+        self, tags: frozenset[str], *, caps: RunCaps | None = None
+    ) -> datetime | None:
         """The earliest `not_before` of queued executions a node with `tags` may claim
-        (a retry waiting out its backoff), or None. Lets a worker sleep until then."""
+        (a retry waiting out its backoff), or None. Lets a worker sleep until then. With
+        `caps`, runs of an owner at its cap are left out (they wait for a run of that
+        owner to end, not for a time)."""
 
     @abc.abstractmethod
     async def finish(

@@ -30,7 +30,7 @@ from cronhive.model import (
 )
 from cronhive.store import _rows as rows
 from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, job_tally, visible
-from cronhive.store._fair import fair_pick
+from cronhive.store._fair import fair_pick, next_claimable
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
 from cronhive.store.base import (
@@ -286,8 +286,8 @@ class SqlStore(NodeOps):
         *,
         caps: RunCaps | None = None,
     ) -> list[Execution]:
-        def eligible(pick: Any) -> Any:
-            return sa.and_(pick.c.not_before <= now, self._tags_subset(pick.c.target_tags, tags))
+        def eligible(c: Any) -> Any:
+            return sa.and_(c.not_before <= now, self._tags_subset(c.target_tags, tags))
 
         pick = fair_pick(eligible=eligible, limit=limit, caps=caps)
         async with self._write() as tx:
@@ -310,11 +310,14 @@ class SqlStore(NodeOps):
             running=int(runs.get(RUNNING, 0)),
         )
 
-    async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
+    async def next_claimable_at(
+        self, tags: frozenset[str], *, caps: RunCaps | None = None
+    ) -> datetime | None:
         c = executions.c
-        stmt = sa.select(sa.func.min(c.not_before)).where(
-            c.state == QUEUED, self._tags_subset(c.target_tags, tags)
-        )
+        eligible = self._tags_subset(c.target_tags, tags)
+        stmt = sa.select(sa.func.min(c.not_before)).where(c.state == QUEUED, eligible)
+        if caps is not None:
+            stmt = next_claimable(eligible, caps)
         found = (await self._read(stmt))[0]
         at: datetime | None = next(iter(found.values()))
         return at
