@@ -42,7 +42,7 @@ jobs = 50
 
 def test_the_defaults_apply_without_a_file_and_without_a_limits_table() -> None:
     assert DEFAULT_POLICY.limits == Limits(
-        concurrent_runs=32, queued_runs=500, jobs=500, shortest_interval=timedelta(minutes=1)
+        concurrent_runs=256, queued_runs=500, jobs=500, shortest_interval=timedelta(minutes=1)
     )
     assert DEFAULT_POLICY.limits_for("user:dave") == DEFAULT_POLICY.limits
     assert parse_policy("[defaults]\nroles = []\n").limits_for("user:dave") == Limits()

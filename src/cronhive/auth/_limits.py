@@ -23,7 +23,7 @@ _NO_LIMIT = "unlimited"
 class Limits:
     """What one owner may hold; None is no limit. The defaults are `DEFAULT_LIMITS`."""
 
-    concurrent_runs: int | None = 32  # running at once, cluster-wide (the claim skips)
+    concurrent_runs: int | None = 256  # running at once, cluster-wide (the claim skips)
     queued_runs: int | None = 500  # queued at once (a new run or trigger is refused)
     jobs: int | None = 500  # jobs owned (a new job is refused)
     shortest_interval: timedelta | None = timedelta(minutes=1)  # between two fire times

@@ -15,7 +15,7 @@ TOML, read with tomllib::
     run_as = ["backup"]        # jobs owned by group:ops may run as backup
 
     [limits]                   # per-owner limits of everyone (these are the defaults)
-    concurrent_runs = 32       # a whole number, or "unlimited"
+    concurrent_runs = 256      # a whole number, or "unlimited"
     queued_runs = 500
     jobs = 500
     shortest_interval = "1m"   # a duration, or "unlimited"

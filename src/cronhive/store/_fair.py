@@ -16,9 +16,8 @@ so the same statement (its `FOR UPDATE` compiles to nothing) is exact there too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement
@@ -31,11 +30,10 @@ from cronhive.store.schema import executions
 _NO_CAP = 2**62
 # Candidates ranked per claimed row: room to step over rows other nodes hold locked.
 _POOL = 4
-# The oldest queued runs a claim ranks (read off the claim index): its cost stays bounded
-# however long the queue. Interleaving is exact among these, so an owner waits behind at
-# most one run start once its run is this near the front (queued_runs = 500 by default:
-# four owners' full queues ahead of it, at most).
-HEAD = 2000
+# The oldest queued runs a claim ranks (read as the old claim read its batch): the
+# ranking's cost stays small however long the queue. Interleaving is exact among these,
+# so an owner waits behind at most one run start once its run is this near the front.
+HEAD = 500
 
 
 def _cap(owner: Any, caps: RunCaps) -> ColumnElement[int]:
@@ -46,24 +44,30 @@ def _cap(owner: Any, caps: RunCaps) -> ColumnElement[int]:
     return sa.case(named, value=owner, else_=sa.literal(default, sa.BigInteger))
 
 
+def fair_params(limit: int) -> dict[str, int]:
+    """The values of `fair_pick`'s bound parameters for a claim of `limit` runs."""
+    return {"f_limit": limit, "f_pool": limit * _POOL, "f_head": max(HEAD, limit * _POOL)}
+
+
 def fair_pick(
     *,
     eligible: Callable[[Any], ColumnElement[bool]],
-    limit: int,
     caps: RunCaps | None,
-    only: Collection[UUID] | None = None,
 ) -> sa.Select[Any]:
-    """A SELECT of the ids to claim, locked on PostgreSQL: at most `limit` queued runs
+    """A SELECT of the ids to claim, locked on PostgreSQL: at most `f_limit` queued runs
     for which `eligible(columns)` holds (the caller's condition on not_before and tags,
-    over the candidate table's columns), in load order among the `HEAD` oldest,
-    within `caps`; with `only`, just those ids (the scheduler's fast path)."""
+    over the candidate table's columns), in load order among the `HEAD` oldest, within
+    `caps`. The sizes are bound parameters (`fair_params`): building this statement and
+    its cache key costs milliseconds of Python, so a store builds it once per node."""
+    limit: Any = sa.bindparam("f_limit")
+    pool_size: Any = sa.bindparam("f_pool")
     running = running_counts()
     c = executions.alias("pick").c
     head = (
         sa.select(c.id, c.owner, c.not_before, c.queued_at)
         .where(c.state == QUEUED, eligible(c))
         .order_by(c.not_before, c.queued_at)
-        .limit(max(HEAD, limit * _POOL))
+        .limit(sa.bindparam("f_head"))
         .subquery("head")
     )
     q = head
@@ -85,23 +89,23 @@ def fair_pick(
     # An owner's candidates past the first `limit * _POOL` can never make the pool: that
     # many of its own go before them. Saying so lets PostgreSQL stop numbering early.
     pool = sa.select(ranked.c.id, ranked.c.load, ranked.c.not_before, ranked.c.queued_at).where(
-        ranked.c.place <= limit * _POOL
+        ranked.c.place <= pool_size
     )
     if caps is not None:
         pool = pool.where(ranked.c.load <= _cap(ranked.c.owner, caps))
-    if only is not None:
-        pool = pool.where(ranked.c.id.in_(sorted(only)))
     best = (
         pool.order_by(ranked.c.load, ranked.c.not_before, ranked.c.queued_at, ranked.c.id)
-        .limit(limit * _POOL)
+        .limit(pool_size)
         .cte("best")
         .prefix_with("MATERIALIZED", dialect="postgresql")  # rank once, not per row
     )
     x = executions.alias("take")
+    # No state test here: with one, PostgreSQL reads every queued row to join them; without
+    # it, it looks the few best ids up by key. The UPDATE re-checks `queued` anyway (a row
+    # another node took since our snapshot is locked in its new version and left out).
     picked = (
         sa.select(x.c.id)
         .join(best, best.c.id == x.c.id)
-        .where(x.c.state == QUEUED)
         .order_by(best.c.load, best.c.not_before, best.c.queued_at, best.c.id)
         .limit(limit)
         .with_for_update(of=x, skip_locked=True)

@@ -30,7 +30,7 @@ from cronhive.model import (
 )
 from cronhive.store import _rows as rows
 from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, job_tally, visible
-from cronhive.store._fair import fair_pick, next_claimable
+from cronhive.store._fair import fair_params, fair_pick, next_claimable
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
 from cronhive.store.base import (
@@ -264,17 +264,33 @@ class SqlStore(NodeOps):
             ) from exc
         return execution
 
-    async def _claim(self, tx: Tx, pick: Any, node_id: UUID, now: datetime) -> list[Execution]:
-        """Marks the picked queued runs `running` on `node_id`, each with a fresh fencing
-        token, if the node's lease is live; the claim of `claim` and of the fast path."""
-        alive = sa.exists().where(live_lease(node_id, now))
-        stmt = (
+    def _claim_stmt(self, pick: Any) -> Any:
+        """The claim's UPDATE of the runs `pick` selects; the node and the instant are
+        bound parameters (``c_node``, ``c_now``)."""
+        c = executions.c
+        now: Any = sa.bindparam("c_now", type_=c.started_at.type)
+        node: Any = sa.bindparam("c_node", type_=c.node_id.type)
+        alive = sa.exists().where(live_lease(node, now))
+        return (
             executions.update()
-            .where(executions.c.id.in_(pick), executions.c.state == QUEUED, alive)
-            .values(state=RUNNING, node_id=node_id, started_at=now, **self._fence_value())
+            .where(c.id.in_(pick), c.state == QUEUED, alive)
+            .values(state=RUNNING, node_id=node, started_at=now, **self._fence_value())
             .returning(*executions.c)
         )
-        claimed = [rows.row_to_execution(r) for r in (await tx.run(stmt)).mappings()]
+
+    async def _claim(
+        self, tx: Tx, pick: Any, node_id: UUID, now: datetime, stmt: Any = None
+    ) -> list[Execution]:
+        """Marks the picked queued runs `running` on `node_id`, each with a fresh fencing
+        token, if the node's lease is live; the claim of `claim` and of the fast path.
+        `stmt`: a prepared `_claim_stmt` (then `pick` holds its other parameters)."""
+        if stmt is None:
+            stmt, params = self._claim_stmt(pick), {}
+        else:
+            params = pick
+        params = {**params, "c_now": now, "c_node": node_id}
+        result = await tx.run(stmt, params)
+        claimed = [rows.row_to_execution(r) for r in result.mappings()]
         return await self._fence_claimed(tx, claimed)
 
     async def claim(
@@ -286,12 +302,19 @@ class SqlStore(NodeOps):
         *,
         caps: RunCaps | None = None,
     ) -> list[Execution]:
-        def eligible(c: Any) -> Any:
-            return sa.and_(c.not_before <= now, self._tags_subset(c.target_tags, tags))
+        # Built once per (tags, caps): constructing the fair statement and its cache key
+        # costs ~5 ms of Python, which at hundreds of claims a second starved the node.
+        key = (tags, id(caps))
+        if (cached := self._claim_cache.get(key)) is None or cached[0] is not caps:
+            at: Any = sa.bindparam("c_now", type_=executions.c.not_before.type)
 
-        pick = fair_pick(eligible=eligible, limit=limit, caps=caps)
+            def eligible(c: Any) -> Any:
+                return sa.and_(c.not_before <= at, self._tags_subset(c.target_tags, tags))
+
+            pick = fair_pick(eligible=eligible, caps=caps)
+            cached = self._claim_cache[key] = (caps, self._claim_stmt(pick))
         async with self._write() as tx:
-            claimed = await self._claim(tx, pick, node_id, now)
+            claimed = await self._claim(tx, fair_params(limit), node_id, now, stmt=cached[1])
             if not claimed:
                 await self._check_alive(tx, node_id, now)
         return sorted(claimed, key=lambda e: (e.not_before, e.queued_at))
