@@ -100,12 +100,12 @@ def fair_pick(
         .prefix_with("MATERIALIZED", dialect="postgresql")  # rank once, not per row
     )
     x = executions.alias("take")
-    # No state test here: with one, PostgreSQL reads every queued row to join them; without
-    # it, it looks the few best ids up by key. The UPDATE re-checks `queued` anyway (a row
-    # another node took since our snapshot is locked in its new version and left out).
+    # The state test re-checks each row as it is locked: one another node took since our
+    # snapshot is passed over and the next best taken, instead of using up the limit.
     picked = (
         sa.select(x.c.id)
         .join(best, best.c.id == x.c.id)
+        .where(x.c.state == QUEUED)
         .order_by(best.c.load, best.c.not_before, best.c.queued_at, best.c.id)
         .limit(limit)
         .with_for_update(of=x, skip_locked=True)
