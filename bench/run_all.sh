@@ -10,6 +10,9 @@ PY=.venv/bin/python
 echo "== runner (bench/runner_bench.py)"
 $PY bench/runner_bench.py
 echo
+echo "== sandbox pieces (bench/sandbox_flags_bench.py)"
+$PY bench/sandbox_flags_bench.py
+echo
 echo "== engine (bench/engine_bench.py $*)"
 $PY bench/engine_bench.py "$@"
 echo

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream
@@ -110,6 +112,10 @@ async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
         "runner, isolation none (default)": Runner(spool / "b"),
         "runner, bwrap sandbox (default)": Runner(spool / "c", sandbox=sandbox),
     }
+    bash = shutil.which("bash")
+    if bash and bash != sandbox.bash:  # what the default's trampoline was before dash
+        bashed = replace(sandbox, bash=bash)
+        runners["runner, bwrap sandbox, bash trampoline"] = Runner(spool / "d", sandbox=bashed)
 
     async def raw(_: int) -> None:
         proc = await asyncio.create_subprocess_exec("/bin/true")

@@ -6,6 +6,7 @@ CronhiveError
 ├── NotFound (LookupError)          no such thing, *or* one the caller may not see
 ├── Conflict                        a unique name taken, a state change not allowed
 ├── PermissionDenied                e.g. run_as not granted (never for visibility)
+├── QuotaExceeded                   an owner's limit reached (jobs, queued runs)
 ├── Fenced                          this node's lease was lost; its write is refused
 └── StoreError                      the database failed (driver errors end here)
     └── StoreUnavailable            could not reach it
@@ -40,6 +41,10 @@ class Conflict(CronhiveError):
 
 class PermissionDenied(CronhiveError):
     """The caller may see the object but not do this (e.g. an ungranted run_as)."""
+
+
+class QuotaExceeded(CronhiveError):
+    """The owner holds as much as the policy's limits allow; nothing was changed."""
 
 
 class Fenced(CronhiveError):

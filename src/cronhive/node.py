@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
+from cronhive.auth.quotas import run_caps
 from cronhive.blobs import BlobStore, open_blobs
 from cronhive.blobs.s3 import S3Settings
 from cronhive.config import ServerConfig
@@ -230,6 +231,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 script_max_bytes=config.script_max_bytes,
                 script_cache_dir=config.script_cache_dir,
                 after_run=archiver.submit,
+                caps=run_caps(policy),
             ),
         )
         loop = asyncio.get_running_loop()

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import requests
 
 from cronhive.api.server import ApiService
-from cronhive.auth import DEFAULT_POLICY, CertPaths
+from cronhive.auth import DEFAULT_POLICY, CertPaths, Policy
 from cronhive.auth.certs import init_certs
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.model import Job, JobSpec, RunSpec
@@ -32,8 +32,9 @@ T = TypeVar("T")
 class WebNode:
     """One node (SQLite, runs commands) with the web UI and the gRPC API."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, policy: Policy = DEFAULT_POLICY) -> None:
         self.tmp = tmp
+        self.policy = policy
         self.certs: CertPaths = init_certs(
             tmp / "certs", dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30
         )
@@ -64,9 +65,9 @@ class WebNode:
         self._stop = asyncio.Event()
         self.store = await open_store(f"sqlite:///{self.tmp / 'cronhive.db'}")
         service = WebService(
-            host="127.0.0.1", port=0, certs=self.certs, policy=DEFAULT_POLICY, poll=0.2
+            host="127.0.0.1", port=0, certs=self.certs, policy=self.policy, poll=0.2
         )
-        api = ApiService(host="127.0.0.1", port=0, certs=self.certs, policy=DEFAULT_POLICY)
+        api = ApiService(host="127.0.0.1", port=0, certs=self.certs, policy=self.policy)
         node = NodeProcess(
             self.store,
             NodeConfig(name="web1", spool_dir=self.tmp / "spool", grace=1.0, extra=(service, api)),
@@ -114,11 +115,18 @@ class WebNode:
         )
         return text
 
-    def job(self, owner: str, name: str, command: list[str], *, cron: str | None = None) -> Job:
+    def job(
+        self,
+        owner: str,
+        name: str,
+        command: list[str],
+        *,
+        cron: str | None = None,
+        tags: frozenset[str] = frozenset(),
+    ) -> Job:
         schedule = None if cron is None else parse_schedule("cron", cron, timezone="Europe/Berlin")
-        spec = JobSpec(
-            name=name, owner=owner, run=RunSpec(command=tuple(command)), schedule=schedule
-        )
+        run = RunSpec(command=tuple(command), target_tags=tags)
+        spec = JobSpec(name=name, owner=owner, run=run, schedule=schedule)
         now = datetime.now(UTC)
         nxt = None if schedule is None else schedule.next_after(now)
         return self.call(self.store.create_job(spec, next_fire_at=nxt, created_by=owner, now=now))

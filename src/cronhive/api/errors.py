@@ -4,6 +4,7 @@ InvalidInput (InvalidSchedule)  INVALID_ARGUMENT   message names the field
 NotFound                        NOT_FOUND          also for what the caller may not see
 Conflict                        ALREADY_EXISTS     a name or slot taken
 PermissionDenied                PERMISSION_DENIED  run_as, scheduler role, foreign owner
+QuotaExceeded                   RESOURCE_EXHAUSTED an owner's jobs or queued runs limit
 Fenced, StoreUnavailable        UNAVAILABLE        retry, possibly on another node
 StoreError                      INTERNAL           logged; generic message
 anything else                   INTERNAL           logged; generic message, no traceback
@@ -27,6 +28,7 @@ from cronhive.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     StoreError,
     StoreUnavailable,
 )
@@ -41,6 +43,7 @@ ERROR_TABLE: tuple[tuple[type[CronhiveError], Status], ...] = (
     (NotFound, Status.NOT_FOUND),
     (Conflict, Status.ALREADY_EXISTS),
     (PermissionDenied, Status.PERMISSION_DENIED),
+    (QuotaExceeded, Status.RESOURCE_EXHAUSTED),
     (Fenced, Status.UNAVAILABLE),
     (StoreUnavailable, Status.UNAVAILABLE),
     (StoreError, Status.INTERNAL),

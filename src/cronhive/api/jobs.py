@@ -25,6 +25,7 @@ from cronhive.auth import (
     check_can_schedule,
     check_run_as,
     parse_owner,
+    quotas,
     resolve_owner,
     visible_owners,
 )
@@ -107,6 +108,15 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
         if spec.run.script is not None:
             run = await bind_script(self.api, spec.run, owner=owner, visible=visible_owners(who))
             spec = replace(spec, run=run)
+        await quotas.check_job(
+            self.api.store,
+            self.api.policy,
+            who,
+            owner,
+            spec,
+            now=self.api.clock.now(),
+            before=before,
+        )
         return spec
 
     async def Create(self, stream: Stream[pb.CreateJobRequest, pb.Job]) -> None:
@@ -190,6 +200,7 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
             job = await self._job(req.id, visible)
             # The job's run_as grant may have been withdrawn since it was stored.
             check_run_as(who, job.owner, job.spec.run.run_as, self.api.policy)
+            await quotas.check_new_run(self.api.store, self.api.policy, who, job.owner)
             execution = await self.api.store.enqueue(runs.triggered(job, self.api.clock.now()))
             await self.event(
                 kind="run.queued",

@@ -22,7 +22,7 @@ from cronhive.api._service import Api, Servicer, check_sql
 from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
 from cronhive.api.scripts import bind_script
-from cronhive.auth import check_run_as, resolve_owner
+from cronhive.auth import check_run_as, quotas, resolve_owner
 from cronhive.engine import runs
 from cronhive.engine.output import follow_output
 from cronhive.errors import NotFound
@@ -48,6 +48,7 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
             run = validate.run_spec(req)
             check_run_as(who, owner, run.run_as, self.api.policy)
             await check_sql(self.api, owner, run)
+            await quotas.check_new_run(self.api.store, self.api.policy, who, owner)
             run = await bind_script(self.api, run, owner=owner, visible=visible)
             execution = await self.api.store.enqueue(runs.adhoc(owner, run, self.api.clock.now()))
             await self.event(

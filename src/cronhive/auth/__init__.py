@@ -3,7 +3,8 @@
 certs     create a CA, issue server/client certificates, ensure_dev_certs()
 tls       server_context() / client_context(): TLS 1.3 only, mutual, our CA only
 identity  Identity, Role, identity_of(stream) from the verified client certificate
-policy    the TOML policy file (roles, groups, run_as grants) and its default
+policy    the TOML policy file (roles, groups, run_as grants, limits) and its default
+quotas    the per-owner limits, enforced (jobs, queued runs, shortest interval, caps)
 authz     the one place that decides who may see and do what
 """
 

@@ -16,6 +16,15 @@ TOML, read with tomllib::
 
     [groups.data.sql]          # SQL jobs owned by group:data (or by its members)
     warehouse = ["etl"]        # may run as PostgreSQL role etl on database warehouse
+    [limits]                   # per-owner limits of everyone (these are the defaults)
+    concurrent_runs = 256      # a whole number, or "unlimited"
+    queued_runs = 500
+    jobs = 500
+    shortest_interval = "1m"   # a duration, or "unlimited"
+    admins_exempt = true       # owners with the admin role have no limits
+
+    [users.bob.limits]         # bob's own (what it names replaces the above)
+    concurrent_runs = 4
 
 Without a policy file the default applies (`DEFAULT_POLICY`, see docs/security.md): user
 ``admin`` and group ``admins`` are admins, every authenticated user is a scheduler, and
@@ -23,6 +32,10 @@ nobody has run_as grants. With a file, only what it says applies: a missing
 ``[defaults]`` means no roles for everybody.
 
 ``run_as = ["*"]`` grants every OS user except root; root (or uid 0) only when listed.
+
+Limits apply per owner: a group-owned job counts for the group, not for its creator.
+Without ``[limits]`` (and without a file) the defaults apply; an owner's own ``limits``
+table wins over the admin exemption, so an admin may also be given limits.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cronhive.auth._limits import DEFAULT_LIMITS, UNLIMITED, Limits, parse_limits
 from cronhive.auth.certs import validate_name
 from cronhive.auth.identity import Identity, Role
 from cronhive.errors import InvalidInput
@@ -42,7 +56,9 @@ __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_POLICY_TOML",
     "ROOT_NAMES",
+    "UNLIMITED",
     "Grant",
+    "Limits",
     "Policy",
     "load_policy",
     "parse_policy",
@@ -70,6 +86,7 @@ class Grant:
     groups: frozenset[str] = field(default_factory=frozenset)  # users only
     run_as: frozenset[str] = field(default_factory=frozenset)
     sql: Mapping[str, frozenset[str]] = field(default_factory=dict)  # database -> roles
+    limits: Mapping[str, Any] = field(default_factory=dict)  # of `Limits`, those named
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +96,25 @@ class Policy:
     default_roles: frozenset[Role] = field(default_factory=frozenset)
     users: Mapping[str, Grant] = field(default_factory=dict)
     groups: Mapping[str, Grant] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
+    admins_exempt: bool = True
+
+    def limits_for(self, owner: str, caller: Identity | None = None) -> Limits:
+        """The limits of things owned by `owner` (``user:<n>``/``group:<n>``): the
+        owner's own ``limits`` over the defaults, or over none at all when the owner is
+        an admin and admins are exempt. A user is an admin by the policy, or also by
+        `caller`'s certificate groups when `caller` is that user (at claim time nobody
+        calls: there only the policy counts)."""
+        kind, _, name = owner.partition(":")
+        if kind == "group":
+            grant = self.groups.get(name, Grant())
+            admin = Role.ADMIN in grant.roles
+        else:
+            grant = self.users.get(name, Grant())
+            who = caller if caller is not None and caller.user == name else self.identity(name)
+            admin = who.is_admin
+        base = UNLIMITED if admin and self.admins_exempt else self.limits
+        return base.merged(grant.limits)
 
     def identity(self, user: str, cert_groups: frozenset[str] = frozenset()) -> Identity:
         """The Identity of `user` whose certificate names `cert_groups`: groups are the
@@ -150,11 +186,13 @@ def _grant(table: Any, key: str, allowed: frozenset[str]) -> Grant:
         r if r == ANY_USER else validate_run_as(r, field=run_as_key)
         for r in _str_list(table.get("run_as", []), run_as_key)
     )
+    limits = parse_limits(table.get("limits", {}), f"{key}.limits")
     return Grant(
         roles=_roles(table.get("roles", []), f"{key}.roles"),
         groups=groups,
         run_as=run_as,
         sql=_sql_grants(table.get("sql", {}), f"{key}.sql"),
+        limits=limits,
     )
 
 
@@ -183,15 +221,24 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
         raise InvalidInput(f"{source}: not valid TOML ({exc})", field=source) from None
     try:
         for k in doc:
-            if k not in ("defaults", "users", "groups"):
-                raise InvalidInput(f"{k}: unknown key (allowed: defaults, users, groups)", field=k)
+            if k not in ("defaults", "users", "groups", "limits"):
+                raise InvalidInput(
+                    f"{k}: unknown key (allowed: defaults, users, groups, limits)", field=k
+                )
         defaults = doc.get("defaults", {})
         if not isinstance(defaults, dict) or set(defaults) - {"roles"}:
             raise InvalidInput("defaults: may only hold roles", field="defaults")
+        table = doc.get("limits", {})
+        limits = parse_limits(table, "limits", extra=frozenset({"admins_exempt"}))
+        exempt = table.get("admins_exempt", True)
+        if not isinstance(exempt, bool):
+            raise InvalidInput("limits.admins_exempt: must be true or false", field="limits")
         return Policy(
             default_roles=_roles(defaults.get("roles", []), "defaults.roles"),
-            users=_section(doc, "users", frozenset({"roles", "groups", "run_as", "sql"})),
-            groups=_section(doc, "groups", frozenset({"roles", "run_as", "sql"})),
+            users=_section(doc, "users", frozenset({"roles", "groups", "run_as", "sql", "limits"})),
+            groups=_section(doc, "groups", frozenset({"roles", "run_as", "sql", "limits"})),
+            limits=DEFAULT_LIMITS.merged(limits),
+            admins_exempt=exempt,
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{source}: {exc}", field=exc.field) from None

@@ -40,6 +40,7 @@ from cronhive.engine.worker import Worker
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Node, Outcome
 from cronhive.store import Store
+from cronhive.store.base import RunCaps
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class NodeConfig:
     output_cap: int = DEFAULT_OUTPUT_CAP
     sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
     sql: sqljobs.SqlJobs | None = None  # target databases of SQL jobs (None: refused)
+    caps: RunCaps | None = None  # per-owner caps on running runs (None: no caps)
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
@@ -117,6 +119,7 @@ class NodeProcess:
                 else None
             ),
             on_finished=config.after_run,
+            caps=config.caps,
         )
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()

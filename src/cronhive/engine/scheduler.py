@@ -107,9 +107,11 @@ class Scheduler:
                     if e.state is RunState.QUEUED and e.id in inserted and self._fits(e)
                 ]
                 room = self._worker.reserve(len(mine)) if self._worker and mine else 0
-                if room:
+                if room and self._worker is not None:
                     try:
-                        fast = await batch.claim(mine[:room], self.node_id, now)
+                        fast = await batch.claim(
+                            mine[:room], self.node_id, now, caps=self._worker.caps
+                        )
                     except Fenced:
                         fast = []
         finally:

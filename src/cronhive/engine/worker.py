@@ -32,6 +32,7 @@ from cronhive.engine.watchdog import Watchdog
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Execution, Outcome, OutputChunk, RunState
 from cronhive.store import Store
+from cronhive.store.base import RunCaps
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Worker:
         sql: sqljobs.SqlJobs | None = None,
         scripts: ScriptCache | None = None,
         on_finished: Callable[[UUID, Outcome], None] | None = None,
+        caps: RunCaps | None = None,
     ) -> None:
         self._store = store
         self._runner = procs
@@ -85,6 +87,7 @@ class Worker:
         self._reserved = 0
         self._suspects: set[UUID] = set()
         self.node_name = node_name
+        self.caps = caps  # per-owner caps on running runs (the policy's concurrent_runs)
         self.claiming = True
         self._scripts = scripts  # where stored scripts are fetched to (None: refused)
         self._on_finished = on_finished  # after an end is recorded (the output archive)
@@ -123,7 +126,7 @@ class Worker:
             if room:
                 try:
                     claimed = await self._store.claim(
-                        self._node_id(), self.tags, room, self._clock.now()
+                        self._node_id(), self.tags, room, self._clock.now(), caps=self.caps
                     )
                 except Fenced:
                     claimed = []  # the heartbeat re-registers the node
@@ -150,7 +153,7 @@ class Worker:
         if not self.free:
             return POLL_INTERVAL
         try:
-            due = await self._store.next_claimable_at(self.tags)
+            due = await self._store.next_claimable_at(self.tags, caps=self.caps)
         except CronhiveError:
             return POLL_INTERVAL
         if due is None:

@@ -225,7 +225,11 @@ class RunHandle:
                 ident.gid if ident.gid is not None else os.getgid(),
                 ident.extra_groups or [],
             )
-        rlimits = _sandbox.rlimit_args(limits, memory=self._cgroup is None) if limits else []
+        rlimits = (
+            _sandbox.rlimit_args(limits, memory=self._cgroup is None, shell=sandbox.bash)
+            if limits
+            else []
+        )
         self._spawn = _sandbox.prepare(
             sandbox,
             argv,

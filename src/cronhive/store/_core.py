@@ -130,6 +130,8 @@ class SqlBase(Store):
         # Lease renewal and the clock never queue behind the node's other work for a
         # connection: a busy pool must not cost the node its lease.
         self._lease = lease or writer
+        # Prepared claim statements by (tags, id(caps)), with the caps they were built for.
+        self._claim_cache: dict[tuple[frozenset[str], int], tuple[Any, Any]] = {}
 
     # --- backend hooks ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from cronhive.model import Event, Execution, Job, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._core import ACTIVE, QUEUED, RUNNING, Tx, visible
-from cronhive.store.base import FiringBatch, Visibility
+from cronhive.store.base import FiringBatch, RunCaps, Visibility
 from cronhive.store.schema import events, executions, jobs
 
 if TYPE_CHECKING:
@@ -153,10 +153,45 @@ class SqlBatch(FiringBatch):
         self._tx.note("jobs")
 
     async def claim(
-        self, execution_ids: Collection[UUID], node_id: UUID, now: datetime
+        self,
+        execution_ids: Collection[UUID],
+        node_id: UUID,
+        now: datetime,
+        *,
+        caps: RunCaps | None = None,
     ) -> list[Execution]:
         if not execution_ids:
             return []
-        claimed = await self._store._claim(self._tx, list(execution_ids), node_id, now)
+        pick = list(execution_ids)
+        if caps is not None:
+            pick = await self._within_caps(pick, caps)
+        claimed = await self._store._claim(self._tx, pick, node_id, now)
         self.unclaimed.difference_update(ex.id for ex in claimed)
         return claimed
+
+    async def _within_caps(self, ids: list[UUID], caps: RunCaps) -> list[UUID]:
+        """The ids whose owners have room under their caps, in order. No ranking: these
+        runs were just fired and the node has room for them now (a claim elsewhere would
+        take them at once anyway); only the caps must hold. Cheap on every tick: one row
+        per id, each counting its owner's running runs off the claim index."""
+        c, busy = executions.c, executions.alias("busy").c
+        running = (
+            sa.select(sa.func.count())
+            .where(busy.state == RUNNING, busy.owner == c.owner)
+            .scalar_subquery()
+        )
+        found = await self._tx.run(
+            sa.select(c.id, c.owner, running.label("n")).where(c.id.in_(ids))
+        )
+        seen = {r.id: (r.owner, int(r.n)) for r in found}
+        taken: dict[str, int] = {}
+        out = []
+        for i in ids:
+            if i not in seen:
+                continue
+            owner, n = seen[i]
+            cap = caps.cap_of(owner)
+            if cap is None or n + taken.get(owner, 0) < cap:
+                taken[owner] = taken.get(owner, 0) + 1
+                out.append(i)
+        return out

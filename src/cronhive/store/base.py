@@ -19,9 +19,9 @@ Conventions for every method:
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -57,6 +57,28 @@ class Notification:
 
     topic: str
     key: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCaps:
+    """Per-owner caps on running runs, for a claim: `owners` maps an owner
+    (``user:x``/``group:y``) to its cap, any other owner has `default`; None is no cap.
+    An owner at its cap is passed over by the claim; the others proceed."""
+
+    default: int | None = None
+    owners: Mapping[str, int | None] = field(default_factory=dict)
+
+    def cap_of(self, owner: str) -> int | None:
+        return self.owners.get(owner, self.default)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    """What one owner holds now (for quotas): its jobs, and its queued and running runs."""
+
+    jobs: int
+    queued: int
+    running: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,10 +148,16 @@ class FiringBatch(abc.ABC):
 
     @abc.abstractmethod
     async def claim(
-        self, execution_ids: Collection[UUID], node_id: UUID, now: datetime
+        self,
+        execution_ids: Collection[UUID],
+        node_id: UUID,
+        now: datetime,
+        *,
+        caps: RunCaps | None = None,
     ) -> list[Execution]:
         """The fast path: the firing node takes these just-inserted runs itself (the
-        caller checked tags and capacity). Returns them as `running` on `node_id`."""
+        caller checked tags and capacity). Returns them as `running` on `node_id`;
+        with `caps`, those of an owner at its cap stay queued (as `Store.claim`)."""
 
 
 class Store(abc.ABC):
@@ -225,18 +253,41 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim(
-        self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
+        self,
+        node_id: UUID,
+        tags: frozenset[str],
+        limit: int,
+        now: datetime,
+        *,
+        caps: RunCaps | None = None,
     ) -> list[Execution]:
         """Atomically takes up to `limit` queued executions with `not_before <= now` whose
-        target tags are a subset of `tags`, oldest first, marking them `running` on
-        `node_id` with `started_at = now`. Two nodes claiming at once never get the same
-        execution (`FOR UPDATE SKIP LOCKED` on PostgreSQL). Raises `Fenced` if the node's
-        lease is gone."""
+        target tags are a subset of `tags`, marking them `running` on `node_id` with
+        `started_at = now`. Two nodes claiming at once never get the same execution
+        (`FOR UPDATE SKIP LOCKED` on PostgreSQL). Raises `Fenced` if the node's lease is
+        gone. Returned oldest first (`not_before`, `queued_at`).
+
+        Fair across owners: candidates are taken in order of their owner's load (the
+        owner's running runs plus the run's place in the owner's queue, oldest first),
+        so the k-th queued run of an owner with r running goes after every other
+        owner's runs of load below r + k. An owner with many queued runs therefore
+        delays another's next run by at most one run start. With `caps`, a run whose
+        load exceeds its owner's cap stays queued. The cap is read in the claim's
+        snapshot: two nodes claiming in the same instant may each take an owner's last
+        free places (bounded by the claims racing, never by the queue)."""
 
     @abc.abstractmethod
-    async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
+    async def usage(self, owner: str) -> Usage:
+        """How many jobs, queued and running runs `owner` has (one read, for quotas)."""
+
+    @abc.abstractmethod
+    async def next_claimable_at(
+        self, tags: frozenset[str], *, caps: RunCaps | None = None
+    ) -> datetime | None:
         """The earliest `not_before` of queued executions a node with `tags` may claim
-        (a retry waiting out its backoff), or None. Lets a worker sleep until then."""
+        (a retry waiting out its backoff), or None. Lets a worker sleep until then. With
+        `caps`, runs of an owner at its cap are left out (they wait for a run of that
+        owner to end, not for a time)."""
 
     @abc.abstractmethod
     async def finish(

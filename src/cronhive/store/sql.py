@@ -30,9 +30,17 @@ from cronhive.model import (
 )
 from cronhive.store import _rows as rows
 from cronhive.store._core import QUEUED, RUNNING, Tx, visible
+from cronhive.store._fair import fair_params, fair_pick, next_claimable
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
-from cronhive.store.base import Finish, FiringBatch, RetryDecider, Visibility
+from cronhive.store.base import (
+    Finish,
+    FiringBatch,
+    RetryDecider,
+    RunCaps,
+    Usage,
+    Visibility,
+)
 from cronhive.store.schema import events, executions, jobs, output_chunks
 
 
@@ -256,44 +264,83 @@ class SqlStore(NodeOps):
             ) from exc
         return execution
 
-    async def _claim(self, tx: Tx, pick: Any, node_id: UUID, now: datetime) -> list[Execution]:
-        """Marks the picked queued runs `running` on `node_id`, each with a fresh fencing
-        token, if the node's lease is live; the claim of `claim` and of the fast path."""
-        alive = sa.exists().where(live_lease(node_id, now))
-        stmt = (
+    def _claim_stmt(self, pick: Any) -> Any:
+        """The claim's UPDATE of the runs `pick` selects; the node and the instant are
+        bound parameters (``c_node``, ``c_now``)."""
+        c = executions.c
+        now: Any = sa.bindparam("c_now", type_=c.started_at.type)
+        node: Any = sa.bindparam("c_node", type_=c.node_id.type)
+        alive = sa.exists().where(live_lease(node, now))
+        return (
             executions.update()
-            .where(executions.c.id.in_(pick), executions.c.state == QUEUED, alive)
-            .values(state=RUNNING, node_id=node_id, started_at=now, **self._fence_value())
+            .where(c.id.in_(pick), c.state == QUEUED, alive)
+            .values(state=RUNNING, node_id=node, started_at=now, **self._fence_value())
             .returning(*executions.c)
         )
-        claimed = [rows.row_to_execution(r) for r in (await tx.run(stmt)).mappings()]
+
+    async def _claim(
+        self, tx: Tx, pick: Any, node_id: UUID, now: datetime, stmt: Any = None
+    ) -> list[Execution]:
+        """Marks the picked queued runs `running` on `node_id`, each with a fresh fencing
+        token, if the node's lease is live; the claim of `claim` and of the fast path.
+        `stmt`: a prepared `_claim_stmt` (then `pick` holds its other parameters)."""
+        if stmt is None:
+            stmt, params = self._claim_stmt(pick), {}
+        else:
+            params = pick
+        params = {**params, "c_now": now, "c_node": node_id}
+        result = await tx.run(stmt, params)
+        claimed = [rows.row_to_execution(r) for r in result.mappings()]
         return await self._fence_claimed(tx, claimed)
 
     async def claim(
-        self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
+        self,
+        node_id: UUID,
+        tags: frozenset[str],
+        limit: int,
+        now: datetime,
+        *,
+        caps: RunCaps | None = None,
     ) -> list[Execution]:
-        c = executions.alias("pick").c  # an alias: never correlated with the UPDATE
-        pick = (
-            sa.select(c.id)
-            .where(c.state == QUEUED, c.not_before <= now, self._tags_subset(c.target_tags, tags))
-            .order_by(c.not_before, c.queued_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            # Materialised: PostgreSQL may otherwise re-run the LIMITed subquery per row.
-            .cte("picked")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
+        # Built once per (tags, caps): constructing the fair statement and its cache key
+        # costs ~5 ms of Python, which at hundreds of claims a second starved the node.
+        key = (tags, id(caps))
+        if (cached := self._claim_cache.get(key)) is None or cached[0] is not caps:
+            at: Any = sa.bindparam("c_now", type_=executions.c.not_before.type)
+
+            def eligible(c: Any) -> Any:
+                return sa.and_(c.not_before <= at, self._tags_subset(c.target_tags, tags))
+
+            pick = fair_pick(eligible=eligible, caps=caps)
+            cached = self._claim_cache[key] = (caps, self._claim_stmt(pick))
         async with self._write() as tx:
-            claimed = await self._claim(tx, sa.select(pick.c.id), node_id, now)
+            claimed = await self._claim(tx, fair_params(limit), node_id, now, stmt=cached[1])
             if not claimed:
                 await self._check_alive(tx, node_id, now)
         return sorted(claimed, key=lambda e: (e.not_before, e.queued_at))
 
-    async def next_claimable_at(self, tags: frozenset[str]) -> datetime | None:
-        c = executions.c
-        stmt = sa.select(sa.func.min(c.not_before)).where(
-            c.state == QUEUED, self._tags_subset(c.target_tags, tags)
+    async def usage(self, owner: str) -> Usage:
+        e = executions.c
+        count_runs = sa.select(e.state, sa.func.count().label("n")).where(
+            e.owner == owner, e.state.in_((QUEUED, RUNNING))
         )
+        runs = {r["state"]: r["n"] for r in await self._read(count_runs.group_by(e.state))}
+        jobs_of = sa.select(sa.func.count().label("n")).where(jobs.c.owner == owner)
+        [found] = await self._read(jobs_of.select_from(jobs))
+        return Usage(
+            jobs=int(found["n"]),
+            queued=int(runs.get(QUEUED, 0)),
+            running=int(runs.get(RUNNING, 0)),
+        )
+
+    async def next_claimable_at(
+        self, tags: frozenset[str], *, caps: RunCaps | None = None
+    ) -> datetime | None:
+        c = executions.c
+        eligible = self._tags_subset(c.target_tags, tags)
+        stmt = sa.select(sa.func.min(c.not_before)).where(c.state == QUEUED, eligible)
+        if caps is not None:
+            stmt = next_claimable(eligible, caps)
         found = (await self._read(stmt))[0]
         at: datetime | None = next(iter(found.values()))
         return at

@@ -8,6 +8,7 @@ from cronhive.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     StoreUnavailable,
 )
 from cronhive.web._auth import CsrfFailed, Unauthenticated
@@ -20,6 +21,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
     (PermissionDenied, 403),
     (Conflict, 409),
+    (QuotaExceeded, 429),
     (StoreUnavailable, 503),
     (CronhiveError, 500),
 )

@@ -153,6 +153,7 @@ _ERRORS = {
         (403, "a session without its CSRF token, or an action not granted"),
         (404, "no such thing, or one you may not see (never told apart)"),
         (409, "conflicts with what is stored"),
+        (429, "an owner's limit reached (queued runs: see the policy's [limits])"),
         (503, "the database is unavailable"),
     )
 }

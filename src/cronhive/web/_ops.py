@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from cronhive.auth import Identity, Policy, check_run_as, visible_owners
+from cronhive.auth import Identity, Policy, check_run_as, quotas, visible_owners
 from cronhive.auth.authz import nodes_as_seen
 from cronhive.blobs import BlobStore
 from cronhive.blobs.scripts import fetch as fetch_script
@@ -123,6 +123,7 @@ class Web:
     async def trigger(self, who: Identity, job: Job) -> Execution:
         # The job's run_as grant may have been withdrawn since it was stored.
         check_run_as(who, job.owner, job.spec.run.run_as, self.policy)
+        await quotas.check_new_run(self.store, self.policy, who, job.owner)
         execution = await self.store.enqueue(runs.triggered(job, self.clock.now()))
         await self._event(
             "run.queued", job, execution.id, f"{job.name} triggered by {who.user} (web)"
