@@ -16,6 +16,7 @@ from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
+from cronhive.metrics import Metrics, MetricsService
 from cronhive.runner import Sandbox
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
@@ -117,6 +118,12 @@ def sandbox_for(
     return sandbox
 
 
+def _shutdown_on(sig: signal.Signals, node: NodeProcess) -> None:
+    """Says why the node stops (an operator reading the log after a SIGTERM must see it)."""
+    log.info("%s received: shutting down (drain, hand over, leave)", sig.name)
+    node.shutdown()
+
+
 async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
     """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start.
     ``hide``: more paths no run may see (the config file)."""
@@ -141,7 +148,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         max_connections=config.max_connections,
         max_streams_per_identity=config.max_calls_per_user,
     )
-    services: list[ApiService | WebService] = [
+    services: list[ApiService | WebService | MetricsService] = [
         ApiService(host=host, port=port, certs=certs, policy=policy, limits=limits)
     ]
     if config.web is not None:  # None: no web UI on this node
@@ -155,7 +162,14 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 handshake_timeout=config.tls_handshake_timeout,
             )
         )
+    metrics: Metrics | None = None
+    if config.metrics is not None:  # None: no metrics listener (the default), no wrapping
+        metrics = Metrics()
+        m_host, m_port = parse_listen(config.metrics, field="metrics")
+        services.append(MetricsService(host=m_host, port=m_port, metrics=metrics))
     store = await _open_waiting(config)
+    if metrics is not None:
+        metrics.instrument(store)
     try:
         sandbox = sandbox_for(config, certs, hide)  # now that the -wal and -shm exist
         node = NodeProcess(
@@ -173,9 +187,11 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 extra=tuple(services),
             ),
         )
+        if metrics is not None:
+            metrics.instrument_worker(node.worker)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, node.shutdown)
+            loop.add_signal_handler(sig, _shutdown_on, sig, node)
         log.info(
             "node %s starting (pid %d, db %s)",
             config.node_name,
