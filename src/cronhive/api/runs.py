@@ -7,8 +7,7 @@ process, so a reader on node B follows a run on node A from its first byte.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC
 from uuid import UUID
 
 from grpclib.const import Status
@@ -21,13 +20,14 @@ from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api._service import Api, Servicer
 from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
-from cronhive.auth import check_run_as, resolve_owner
+from cronhive.auth import check_run_as, parse_owner, resolve_owner
 from cronhive.engine import runs
 from cronhive.engine.output import follow_output
 from cronhive.errors import NotFound
-from cronhive.model import Execution, RunState
+from cronhive.model import Execution
 from cronhive.model import Stream as OutStream
 from cronhive.store.base import Visibility
+from cronhive.store.listing import RunFilter, filtered_runs, narrowed, node_ids
 
 __all__ = ["RunService"]
 
@@ -88,13 +88,22 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
                     validate.instant_of(token[0], "page_token"),
                     validate.uuid_of(token[1], field="page_token"),
                 )
-            rows = await self._list(job_id, states, before, size + 1, visible)
-            names = await self._node_names()
-            reply = pb.ListExecutionsResponse(
-                executions=[execution_pb(e, names) for e in rows[:size]]
+            now = self.api.clock.now()
+            wanted = RunFilter(
+                job_id=job_id,
+                states=states,
+                nodes=await node_ids(self.api.store, req.node, now) if req.node else None,
+                since=req.since.ToDatetime(tzinfo=UTC) if req.HasField("since") else None,
             )
-            if len(rows) > size:
-                last = rows[size - 1]
+            if req.owner:
+                parse_owner(req.owner)
+                visible = narrowed(visible, req.owner)
+            rows, last = await filtered_runs(
+                self.api.store, wanted, visible_to=visible, before=before, size=size
+            )
+            names = await self._node_names()
+            reply = pb.ListExecutionsResponse(executions=[execution_pb(e, names) for e in rows])
+            if last is not None:
                 reply.next_page_token = validate.encode_token(
                     [last.queued_at.isoformat(), str(last.id)]
                 )
@@ -137,26 +146,6 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
 
     async def _visible(self, text: str, visible: Visibility) -> UUID:
         return (await self._execution(text, visible)).id
-
-    async def _list(
-        self,
-        job_id: UUID | None,
-        states: Collection[RunState] | None,
-        before: tuple[datetime, UUID] | None,
-        limit: int,
-        visible: Visibility,
-    ) -> list[Execution]:
-        rows = await self.api.store.list_executions(
-            visible_to=visible, job_id=job_id, states=states, before=before, limit=limit
-        )
-        if job_id is not None and not rows and before is None:
-            # The history of a deleted job stays listable; an unknown or foreign job is
-            # NOT_FOUND, as everywhere else.
-            try:
-                await self.api.store.get_job(job_id, visible_to=visible)
-            except NotFound:
-                raise NotFound(f"no such job: {job_id}") from None
-        return rows
 
     async def _node_names(self, wanted: UUID | None = None) -> dict[UUID, str]:
         # Names change rarely and a status call is hot: re-read them at most every few

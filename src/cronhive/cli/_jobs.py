@@ -29,6 +29,7 @@ from cronhive.cli._output import (
     when,
 )
 from cronhive.cli._runs import print_or_follow
+from cronhive.cli._runsview import watching
 from cronhive.errors import InvalidInput
 
 __all__ = ["list_jobs"]
@@ -135,14 +136,24 @@ def _owner_label(job: pb.Job, me: str) -> str:
 
 @cli.command("ls")
 @_json
+@click.option("-w", "--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True)
 @click.pass_context
-def ls(ctx: click.Context, as_json: bool) -> None:
+def ls(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> None:
     """List the jobs you may see: schedule in words, next run, last state, counts."""
 
-    async def body(client: Client, target: Target) -> tuple[list[pb.Job], str]:
-        return await list_jobs(client), caller_name(target)
+    async def body(client: Client, target: Target) -> None:
+        me = caller_name(target)
 
-    jobs, me = call(ctx, body)
+        async def render() -> None:
+            _print_jobs(await list_jobs(client), me, as_json)
+
+        await watching(render, watch=watch, interval=interval)()
+
+    call(ctx, body)
+
+
+def _print_jobs(jobs: list[pb.Job], me: str, as_json: bool) -> None:
     if as_json:
         echo_json([job_dict(j) for j in jobs])
         return

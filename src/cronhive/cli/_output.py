@@ -24,6 +24,7 @@ from cronhive.schedule import parse_schedule
 __all__ = [
     "describe_schedule",
     "echo_json",
+    "event_dict",
     "execution_dict",
     "job_dict",
     "node_dict",
@@ -62,11 +63,11 @@ def _ts(msg: Any, field: str) -> str | None:
 
 
 def when(iso: str | None) -> str:
-    """An instant for people: local time to the second, '-' for none."""
+    """An instant for people: local time to the second with its zone, '-' for none."""
     if iso is None:
         return "-"
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def describe_schedule(schedule: pb.Schedule) -> str:
@@ -152,6 +153,18 @@ def execution_dict(e: pb.Execution) -> dict[str, Any]:
         "stdout_bytes": e.stdout_bytes,
         "stderr_bytes": e.stderr_bytes,
         "output_capped": e.output_capped,
+    }
+
+
+def event_dict(e: pb.Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": _ts(e, "at"),
+        "kind": e.kind,
+        "owner": e.owner or None,
+        "job_id": e.job_id or None,
+        "execution_id": e.execution_id or None,
+        "message": e.message,
     }
 
 

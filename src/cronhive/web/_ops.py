@@ -24,6 +24,7 @@ from cronhive.engine.runs import next_fire
 from cronhive.errors import NotFound
 from cronhive.model import Event, Execution, Job, Node, OutputChunk, RunState, Stream
 from cronhive.store import Store
+from cronhive.store.listing import RunFilter, filtered_runs, narrowed, node_ids
 
 __all__ = ["Web"]
 
@@ -78,6 +79,26 @@ class Web:
             states=states,
             before=before,
             limit=limit,
+        )
+
+    async def run_list(
+        self,
+        who: Identity,
+        wanted: RunFilter,
+        *,
+        owner: str | None = None,
+        node: str | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Execution], Execution | None]:
+        """The Runs page: runs filtered as `cronhive runs` filters them (store.listing)."""
+        visible = visible_owners(who)
+        if owner:
+            visible = narrowed(visible, owner)
+        if node:
+            wanted = replace(wanted, nodes=await node_ids(self.store, node, self.clock.now()))
+        return await filtered_runs(
+            self.store, wanted, visible_to=visible, before=before, size=limit
         )
 
     async def run(self, who: Identity, run_id: str) -> Execution:

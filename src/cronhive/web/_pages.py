@@ -13,13 +13,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from cronhive.auth import parse_owner
 from cronhive.errors import InvalidInput, NotFound
+from cronhive.model import RunState
+from cronhive.schedule import parse_duration
+from cronhive.store.listing import RunFilter
 from cronhive.web._auth import COOKIE, PRE_COOKIE, Caller, CsrfFailed
 from cronhive.web._convert import decode_run_cursor, encode_cursor
 from cronhive.web._errors import status_of
@@ -225,6 +230,54 @@ async def tail(request: Request, web: Web, caller: Caller) -> Response:
     )
 
 
+async def runs_page(request: Request, web: Web, caller: Caller) -> Response:
+    """Every run the caller may see, newest first, with the filters of `cronhive runs`."""
+    q = request.query_params
+    state = q.get("state") or ""
+    states = None
+    if state:
+        try:
+            states = frozenset({RunState(state)})
+        except ValueError:
+            raise InvalidInput(f"state: no such state {state!r}", field="state") from None
+    job_id = None
+    if q.get("job"):
+        job_id = (await web.job(caller.identity, q["job"])).id
+    since_text = q.get("since") or ""
+    since = None
+    if since_text:
+        since = web.clock.now() - parse_duration(since_text)
+    owner = q.get("owner") or None
+    if owner:
+        parse_owner(owner)
+    before = decode_run_cursor(q["before"], "before") if q.get("before") else None
+    wanted = RunFilter(job_id=job_id, states=states, since=since)
+    rows, last = await web.run_list(
+        caller.identity,
+        wanted,
+        owner=owner,
+        node=q.get("node") or None,
+        before=before,
+        limit=RUNS_PER_PAGE,
+    )
+    keep = {k: v for k, v in q.items() if k != "before" and v}
+    older = None
+    if last is not None:
+        cursor = encode_cursor([last.queued_at.isoformat(), str(last.id)])
+        older = "/runs?" + urlencode({**keep, "before": cursor})
+    return render(
+        request,
+        caller,
+        "runs.html",
+        runs=rows,
+        older=older,
+        jobs=await web.jobs(caller.identity, limit=MAX_LIMIT),
+        names=await web.node_names(),
+        states=[s.value for s in RunState],
+        chosen=keep,
+    )
+
+
 async def nodes_page(request: Request, web: Web, caller: Caller) -> Response:
     return render(request, caller, "nodes.html", nodes=await web.nodes(caller.identity))
 
@@ -238,6 +291,7 @@ def routes() -> list[Route]:
         Route("/jobs", page(jobs_page), methods=["GET"]),
         Route("/jobs/{job_id}", page(job_page), methods=["GET"]),
         Route("/jobs/{job_id}/{action}", page(job_action), methods=["POST"]),
+        Route("/runs", page(runs_page), methods=["GET"]),
         Route("/runs/{run_id}", page(run_page), methods=["GET"]),
         Route("/runs/{run_id}/stop", page(stop_run), methods=["POST"]),
         Route("/runs/{run_id}/tail", page(tail), methods=["GET"]),

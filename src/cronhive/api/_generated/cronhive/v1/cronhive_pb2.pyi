@@ -700,13 +700,24 @@ class ListExecutionsRequest(_message.Message):
     STATES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """empty = every execution the caller may see (ad-hoc included)"""
     page_size: _builtins.int
     page_token: _builtins.str
+    node: _builtins.str
+    """only runs of this node (name or id); empty = any"""
+    owner: _builtins.str
+    """only runs of this owner (user:U, group:G); empty = any visible"""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """empty = all states"""
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """only runs queued at or after this instant"""
 
     def __init__(
         self,
@@ -715,10 +726,13 @@ class ListExecutionsRequest(_message.Message):
         states: _abc.Iterable[_builtins.str] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        node: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "page_size", b"page_size", "page_token", b"page_token", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "node", b"node", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -950,19 +964,23 @@ class WatchEventsRequest(_message.Message):
 
     AFTER_ID_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
+    BACKLOG_ONLY_FIELD_NUMBER: _builtins.int
     after_id: _builtins.int
     """absent = only events from now on"""
     job_id: _builtins.str
     """empty = all the caller may see"""
+    backlog_only: _builtins.bool
+    """end after the events stored now, instead of following"""
     def __init__(
         self,
         *,
         after_id: _builtins.int | None = ...,
         job_id: _builtins.str = ...,
+        backlog_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "after_id", b"after_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "after_id", b"after_id", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "after_id", b"after_id", "backlog_only", b"backlog_only", "job_id", b"job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__after_id: _TypeAlias = _typing.Literal["after_id"]  # noqa: Y015
     _WhichOneofArgType__after_id: _TypeAlias = _typing.Literal["_after_id", b"_after_id"]  # noqa: Y015

@@ -1,0 +1,106 @@
+"""Chromium against a real node: the Runs page lists an ad-hoc run and filters by state,
+job and since, with links to each run."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from webkit import WebNode
+
+from cronhive.engine import runs
+from cronhive.model import Execution, RunSpec
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+if not CHROMIUM.exists():
+    message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _signed_in(browser: Browser, node: WebNode, token: str) -> Page:
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 800})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(node.url("/signin"))
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    expect(page).to_have_url(node.url("/jobs"))
+    return page
+
+
+def _adhoc(node: WebNode, owner: str, command: list[str]) -> Execution:
+    """An ad-hoc run, queued as `cronhive run` queues one, waited for to its end."""
+    spec = RunSpec(command=tuple(command))
+    queued = node.call(node.store.enqueue(runs.adhoc(owner, spec, datetime.now(UTC))))
+    deadline = time.monotonic() + 20
+    while True:
+        run = node.call(node.store.get_execution(queued.id, visible_to=None))
+        if run.state.terminal:
+            return run
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+
+
+def test_runs_page_shows_an_adhoc_run_and_filters(node: WebNode, browser: Browser) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    token = node.token("rita")
+    good = _adhoc(node, "user:rita", ["true"])
+    bad = _adhoc(node, "user:rita", ["false"])
+    hidden = _adhoc(node, "user:someone-else", ["true"])
+    job = node.job("user:rita", "runs-page-job", ["true"])
+
+    page = _signed_in(browser, node, token)
+    page.click("nav a:has-text('Runs')")
+    expect(page).to_have_url(node.url("/runs"))
+    table = page.locator("table.runs")
+    expect(table.locator(f"a[href='/runs/{good.id}']")).to_have_count(1)
+    expect(table.locator(f"a[href='/runs/{bad.id}']")).to_have_count(1)
+    expect(table.locator(f"a[href='/runs/{hidden.id}']")).to_have_count(0)
+    expect(table).to_contain_text("ad hoc")
+    page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
+
+    page.select_option("#filter-state", "failed")
+    page.click("button:has-text('Filter')")
+    expect(page).to_have_url(re.compile(r".*/runs\?.*state=failed"))
+    expect(table.locator(f"a[href='/runs/{bad.id}']")).to_have_count(1)
+    expect(table.locator(f"a[href='/runs/{good.id}']")).to_have_count(0)
+
+    page.goto(node.url("/runs?since=1h"))
+    expect(table.locator(f"a[href='/runs/{good.id}']")).to_have_count(1)
+    page.goto(node.url(f"/runs?job={job.id}"))
+    expect(page.locator("main")).to_contain_text("No runs match.")
+
+    page.goto(node.url("/runs"))
+    page.click(f"a[href='/runs/{good.id}']")
+    expect(page).to_have_url(node.url(f"/runs/{good.id}"))
+    expect(page.locator("#run-state")).to_contain_text("succeeded")
+
+    response = page.goto(node.url("/runs?state=bogus"))
+    assert response is not None and response.status == 400
