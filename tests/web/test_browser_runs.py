@@ -104,3 +104,15 @@ def test_runs_page_shows_an_adhoc_run_and_filters(node: WebNode, browser: Browse
 
     response = page.goto(node.url("/runs?state=bogus"))
     assert response is not None and response.status == 400
+
+
+def test_a_queued_run_no_node_can_take_says_why(node: WebNode, browser: Browser) -> None:
+    token = node.token("tess")
+    spec = RunSpec(command=("true",), target_tags=frozenset({"gpu"}))
+    queued = node.call(node.store.enqueue(runs.adhoc("user:tess", spec, datetime.now(UTC))))
+    page = _signed_in(browser, node, token)
+    page.goto(node.url(f"/runs/{queued.id}"))
+    expect(page.locator("#run-state")).to_contain_text("queued")
+    expect(page.locator("#run-waiting")).to_contain_text("no live node carries the tags gpu")
+    page.click("button:has-text('Stop')")
+    expect(page.locator("#run-state")).to_contain_text("stopped")

@@ -82,6 +82,7 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
         stdout_bytes=e.stdout_bytes,
         stderr_bytes=e.stderr_bytes,
         output_capped=e.output_capped,
+        target_tags=sorted(e.run.target_tags),
     )
     # A failed run with neither exit code nor signal never started: its reason is the error.
     if e.state is RunState.FAILED and e.exit_code is None and e.signal is None:
@@ -94,6 +95,7 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
     _ts(msg.queued_at, e.queued_at)
     _ts(msg.started_at, e.started_at)
     _ts(msg.finished_at, e.finished_at)
+    _ts(msg.not_before, e.not_before)
     return msg
 
 

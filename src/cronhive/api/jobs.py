@@ -98,6 +98,13 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
         spec = validate.job_spec(msg, owner=owner)
         if spec.schedule is not None and (before is None or before.schedule != spec.schedule):
             check_can_schedule(who)
+            if spec.schedule.next_after(self.api.clock.now()) is None:
+                # A new schedule that can never fire (a `once` time in the past) is a
+                # mistake, not a job: refused rather than stored silent.
+                raise InvalidInput(
+                    f"schedule: {spec.schedule.expression} is in the past; it would never fire",
+                    field="schedule",
+                )
         check_run_as(who, owner, spec.run.run_as, self.api.policy)
         return spec
 
@@ -111,7 +118,7 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
                 spec, next_fire_at=next_fire(spec, now), created_by=who.owner, now=now
             )
             await self._changed(job, "job.created", who)
-            await stream.send_message(job_pb(job))
+            await stream.send_message(await self._warned(job))
 
     async def Update(self, stream: Stream[pb.UpdateJobRequest, pb.Job]) -> None:
         async with guard("JobService.Update"):
@@ -126,7 +133,7 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
                 job.id, spec, next_fire_at=next_fire(spec, now), visible_to=visible, now=now
             )
             await self._changed(job, "job.updated", who)
-            await stream.send_message(job_pb(job))
+            await stream.send_message(await self._warned(job))
 
     async def Get(self, stream: Stream[pb.GetJobRequest, pb.Job]) -> None:
         async with guard("JobService.Get"):
@@ -190,9 +197,24 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
                 execution_id=execution.id,
                 message=f"{job.name} triggered by {who.user}",
             )
-            await stream.send_message(execution_pb(execution))
+            msg = execution_pb(execution)
+            msg.waiting = await self._unmatched(job)
+            await stream.send_message(msg)
 
     # --- helpers -------------------------------------------------------------------
+
+    async def _unmatched(self, job: Job) -> str:
+        tags = job.spec.run.target_tags
+        if not tags:
+            return ""
+        now = self.api.clock.now()
+        return runs.unmatched_tags(tags, await self.api.store.list_nodes(now=now), now)
+
+    async def _warned(self, job: Job) -> pb.Job:
+        """The job as answered after a change, with a warning if its runs would wait."""
+        msg = job_pb(job)
+        msg.warning = await self._unmatched(job)
+        return msg
 
     async def _job(self, job_id: str, visible: Visibility) -> Job:
         uuid = validate.uuid_of(job_id)

@@ -6,6 +6,7 @@ _jobspec). Reading verbs take --json.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -17,7 +18,7 @@ from cronhive.api.client import Client
 from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._flags import env_pairs
-from cronhive.cli._jobspec import apply_options, find_job, job_options
+from cronhive.cli._jobspec import apply_options, find_job, job_options, owner_and_name
 from cronhive.cli._output import (
     describe_schedule,
     echo_json,
@@ -30,10 +31,12 @@ from cronhive.cli._output import (
 )
 from cronhive.cli._runs import print_or_follow
 from cronhive.cli._runsview import watching
-from cronhive.errors import InvalidInput
+from cronhive.errors import InvalidInput, NotFound
+from cronhive.model import command_line
 
 __all__ = ["list_jobs"]
 
+_JOB_ID = re.compile(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")
 _json = click.option("--json", "as_json", is_flag=True, help="JSON with stable keys.")
 
 
@@ -57,9 +60,12 @@ def _apply(job: pb.Job, opts: dict[str, Any]) -> set[str]:
 @cli.command()
 @click.argument("name")
 @job_options
+@_json
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
-def add(ctx: click.Context, /, name: str, command: tuple[str, ...], **flags: Any) -> None:
+def add(
+    ctx: click.Context, /, name: str, command: tuple[str, ...], as_json: bool, **flags: Any
+) -> None:
     """Add job NAME running CMD on a schedule (or only when triggered, without one).
 
     \b
@@ -73,15 +79,27 @@ def add(ctx: click.Context, /, name: str, command: tuple[str, ...], **flags: Any
         return await client.jobs.Create(pb.CreateJobRequest(job=job))
 
     created = call(ctx, body)
-    click.echo(f"added {created.name} ({created.id}): {_schedule_words(created)}")
+    _warn(created.warning)
+    if as_json:
+        echo_json(job_dict(created))
+    else:
+        click.echo(f"added {created.name} ({created.id}): {_schedule_words(created)}")
+
+
+def _warn(warning: str) -> None:
+    if warning:
+        click.echo(f"cronhive: warning: {warning}", err=True)
 
 
 @cli.command()
 @click.argument("ref", metavar="NAME")
 @job_options
+@_json
 @click.argument("command", nargs=-1)
 @click.pass_context
-def edit(ctx: click.Context, /, ref: str, command: tuple[str, ...], **flags: Any) -> None:
+def edit(
+    ctx: click.Context, /, ref: str, command: tuple[str, ...], as_json: bool, **flags: Any
+) -> None:
     """Change job NAME: only the given flags change (--tag and --env replace the lists;
     a CMD after `--` replaces the command)."""
     opts = _options(flags, command)
@@ -95,7 +113,11 @@ def edit(ctx: click.Context, /, ref: str, command: tuple[str, ...], **flags: Any
         return await client.jobs.Update(request)
 
     job = call(ctx, body)
-    click.echo(f"updated {job.name}: {_schedule_words(job)}")
+    _warn(job.warning)
+    if as_json:
+        echo_json(job_dict(job))
+    else:
+        click.echo(f"updated {job.name}: {_schedule_words(job)}")
 
 
 @cli.command()
@@ -191,7 +213,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     if as_json:
         echo_json(d)
         return
-    command = " ".join(job.command) if not job.shell else f"sh -c {job.command[0]!r}"
+    command = command_line(job.command, job.shell)
     timeout = d["timeout_seconds"]
     fields(
         {
@@ -230,7 +252,21 @@ def history(ctx: click.Context, ref: str, count: int, as_json: bool) -> None:
     """The last N runs of job NAME, newest first."""
 
     async def body(client: Client, target: Target) -> list[pb.Execution]:
-        job = await find_job(client, ref, caller_name(target))
+        me = caller_name(target)
+        try:
+            job = await find_job(client, ref, me)
+        except NotFound:
+            # A deleted job's history stays: its runs keep the job's name and owner.
+            if _JOB_ID.fullmatch(ref):
+                request = pb.ListExecutionsRequest(job_id=ref, page_size=count)
+            else:
+                owner, name = owner_and_name(ref, me)
+                request = pb.ListExecutionsRequest(job_name=name, owner=owner, page_size=count)
+            runs = list((await client.runs.ListExecutions(request)).executions)
+            if not runs:
+                raise
+            click.echo(f"cronhive: {ref} was deleted; its runs:", err=True)
+            return runs
         reply = await client.runs.ListExecutions(
             pb.ListExecutionsRequest(job_id=job.id, page_size=count)
         )
@@ -297,6 +333,6 @@ def trigger(ctx: click.Context, ref: str, follow: bool) -> None:
     async def body(client: Client, target: Target) -> int:
         job = await find_job(client, ref, caller_name(target))
         execution = await client.jobs.Trigger(pb.TriggerJobRequest(id=job.id))
-        return await print_or_follow(client, execution.id, follow)
+        return await print_or_follow(client, execution, follow)
 
     sys.exit(call(ctx, body))

@@ -124,6 +124,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "last_run_at": _ts(job, "last_run_at"),
         "last_state": job.last_state or None,
         "quarantine": job.quarantine or None,
+        "warning": job.warning or None,
         "success_count": job.success_count,
         "failure_count": job.failure_count,
         "created_at": _ts(job, "created_at"),
@@ -153,6 +154,9 @@ def execution_dict(e: pb.Execution) -> dict[str, Any]:
         "stdout_bytes": e.stdout_bytes,
         "stderr_bytes": e.stderr_bytes,
         "output_capped": e.output_capped,
+        "target_tags": list(e.target_tags),
+        "not_before": _ts(e, "not_before"),
+        "waiting": e.waiting or None,
     }
 
 

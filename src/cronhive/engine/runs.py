@@ -4,9 +4,10 @@ job that was just created or changed fires next."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
-from cronhive.model import Execution, Job, JobSpec, RetryPolicy, RunSpec, RunState
+from cronhive.model import Execution, Job, JobSpec, Node, RetryPolicy, RunSpec, RunState
 
 
 def for_slot(
@@ -61,3 +62,14 @@ def next_fire(spec: JobSpec, now: datetime) -> datetime | None:
     if not spec.enabled or spec.schedule is None:
         return None
     return spec.schedule.next_after(now)
+
+
+def unmatched_tags(tags: frozenset[str], nodes: Iterable[Node], now: datetime) -> str:
+    """Why a run with target `tags` would wait: no live node carries them all ("" when
+    one does, or when there are no tags). A hint, not a refusal: such a node may join."""
+    if not tags or any(n.alive(now) and tags <= n.tags for n in nodes):
+        return ""
+    return (
+        f"no live node carries the tags {', '.join(sorted(tags))}; "
+        "its runs wait until one joins (see cronhive nodes)"
+    )

@@ -377,3 +377,11 @@ class Store(abc.ABC):
         """The usable token with this id whose stored digest equals `digest` (compared
         in constant time), recording `last_used_at = now`. Raises `NotFound` alike for a
         missing, wrong, expired or revoked token."""
+
+    # --- operations ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def output_sizes(self, execution_id: UUID) -> dict[Stream, int]:
+        """Bytes of each stream of the run stored as chunks now (the end of the last
+        chunk), for the streams that have any: the live size of a run still writing, or
+        of a lost one whose end was never recorded."""

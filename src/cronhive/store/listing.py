@@ -23,6 +23,7 @@ class RunFilter:
     states: Collection[RunState] | None = None
     nodes: set[UUID | None] | None = None  # None: any node
     since: datetime | None = None  # queued at or after
+    job_name: str | None = None  # runs of jobs of this name, deleted ones included
 
 
 def narrowed(visible: Visibility, owner: str) -> Visibility:
@@ -75,7 +76,9 @@ async def filtered_runs(
         for i, row in enumerate(rows[:size]):
             if wanted.since is not None and row.queued_at < wanted.since:
                 return found, None  # newest first: all further rows are older
-            if wanted.nodes is None or row.node_id in wanted.nodes:
+            if (wanted.nodes is None or row.node_id in wanted.nodes) and (
+                wanted.job_name is None or row.job_name == wanted.job_name
+            ):
                 found.append(row)
                 if len(found) == size:
                     return found, (row if i + 1 < len(rows) else None)

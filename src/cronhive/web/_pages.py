@@ -21,8 +21,9 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from cronhive.auth import parse_owner
+from cronhive.engine.runs import unmatched_tags
 from cronhive.errors import InvalidInput, NotFound
-from cronhive.model import RunState
+from cronhive.model import RunState, command_line
 from cronhive.schedule import parse_duration
 from cronhive.store.listing import RunFilter
 from cronhive.web._auth import COOKIE, PRE_COOKIE, Caller, CsrfFailed
@@ -38,6 +39,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["duration"] = duration
 templates.env.globals["age"] = age
 templates.env.globals["duration_of"] = duration_of
+templates.env.globals["command_line"] = command_line
 
 PageHandler = Callable[[Request, Web, Caller], Awaitable[Response]]
 RUNS_PER_PAGE = 25
@@ -184,8 +186,19 @@ async def job_action(request: Request, web: Web, caller: Caller) -> Response:
 
 async def run_page(request: Request, web: Web, caller: Caller) -> Response:
     run = await web.run(caller.identity, request.path_params["run_id"])
-    names = await web.node_names()
-    return render(request, caller, "run.html", run=run, node=names.get(run.node_id or run.id))
+    nodes = await web.nodes()
+    names = {n.id: n.name for n in nodes}
+    waiting = ""
+    if run.state is RunState.QUEUED:
+        waiting = unmatched_tags(run.run.target_tags, nodes, web.clock.now())
+    return render(
+        request,
+        caller,
+        "run.html",
+        run=run,
+        node=names.get(run.node_id or run.id),
+        waiting=waiting,
+    )
 
 
 async def stop_run(request: Request, web: Web, caller: Caller) -> Response:

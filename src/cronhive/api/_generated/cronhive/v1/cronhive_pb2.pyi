@@ -164,6 +164,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     QUARANTINE_FIELD_NUMBER: _builtins.int
+    WARNING_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """output only"""
     name: _builtins.str
@@ -192,6 +193,8 @@ class Job(_message.Message):
     """output only; empty = never ran"""
     quarantine: _builtins.str
     """output only; why the scheduler set the job aside (it does not fire until changed)"""
+    warning: _builtins.str
+    """output only; e.g. no live node carries its target tags (runs wait)"""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; with shell=true a single script string"""
@@ -253,10 +256,11 @@ class Job(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         quarantine: _builtins.str = ...,
+        warning: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "shell", b"shell", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "shell", b"shell", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015
@@ -508,6 +512,9 @@ class Execution(_message.Message):
     STDOUT_BYTES_FIELD_NUMBER: _builtins.int
     STDERR_BYTES_FIELD_NUMBER: _builtins.int
     OUTPUT_CAPPED_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    TARGET_TAGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     job_id: _builtins.str
     """empty for ad-hoc runs"""
@@ -532,6 +539,10 @@ class Execution(_message.Message):
     stderr_bytes: _builtins.int
     output_capped: _builtins.bool
     """output beyond the cap was dropped"""
+    waiting: _builtins.str
+    """Why a queued run may wait for long, empty otherwise: e.g. no live node carries all of
+    its target tags (it starts once one does).
+    """
     @_builtins.property
     def scheduled_for(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -540,6 +551,14 @@ class Execution(_message.Message):
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """not started before (a retry's backoff)"""
+
+    @_builtins.property
+    def target_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """a node must carry all of them to run it"""
+
     def __init__(
         self,
         *,
@@ -562,10 +581,13 @@ class Execution(_message.Message):
         stdout_bytes: _builtins.int = ...,
         stderr_bytes: _builtins.int = ...,
         output_capped: _builtins.bool = ...,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+        waiting: _builtins.str = ...,
+        target_tags: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "signal", b"signal", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "not_before", b"not_before", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "signal", b"signal", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "node_id", b"node_id", "node_name", b"node_name", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "signal", b"signal", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "node_id", b"node_id", "node_name", b"node_name", "not_before", b"not_before", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "signal", b"signal", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "target_tags", b"target_tags", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -703,6 +725,7 @@ class ListExecutionsRequest(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    JOB_NAME_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """empty = every execution the caller may see (ad-hoc included)"""
     page_size: _builtins.int
@@ -711,6 +734,8 @@ class ListExecutionsRequest(_message.Message):
     """only runs of this node (name or id); empty = any"""
     owner: _builtins.str
     """only runs of this owner (user:U, group:G); empty = any visible"""
+    job_name: _builtins.str
+    """only runs of jobs of this name (a deleted job's history too)"""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """empty = all states"""
@@ -729,10 +754,11 @@ class ListExecutionsRequest(_message.Message):
         node: _builtins.str = ...,
         owner: _builtins.str = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
+        job_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "node", b"node", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "job_name", b"job_name", "node", b"node", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
