@@ -229,3 +229,25 @@ def test_a_lost_runs_status_names_its_node_and_its_output(tmp_path: Path) -> Non
             cli.ok("runs", "--state", "running", "--state", "queued", "--json")
         ):
             cli.ok("stop", retry["id"])
+
+
+def test_flags_for_retry_backoff_and_output_cap(cli: Cli) -> None:
+    added = json.loads(
+        cli.ok(
+            "add", "tuned", "--retries", "1", "--retry-backoff", "3", "--retry-max-delay", "5m",
+            "--output-cap", "1K", "--json", "--", "sh", "-c", "head -c 5000 /dev/zero",
+        )
+    )  # fmt: skip
+    assert added["retry"]["backoff"] == 3 and added["retry"]["max_delay_seconds"] == 300
+    assert added["output_cap_bytes"] == 1024
+    run_id = cli.ok("trigger", "tuned").strip()
+    cli.ok("logs", "-f", run_id)
+    status = json.loads(cli.ok("status", "--json", run_id))
+    assert status["output_capped"] is True
+    assert len(cli.ok("logs", run_id)) == 1024  # kept; stdout_bytes counts what it wrote
+    edited = json.loads(cli.ok("edit", "tuned", "--output-cap", "2M", "--json"))
+    assert edited["output_cap_bytes"] == 2 * 1024 * 1024
+    bad = cli("add", "bad-cap", "--output-cap", "lots", "--", "true")
+    assert bad.returncode == 2 and "--output-cap: expected a size" in bad.stderr
+    adhoc = cli("run", "-f", "--output-cap", "10", "--", "sh", "-c", "echo 0123456789abcdef")
+    assert adhoc.stdout == "0123456789"

@@ -19,6 +19,7 @@ import click
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
+from cronhive.cli._flags import parse_size
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.schedule import parse_duration
 
@@ -30,8 +31,10 @@ KEYS = frozenset(
         "command", "shell", "cron", "every", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
         "run_as", "group", "description", "enabled",
+        "retry_backoff", "retry_max_delay", "output_cap",
     }
 )  # fmt: skip
+
 _OWNER_REF = re.compile(r"(user|group):([A-Za-z0-9._@-]{1,64})/(.+)")
 
 
@@ -47,6 +50,17 @@ def _duration(value: Any, key: str) -> float:
     if not isinstance(value, str):
         raise _bad(key, "expected a duration like 90s, 5m, 1h30m")
     return parse_duration(value, field=key).total_seconds()
+
+
+def _ratio(value: Any, key: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _bad(key, "expected a number like 2 or 1.5") from None
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 1:
+        raise _bad(key, "expected a number >= 1")
+    return float(value)
 
 
 def _text(value: Any, key: str) -> str:
@@ -124,6 +138,15 @@ def apply_options(job: pb.Job, opts: Mapping[str, Any]) -> set[str]:
     if opts.get("retry_delay") is not None:
         job.retry.delay_seconds = _duration(opts["retry_delay"], "retry_delay")
         paths.add("retry")
+    if opts.get("retry_backoff") is not None:
+        job.retry.backoff = _ratio(opts["retry_backoff"], "retry_backoff")
+        paths.add("retry")
+    if opts.get("retry_max_delay") is not None:
+        job.retry.max_delay_seconds = _duration(opts["retry_max_delay"], "retry_max_delay")
+        paths.add("retry")
+    if opts.get("output_cap") is not None:
+        job.output_cap_bytes = parse_size(opts["output_cap"], "output_cap")
+        paths.add("output_cap_bytes")
     for key in ("concurrency", "misfire", "cwd", "run_as", "description"):
         if opts.get(key) is not None:
             setattr(job, key, _text(opts[key], key))
@@ -202,6 +225,9 @@ def job_options(func: F) -> F:
         click.option("--group", metavar="G", help="Owned by group G instead of you."),
         click.option("--description", metavar="TEXT"),
         click.option("--shell/--no-shell", default=None, help="Run CMD as one sh script."),
+        click.option("--retry-backoff", metavar="FACTOR", help="Delay multiplier per retry [2]."),
+        click.option("--retry-max-delay", metavar="DURATION", help="Longest retry delay [1h]."),
+        click.option("--output-cap", metavar="SIZE", help="Output kept per run (64M, 1G)."),
     ]
     for option in reversed(options):
         func = option(func)

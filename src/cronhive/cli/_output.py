@@ -120,6 +120,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "tags": list(job.target_tags),
         "description": job.description,
         "run_as": job.run_as or None,
+        "output_cap_bytes": job.output_cap_bytes if job.HasField("output_cap_bytes") else None,
         "next_fire_at": _ts(job, "next_fire_at"),
         "last_run_at": _ts(job, "last_run_at"),
         "last_state": job.last_state or None,

@@ -12,7 +12,7 @@ from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
 from cronhive.cli._app import EXIT_FAILURE, cli
 from cronhive.cli._connect import Target, call
-from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds
+from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds, size
 from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
 
 __all__ = ["exit_code_of", "print_or_follow", "stream_output"]
@@ -104,6 +104,7 @@ async def next_attempt(client: Client, ended: pb.Execution) -> pb.Execution | No
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Environment (repeatable).")
 @click.option("--cwd", help="Working directory on the node (absolute).")
 @click.option("--shell", is_flag=True, help="Run CMD as one /bin/sh script.")
+@click.option("--output-cap", metavar="SIZE", help="Output kept (64M, 1G) [the node's].")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
 def run(
@@ -114,6 +115,7 @@ def run(
     env: tuple[str, ...],
     cwd: str | None,
     shell: bool,
+    output_cap: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Start CMD now on any node with room; print the run id.
@@ -131,6 +133,8 @@ def run(
     )
     if timeout is not None:
         request.timeout_seconds = seconds(timeout, "--timeout")
+    if output_cap is not None:
+        request.output_cap_bytes = size(output_cap, "--output-cap")
 
     async def body(client: Client, _: Target) -> int:
         execution = await client.runs.Start(request)
