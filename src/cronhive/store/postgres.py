@@ -26,6 +26,7 @@ from sqlalchemy.sql.dml import Insert
 
 from cronhive.store._core import Tx
 from cronhive.store._errors import translating
+from cronhive.store._sessions import SessionOps
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
@@ -80,7 +81,7 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-class PostgresStore(SqlStore, TokenOps):
+class PostgresStore(SqlStore, TokenOps, SessionOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(

@@ -33,6 +33,7 @@ from sqlalchemy.sql.dml import Insert
 from cronhive.errors import Conflict
 from cronhive.model import Execution, Node
 from cronhive.store._core import Tx
+from cronhive.store._sessions import SessionOps
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import hub_for
@@ -76,7 +77,7 @@ def _engine(path: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
-class SqliteStore(SqlStore, TokenOps):
+class SqliteStore(SqlStore, TokenOps, SessionOps):
     """The Store on one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str) -> None:

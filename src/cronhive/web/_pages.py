@@ -135,7 +135,7 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request, web: Web, caller: Caller) -> Response:
     if caller.session is None:
         raise CsrfFailed("sign out is for browser sessions")
-    request.app.state.sessions.sign_out(caller.session.id)
+    await request.app.state.sessions.sign_out(caller.session.id)
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return response
