@@ -116,3 +116,35 @@ def test_a_queued_run_no_node_can_take_says_why(node: WebNode, browser: Browser)
     expect(page.locator("#run-waiting")).to_contain_text("no live node carries the tags gpu")
     page.click("button:has-text('Stop')")
     expect(page.locator("#run-state")).to_contain_text("stopped")
+
+
+COLOURED = (
+    r"printf '\033[31mred\033[0m plain \033[1;32mbold green\033[0m '; sleep 0.4; "
+    r"printf '\033['; sleep 0.4; printf '34mblue\033[39m \033[2K\033[38;5;208morange\033[0m '; "
+    r"printf '\033[38;2;1;2;3mrgb\033[0m \033]0;title\007done\n'"
+)
+
+
+def test_a_colour_coded_log_renders_without_escape_codes(node: WebNode, browser: Browser) -> None:
+    token = node.token("cole")
+    job = node.job("user:cole", "colours", ["sh", "-c", COLOURED])
+    page = _signed_in(browser, node, token)
+    page.goto(node.url(f"/jobs/{job.id}"))
+    page.click("button:has-text('Run now')")
+    expect(page.locator("#tail-status")).to_have_text("ended")
+    log = page.locator("#log")
+    # The escape sequence split across two chunks ("\033[" then "34m") is rendered too.
+    expect(log).to_have_text("red plain bold green blue orange rgb done\n")
+    text = log.inner_text()
+    assert "\x1b" not in text and "[31m" not in text and "34m" not in text
+    red = log.locator("span.ansi-fg-1")
+    expect(red).to_have_text("red")
+    assert red.evaluate("e => getComputedStyle(e).color") == "rgb(248, 113, 113)"
+    bold = log.locator("span.ansi-fg-2.ansi-bold")
+    expect(bold).to_have_text("bold green")
+    expect(log.locator("span.ansi-fg-4")).to_have_text("blue")
+    orange = log.locator("span", has_text="orange")
+    assert orange.evaluate("e => getComputedStyle(e).color") == "rgb(255, 135, 0)"
+    rgb = log.locator("span", has_text="rgb")
+    assert rgb.evaluate("e => getComputedStyle(e).color") == "rgb(1, 2, 3)"
+    page.screenshot(path=str(SHOTS / "run-colours.png"), full_page=True)
