@@ -148,3 +148,18 @@ def test_a_colour_coded_log_renders_without_escape_codes(node: WebNode, browser:
     rgb = log.locator("span", has_text="rgb")
     assert rgb.evaluate("e => getComputedStyle(e).color") == "rgb(1, 2, 3)"
     page.screenshot(path=str(SHOTS / "run-colours.png"), full_page=True)
+
+
+def test_run_now_with_parameters(node: WebNode, browser: Browser) -> None:
+    token = node.token("pat")
+    job = node.job("user:pat", "with-params", ["sh", "-c", 'echo "$WHO:" "$@"', "sh"])
+    page = _signed_in(browser, node, token)
+    page.goto(node.url(f"/jobs/{job.id}"))
+    page.click("summary:has-text('Run with parameters')")
+    page.fill("#param-env", "WHO=web user")
+    page.fill("#param-args", "one 'two words'")
+    page.click("button:has-text('Run with these')")
+    expect(page).to_have_url(re.compile(r".*/runs/[0-9a-f-]{36}$"))
+    expect(page.locator("#log")).to_have_text("web user: one two words\n")
+    expect(page.locator("#run-env")).to_contain_text("WHO=web user")
+    expect(page.locator("main code").first).to_contain_text("one 'two words'")

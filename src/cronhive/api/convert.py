@@ -83,6 +83,9 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
         stderr_bytes=e.stderr_bytes,
         output_capped=e.output_capped,
         target_tags=sorted(e.run.target_tags),
+        command=list(e.run.command),
+        env=dict(e.run.env),
+        shell=e.run.shell,
     )
     # A failed run with neither exit code nor signal never started: its reason is the error.
     if e.state is RunState.FAILED and e.exit_code is None and e.signal is None:

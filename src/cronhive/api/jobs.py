@@ -189,13 +189,16 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
             job = await self._job(req.id, visible)
             # The job's run_as grant may have been withdrawn since it was stored.
             check_run_as(who, job.owner, job.spec.run.run_as, self.api.policy)
-            execution = await self.api.store.enqueue(runs.triggered(job, self.api.clock.now()))
+            run = validate.parameters(job.spec.run, dict(req.env), req.args)
+            now = self.api.clock.now()
+            execution = await self.api.store.enqueue(runs.triggered(job, now, run))
             await self.event(
                 kind="run.queued",
                 owner=job.owner,
                 job_id=job.id,
                 execution_id=execution.id,
-                message=f"{job.name} triggered by {who.user}",
+                message=f"{job.name} triggered by {who.user}"
+                + runs.parameters_note(dict(req.env), list(req.args)),
             )
             msg = execution_pb(execution)
             msg.waiting = await self._unmatched(job)

@@ -326,13 +326,25 @@ def resume(ctx: click.Context, ref: str) -> None:
 @cli.command()
 @click.argument("ref", metavar="NAME")
 @click.option("-f", "--follow", is_flag=True, help="Stream its output; exit with its exit code.")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Set for this run (repeatable).")
+@click.argument("args", nargs=-1)
 @click.pass_context
-def trigger(ctx: click.Context, ref: str, follow: bool) -> None:
-    """Run job NAME once now, outside its schedule; print the run id."""
+def trigger(
+    ctx: click.Context, ref: str, follow: bool, env: tuple[str, ...], args: tuple[str, ...]
+) -> None:
+    """Run job NAME once now, outside its schedule; print the run id. ARGS after `--` go
+    after the job's command (a shell job's script gets them as $1, $2, ...); --env
+    overrides its environment; both for this run only, recorded on it.
+
+    \b
+    cronhive trigger -f backup --env MODE=full -- --verbose /srv/extra
+    """
+    request = pb.TriggerJobRequest(env=env_pairs(env), args=list(args))
 
     async def body(client: Client, target: Target) -> int:
         job = await find_job(client, ref, caller_name(target))
-        execution = await client.jobs.Trigger(pb.TriggerJobRequest(id=job.id))
+        request.id = job.id
+        execution = await client.jobs.Trigger(request)
         return await print_or_follow(client, execution, follow)
 
     sys.exit(call(ctx, body))

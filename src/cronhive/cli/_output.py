@@ -156,6 +156,9 @@ def execution_dict(e: pb.Execution) -> dict[str, Any]:
         "stderr_bytes": e.stderr_bytes,
         "output_capped": e.output_capped,
         "target_tags": list(e.target_tags),
+        "command": list(e.command),
+        "shell": e.shell,
+        "env": dict(sorted(e.env.items())),
         "not_before": _ts(e, "not_before"),
         "waiting": e.waiting or None,
     }

@@ -14,6 +14,7 @@ from cronhive.cli._app import EXIT_FAILURE, cli
 from cronhive.cli._connect import Target, call
 from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds, size
 from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
+from cronhive.model import command_line
 
 __all__ = ["exit_code_of", "print_or_follow", "stream_output"]
 
@@ -171,6 +172,8 @@ def show_execution(e: pb.Execution, as_json: bool) -> None:
         {
             "id": e.id,
             "job": e.job_name or "(ad hoc)",
+            "command": command_line(e.command, e.shell) if e.command else "-",
+            **({"env": " ".join(f"{k}={v}" for k, v in sorted(e.env.items()))} if e.env else {}),
             "state": paint(e.state, e.state),
             "exit": outcome,
             "attempt": str(e.attempt),

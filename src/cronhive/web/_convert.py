@@ -66,6 +66,7 @@ def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[s
         "job_name": ex.job_name,
         "owner": ex.owner,
         "command": list(ex.run.command),
+        "env": dict(sorted(ex.run.env.items())),
         "state": str(ex.state),
         "reason": ex.reason,
         "attempt": ex.attempt,

@@ -8,12 +8,13 @@ not see: `NotFound`, which both front ends answer with 404.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from cronhive.api import validate  # the limits of a run's command and env, shared
 from cronhive.auth import Identity, Policy, check_run_as, visible_owners
 from cronhive.auth.authz import nodes_as_seen
 from cronhive.engine import runs
@@ -127,12 +128,22 @@ class Web:
 
     # --- actions -----------------------------------------------------------------------
 
-    async def trigger(self, who: Identity, job: Job) -> Execution:
+    async def trigger(
+        self,
+        who: Identity,
+        job: Job,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> Execution:
+        """A run of `job` now, with this run's parameters (env over the job's, args after
+        its command), held to the same limits as the gRPC API's (api.validate)."""
         # The job's run_as grant may have been withdrawn since it was stored.
         check_run_as(who, job.owner, job.spec.run.run_as, self.policy)
-        execution = await self.store.enqueue(runs.triggered(job, self.clock.now()))
+        run = validate.parameters(job.spec.run, env or {}, args)
+        execution = await self.store.enqueue(runs.triggered(job, self.clock.now(), run))
+        note = runs.parameters_note(env or {}, args)
         await self._event(
-            "run.queued", job, execution.id, f"{job.name} triggered by {who.user} (web)"
+            "run.queued", job, execution.id, f"{job.name} triggered by {who.user} (web){note}"
         )
         return execution
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
@@ -176,12 +177,32 @@ async def job_action(request: Request, web: Web, caller: Caller) -> Response:
     job = await web.job(caller.identity, request.path_params["job_id"])
     action = request.path_params["action"]
     if action == "trigger":
-        run = await web.trigger(caller.identity, job)
+        env, args = await _form_parameters(request)
+        run = await web.trigger(caller.identity, job, env, args)
         return RedirectResponse(f"/runs/{run.id}", status_code=303)
     if action in ("pause", "resume"):
         await web.set_enabled(caller.identity, job, action == "resume")
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
     raise NotFound("no such action")
+
+
+async def _form_parameters(request: Request) -> tuple[dict[str, str], list[str]]:
+    """*Run with parameters*: `env` as NAME=value lines, `args` as shell words."""
+    form = await request.form()
+    env_text, args_text = form.get("env", ""), form.get("args", "")
+    env: dict[str, str] = {}
+    for line in (env_text if isinstance(env_text, str) else "").splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"env: expected NAME=value, got {line[:40]!r}", field="env")
+        env[key.strip()] = value
+    try:
+        args = shlex.split(args_text if isinstance(args_text, str) else "")
+    except ValueError as exc:
+        raise InvalidInput(f"args: {exc}", field="args") from None
+    return env, args
 
 
 async def run_page(request: Request, web: Web, caller: Caller) -> Response:
