@@ -75,6 +75,22 @@ def test_metrics_move_as_runs_end(tmp_path: Path) -> None:
             if name == "cronhive_db_call_seconds_count" and ("op", "finish_many") in labels
         ]
         assert finishes and finishes[0] >= 1
+        # A scheduled job: its first attempts are fire-lag samples, ended as "scheduled".
+        cli.ok("add", "every-second", "--every", "1s", "--", "true")
+        deadline = time.monotonic() + 30
+        while True:
+            samples = _samples(base)
+            fired = samples.get(("cronhive_fire_lag_seconds_count", frozenset()), 0)
+            ended = sum(
+                v
+                for (name, labels), v in samples.items()
+                if name == "cronhive_runs_finished_total" and ("kind", "scheduled") in labels
+            )
+            if fired >= 2 and ended >= 2:
+                break
+            assert time.monotonic() < deadline, (fired, ended)
+            time.sleep(0.2)
+        cli.ok("pause", "every-second")
         assert _get(f"{base}/healthz")[0] == 200
         status, body = _get(f"{base}/readyz")
         assert status == 200, body
