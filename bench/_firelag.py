@@ -1,7 +1,8 @@
 """Fire lag: how late a scheduled process starts, cronhive against APScheduler 3.
 
 The load: 10,000 jobs, of which 100 fire every second (`every 1s`, all on the whole
-second) and 9,900 are daily jobs that never come due during the run. Each firing job
+second; or, spread, `every 1s offset H`: each at a millisecond of its own) and 9,900 are
+daily jobs that never come due during the run. Each firing job
 runs `date +%s.%N`, so the child itself records when it started.
 
 Lag is measured two ways for cronhive: `claim` = `executions.started_at` (the instant
@@ -27,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.engine.node import NodeProcess
 from cronhive.store.schema import executions, jobs, output_chunks
 from cronhive.store.sql import SqlStore
 
@@ -45,9 +46,10 @@ class Lag:
     child_ms: list[float]
 
 
-async def _setup_jobs(store: SqlStore) -> None:
+async def _setup_jobs(store: SqlStore, spread: bool) -> None:
     daily = kit.far_daily()
-    specs = [kit.job(f"tick-{i}", DATE, "every 1s") for i in range(FIRING)]
+    every = "every 1s offset H" if spread else "every 1s"
+    specs = [kit.job(f"tick-{i}", DATE, every) for i in range(FIRING)]
     specs += [kit.job(f"daily-{i}", ("/bin/true",), daily) for i in range(DAILY)]
     await kit.insert_jobs(store, specs)
 
@@ -83,13 +85,12 @@ async def _until(instant: datetime) -> None:
     await asyncio.sleep(max(0.0, (instant - kit.now()).total_seconds()))
 
 
-async def cronhive_sqlite(workdir: Path, seconds: float) -> Lag:
+async def cronhive_sqlite(workdir: Path, seconds: float, *, spread: bool = False) -> Lag:
     """One node in this process on an SQLite file (the embedded default)."""
-    async with kit.opened(f"sqlite:///{workdir / 'lag.db'}") as store:
-        await _setup_jobs(store)
-        node = NodeProcess(
-            store, NodeConfig(name="lag", spool_dir=workdir / "lag-spool", capacity=256)
-        )
+    db = workdir / f"lag{'-spread' if spread else ''}.db"
+    async with kit.opened(f"sqlite:///{db}") as store:
+        await _setup_jobs(store, spread)
+        node = NodeProcess(store, kit.node_config("lag", workdir / f"{db.stem}-spool", 256, store))
         task = asyncio.create_task(node.run())
         await asyncio.wait_for(node.ready.wait(), 30)
         start, end = _window(seconds)
@@ -99,11 +100,11 @@ async def cronhive_sqlite(workdir: Path, seconds: float) -> Lag:
         return await _collect(store, start, end)
 
 
-async def cronhive_pg(workdir: Path, seconds: float) -> Lag:
+async def cronhive_pg(workdir: Path, seconds: float, *, spread: bool = False) -> Lag:
     """One `cronhive server` process on PostgreSQL."""
     with kit.pg_database() as url:
         async with kit.opened(url) as store:
-            await _setup_jobs(store)
+            await _setup_jobs(store, spread)
             proc = kit.spawn_node(url, workdir, "lag-pg", capacity=256)
             try:
                 await kit.wait_nodes(store, {"lag-pg"})

@@ -8,12 +8,15 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
+from cronhive.engine.lease import StoreFactory
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
 from cronhive.metrics import Metrics, MetricsService
@@ -40,6 +43,12 @@ def session_limits(lease_ttl: float, name: str = "") -> SessionLimits:
         tcp_user_timeout=within,
         application_name=f"cronhive {name}".strip()[:63],
     )
+
+
+def lease_limits(lease_ttl: float, name: str = "") -> SessionLimits:
+    """Deadlines for the lease keeper's own session: renewing waits for nothing."""
+    within = max(1.0, lease_ttl / 2)
+    return replace(session_limits(lease_ttl, f"{name} lease"), statement=within, lock=within)
 
 
 async def _open_waiting(config: ServerConfig) -> Store:
@@ -118,6 +127,12 @@ def sandbox_for(
     return sandbox
 
 
+def _metered(metrics: Metrics | None, factory: StoreFactory) -> StoreFactory:
+    """The lease keeper's store factory, its stores instrumented too (renewals are
+    counted where they happen: on the keeper's own connection and thread)."""
+    return factory if metrics is None else metrics.instrumenting(factory)
+
+
 def _shutdown_on(sig: signal.Signals, node: NodeProcess) -> None:
     """Says why the node stops (an operator reading the log after a SIGTERM must see it)."""
     log.info("%s received: shutting down (drain, hand over, leave)", sig.name)
@@ -184,6 +199,14 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
+                lease_store=_metered(
+                    metrics,
+                    partial(
+                        open_store,
+                        config.db_url,
+                        limits=lease_limits(config.lease_ttl, config.node_name),
+                    ),
+                ),
                 extra=tuple(services),
             ),
         )

@@ -294,3 +294,30 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(cli: Cli) -> None:
     assert "\x1b[32msucceeded" in _on_a_terminal(cli, "show", "colourful")
     assert "\x1b[" not in _on_a_terminal(cli, "show", "colourful", NO_COLOR="1")
     assert "\x1b[" not in cli.ok("show", "colourful")
+
+
+def test_intervals_spread_by_default_and_h_picks_from_the_name(cli: Cli) -> None:
+    cli.ok("add", "spread-a", "--every", "1h", "--", "true")
+    spread = _job(cli, "spread-a")["schedule"]
+    assert spread["expression"] == "3600 offset H"  # type: ignore[index]
+    assert spread["description"].startswith("every hour, offset ")  # type: ignore[index]
+    cli.ok("add", "spread-b", "--every", "1h", "--offset", "0", "--", "true")
+    assert _job(cli, "spread-b")["schedule"]["description"] == "every hour"  # type: ignore[index]
+    cli.ok("add", "spread-c", "--cron", "H H * * *", "--", "true")
+    shown = _job(cli, "spread-c")
+    # The node and the CLI pick alike: `cron next --job` previews the job's own times.
+    preview = json.loads(
+        cli.ok("cron", "next", "--job", "spread-c", "H H * * *", "-n", "1", "--json")
+    )
+    assert shown["schedule"]["description"] == preview["description"]  # type: ignore[index]
+    assert shown["next_fire_at"].startswith(preview["next"][0][:16])  # type: ignore[attr-defined]
+    for args, words in [
+        (["--every", "1h", "--offset", "2h"], "shorter than the interval"),
+        (["--cron", "@daily", "--offset", "5m"], "goes with every"),
+        (["--cron", "H(0-99) * * * *"], "within 0-59"),
+    ]:
+        done = cli("add", "spread-bad", *args, "--", "true")
+        assert done.returncode == 2, (args, done.stderr)
+        assert words in done.stderr
+    for name in ("spread-a", "spread-b", "spread-c"):
+        cli.ok("rm", name)

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from cronhive.model import (
     RunSpec,
 )
 from cronhive.schedule import parse_schedule
-from cronhive.store import Store
+from cronhive.store import Store, open_store
 
 
 def job_spec(
@@ -77,7 +78,12 @@ async def running_node(
     lease_ttl: float | None = None,
     grace: float = 2.0,
     drain_grace: float = 2.0,
+    keeper: bool = False,
 ) -> AsyncIterator[NodeProcess]:
+    """A node on `store`; `keeper=True` renews its lease from a thread with a connection
+    of its own, as `cronhive server` does (needs the real clock)."""
+    url = getattr(store, "url", None)
+    assert not keeper or (clock is None and url), "the keeper needs the database clock"
     node = NodeProcess(
         store,
         NodeConfig(
@@ -89,6 +95,7 @@ async def running_node(
             lease_ttl=lease_ttl or (5.0 if clock is None else 24 * 3600.0),
             grace=grace,
             drain_grace=drain_grace,
+            lease_store=partial(open_store, url) if keeper and url else None,
         ),
         clock,
     )

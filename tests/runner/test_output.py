@@ -32,7 +32,8 @@ async def test_fifty_live_followers_and_a_late_one(runner: Runner) -> None:
     followers += [asyncio.create_task(collect(h.follow(Stream.STDOUT))) for _ in range(5)]
     mid = asyncio.create_task(collect(h.follow(Stream.STDOUT, offset=7)))
     err = asyncio.create_task(collect(h.follow(Stream.STDERR)))
-    assert h.state is RunState.RUNNING
+    # (On a loaded host the writer may be done by now: late followers must then get
+    # every byte from the spool, which the same assertions check.)
     outs = await asyncio.gather(*followers)
     res = await h.wait()
     assert res.state is RunState.SUCCEEDED

@@ -81,6 +81,7 @@ def test_json() -> None:
         "dst_repeated": "auto",
         "dst_skipped": "auto",
         "description": "every 90 seconds",
+        "fields": None,
         "after": "2026-01-01T00:00:00+00:00",
         "next": ["2026-01-01T01:01:30+01:00", "2026-01-01T01:03:00+01:00"],
     }

@@ -10,7 +10,7 @@ import pytest
 from storekit import ALICE, BOB, NOW, SEES_ALICE, SEES_BOB, at, execution, spec
 
 from cronhive.errors import Conflict, Fenced, NotFound
-from cronhive.model import Execution, Outcome, RetryPolicy, RunState
+from cronhive.model import Execution, Outcome, OutputChunk, RetryPolicy, RunState, Stream
 from cronhive.store import Finish, Store
 
 
@@ -235,6 +235,35 @@ async def test_finish_many_records_each_like_finish_and_skips_fenced_ones(store:
         [Finish(execution_id=again.id, outcome=ok)], node_id=uuid4(), retry=no_retry
     )
     assert other == [None]
+
+
+async def test_finish_stores_the_last_output_with_the_end_or_not_at_all(store: Store) -> None:
+    node = await store.register_node(name="n", tags=frozenset(), capacity=9, ttl=30, now=NOW)
+    await store.enqueue(execution())
+    await store.enqueue(execution())
+    mine, taken = await store.claim(node.id, frozenset(), 2, NOW)
+    ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(1))
+    await store.finish(taken.id, node_id=node.id, outcome=ok, retry=no_retry)  # given away
+
+    def tail(run: Execution) -> list[OutputChunk]:
+        return [
+            OutputChunk(execution_id=run.id, stream=Stream.STDOUT, offset=0, seq=0, data=b"a\n"),
+            OutputChunk(execution_id=run.id, stream=Stream.STDERR, offset=0, seq=1, data=b"b"),
+        ]
+
+    results = await store.finish_many(
+        [
+            Finish(execution_id=mine.id, outcome=ok, chunks=tail(mine)),
+            Finish(execution_id=taken.id, outcome=ok, chunks=tail(taken)),
+        ],
+        node_id=node.id,
+        retry=no_retry,
+    )
+    assert results[0] is not None and results[1] is None
+    both = [Stream.STDOUT, Stream.STDERR]
+    stored = await store.read_output(mine.id, streams=both)
+    assert [(c.stream, c.data) for c in stored] == [(Stream.STDOUT, b"a\n"), (Stream.STDERR, b"b")]
+    assert await store.read_output(taken.id, streams=both) == []
 
 
 async def test_finish_by_another_node_or_twice_is_fenced_and_changes_nothing(

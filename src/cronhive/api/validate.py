@@ -295,6 +295,7 @@ def _schedule(msg: pb.Job) -> Schedule | None:
         timezone=s.timezone or "UTC",
         dst_repeated=s.dst_repeated or "auto",
         dst_skipped=s.dst_skipped or "auto",
+        seed=msg.name,
     )
 
 

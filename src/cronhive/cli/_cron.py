@@ -10,7 +10,14 @@ import click
 
 from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.errors import InvalidSchedule
-from cronhive.schedule import DstRepeated, DstSkipped, Schedule, kind_of, parse_schedule
+from cronhive.schedule import (
+    DstRepeated,
+    DstSkipped,
+    Schedule,
+    kind_of,
+    parse_schedule,
+    uses_seed,
+)
 
 
 @cli.group("cron")
@@ -35,6 +42,13 @@ def cron_group() -> None:
     show_default=True,
     help="Skipped wall time: " + ", ".join(DstSkipped) + ".",
 )
+@click.option(
+    "--job",
+    "job_name",
+    default="",
+    metavar="NAME",
+    help="The job's name: it picks the values of H (and of 'offset H').",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 def cron_next(
     expr: tuple[str, ...],
@@ -43,14 +57,18 @@ def cron_next(
     count: int,
     dst_repeated: str,
     dst_skipped: str,
+    job_name: str,
     as_json: bool,
 ) -> None:
     """Prints the next N fire times of EXPR, one per line, ISO 8601 in the schedule's zone.
 
-    EXPR is a cron expression ('0 3 * * *', six fields = leading seconds), a macro
-    (@daily), 'every 5m' or 'at 2026-12-01T09:00'. Quote it or pass its fields as words.
+    EXPR is a cron expression ('0 3 * * *', six fields = leading seconds, H for a value
+    picked by --job's name), a macro (@daily), 'every 5m' (with 'offset 17m' or
+    'offset H') or 'at 2026-12-01T09:00'. Quote it or pass its fields as words.
     """
     text = " ".join(expr)
+    if uses_seed(text) and not job_name:
+        fail("EXPR uses H: pass --job NAME (the job's name picks the values)", EXIT_USAGE)
     try:
         schedule = parse_schedule(
             kind_of(text),
@@ -58,6 +76,7 @@ def cron_next(
             timezone=timezone,
             dst_repeated=dst_repeated,
             dst_skipped=dst_skipped,
+            seed=job_name,
         )
     except InvalidSchedule as exc:
         fail(f"{_option_name(exc.field)}: {exc}", EXIT_USAGE)
@@ -106,6 +125,7 @@ def _as_dict(schedule: Schedule, start: datetime, times: list[str]) -> dict[str,
         "dst_repeated": schedule.dst_repeated.value,
         "dst_skipped": schedule.dst_skipped.value,
         "description": schedule.describe(),
+        "fields": schedule.fields,
         "after": start.isoformat(),
         "next": times,
     }

@@ -149,7 +149,9 @@ async def list_jobs(client: Client, owner: str = "") -> list[pb.Job]:
 
 
 def _schedule_words(job: pb.Job) -> str:
-    return describe_schedule(job.schedule) if job.HasField("schedule") else "only when triggered"
+    if not job.HasField("schedule"):
+        return "only when triggered"
+    return describe_schedule(job.schedule, job.name)
 
 
 def _owner_label(job: pb.Job, me: str) -> str:

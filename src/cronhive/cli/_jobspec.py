@@ -28,7 +28,7 @@ __all__ = ["KEYS", "apply_options", "find_job", "job_options", "owner_and_name"]
 F = TypeVar("F", bound=Callable[..., Any])
 KEYS = frozenset(
     {
-        "command", "shell", "cron", "every", "at", "tz", "dst_repeated", "dst_skipped",
+        "command", "shell", "cron", "every", "offset", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
         "run_as", "group", "description", "enabled",
         "retry_backoff", "retry_max_delay", "output_cap",
@@ -63,6 +63,19 @@ def _ratio(value: Any, key: str) -> float:
     return float(value)
 
 
+def _offset(value: Any, period: int) -> str:
+    """The phase of an interval: a duration shorter than the period, 0 (aligned to the
+    epoch), or H (picked by the job's name: the default, so a fleet spreads out)."""
+    if value is None or (isinstance(value, str) and value.strip().upper() == "H"):
+        return "H"
+    if value == 0 or (isinstance(value, str) and value.strip() == "0"):
+        return "0"
+    seconds = int(_duration(value, "offset"))
+    if seconds >= period:
+        raise _bad("offset", "must be shorter than the interval")
+    return str(seconds)
+
+
 def _text(value: Any, key: str) -> str:
     if not isinstance(value, str):
         raise _bad(key, "expected a string")
@@ -73,6 +86,8 @@ def _schedule(job: pb.Job, opts: Mapping[str, Any]) -> bool:
     given = [k for k in ("cron", "every", "at") if opts.get(k) is not None]
     if len(given) > 1:
         raise _bad(given[1], f"give only one of cron, every, at (got {' and '.join(given)})")
+    if opts.get("offset") is not None and given != ["every"]:
+        raise _bad("offset", "goes with every (a phase of the interval)")
     extra = [k for k in ("tz", "dst_repeated", "dst_skipped") if opts.get(k) is not None]
     if not given and not extra:
         return False
@@ -81,7 +96,8 @@ def _schedule(job: pb.Job, opts: Mapping[str, Any]) -> bool:
         text = _text(opts[key], key).strip()
         if key == "every":
             job.schedule.kind = "interval"
-            job.schedule.expression = str(int(_duration(text, "every")))
+            period = int(_duration(text, "every"))
+            job.schedule.expression = f"{period} offset {_offset(opts.get('offset'), period)}"
         else:
             job.schedule.kind = "cron" if key == "cron" else "once"
             job.schedule.expression = text
@@ -209,6 +225,12 @@ def job_options(func: F) -> F:
     options = [
         click.option("--cron", metavar="EXPR", help="Cron expression ('0 3 * * *', @daily)."),
         click.option("--every", metavar="DURATION", help="Fixed interval (90s, 5m, 1h)."),
+        click.option(
+            "--offset",
+            metavar="DURATION|H|0",
+            help="With --every: its phase. Default H, a stable pick from the job's name "
+            "(spreads a fleet); 0 fires on multiples of the interval since the epoch.",
+        ),
         click.option("--at", metavar="TIME", help="Once, at an ISO 8601 time (naive = --tz)."),
         click.option("--tz", metavar="ZONE", help="IANA time zone of the schedule [UTC]."),
         click.option("--timeout", metavar="DURATION", help="Stop a run after this long."),

@@ -70,8 +70,9 @@ def when(iso: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def describe_schedule(schedule: pb.Schedule) -> str:
-    """The schedule in words (`at 03:00 every day (UTC)`), or its text if unparseable."""
+def describe_schedule(schedule: pb.Schedule, seed: str = "") -> str:
+    """The schedule in words (`at 03:00 every day (UTC)`), or its text if unparseable;
+    `seed` is the job's name (it picks the values of H)."""
     try:
         return parse_schedule(
             schedule.kind or "cron",
@@ -79,6 +80,7 @@ def describe_schedule(schedule: pb.Schedule) -> str:
             timezone=schedule.timezone or "UTC",
             dst_repeated=schedule.dst_repeated or "auto",
             dst_skipped=schedule.dst_skipped or "auto",
+            seed=seed,
         ).describe()
     except InvalidInput:
         return schedule.expression
@@ -95,7 +97,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
             "timezone": s.timezone or "UTC",
             "dst_repeated": s.dst_repeated,
             "dst_skipped": s.dst_skipped,
-            "description": describe_schedule(s),
+            "description": describe_schedule(s, job.name),
         }
     return {
         "id": job.id,

@@ -60,24 +60,27 @@ class DatabaseClock(SystemClock):
     ) -> None:
         self._database_time = database_time
         self._warn_after = warn_after
-        self._anchor = datetime.now(UTC)
-        self._anchor_mono = time.monotonic()
+        # One tuple, so a reader on another thread never sees half a re-anchoring.
+        self._ref = (datetime.now(UTC), time.monotonic())
         self._synced = False
-        self._last = self._anchor
+        self._last = self._ref[0]
         self.offset = 0.0  # database minus host wall clock, seconds
         self._warned = False
 
     def now(self) -> datetime:
-        at = self._anchor + timedelta(seconds=time.monotonic() - self._anchor_mono)
+        anchor, anchor_mono = self._ref
+        at = anchor + timedelta(seconds=time.monotonic() - anchor_mono)
         if at < self._last:
             return self._last
         self._last = at
         return at
 
-    async def sync(self) -> None:
-        """Re-anchors on the database's time. Raises `StoreUnavailable`."""
+    async def sync(self, database_time: Callable[[], Awaitable[datetime]] | None = None) -> None:
+        """Re-anchors on the database's time (read with `database_time`, by default the
+        one given at construction: the lease keeper reads it on a connection of its
+        own). Raises `StoreUnavailable`."""
         before = time.monotonic()
-        db = await self._database_time()
+        db = await (database_time or self._database_time)()
         after = time.monotonic()
         if self._synced and after - before > self.MAX_ROUND_TRIP:
             return
@@ -85,7 +88,7 @@ class DatabaseClock(SystemClock):
         wall = datetime.now(UTC) - timedelta(seconds=after - middle)
         if not self._synced:
             self._last = db  # the host's time before the first sync counts for nothing
-        self._anchor, self._anchor_mono, self._synced = db, middle, True
+        self._ref, self._synced = (db, middle), True
         self.offset = (db - wall).total_seconds()
         off = abs(self.offset) > self._warn_after
         if off and not self._warned:

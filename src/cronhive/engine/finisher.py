@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from cronhive.engine.retry import decide_retry
 from cronhive.errors import CronhiveError
-from cronhive.model import Outcome
+from cronhive.model import Outcome, OutputChunk
 from cronhive.store import Finish, Store
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,23 @@ class Finisher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
 
-    async def finish(self, execution_id: UUID, node_id: UUID, outcome: Outcome) -> bool:
-        """Records how a run ended; returns False if the cluster gave the run away
-        meanwhile (the result is dropped). Retries through database failures until the
-        store takes the result: a run must not stay `running` because of a hiccup."""
+    async def finish(
+        self,
+        execution_id: UUID,
+        node_id: UUID,
+        outcome: Outcome,
+        chunks: Sequence[OutputChunk] = (),
+    ) -> bool:
+        """Records how a run ended, with the last of its output (`chunks`); returns False
+        if the cluster gave the run away meanwhile (the result is dropped). Retries
+        through database failures until the store takes the result: a run must not stay
+        `running` because of a hiccup."""
         if not self._writers:
             self._writers = [
                 asyncio.create_task(self._write(), name=f"finisher-{i}") for i in range(WRITERS)
             ]
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        finish = Finish(execution_id=execution_id, outcome=outcome)
+        finish = Finish(execution_id=execution_id, outcome=outcome, chunks=chunks)
         self._queue.put_nowait(_Pending(node_id=node_id, finish=finish, done=done))
         return await asyncio.shield(done)
 

@@ -2,11 +2,13 @@
 
 Time is the database's (`DatabaseClock`, re-synced at every heartbeat). The lease: the
 node renews its row every third of the TTL, each renewal bounded by the time the lease
-has left. Each renewal moves the fencing deadline (TTL minus a margin after the renewal
-began, on the monotonic clock) held by the `Watchdog` and its supervisor process, which
-kills the runs if the deadline passes: before the cluster may reap them, even if this
-process is frozen. When the store says the lease is gone (Fenced) the node gives its runs
-up (`lost`) and registers again as a new node. Shutdown (SIGTERM): stop claiming, let
+has left; in `cronhive server` from the `LeaseKeeper`'s thread (engine/lease.py), so a
+busy loop does not cost the lease, and only while this loop shows signs of life. Each
+renewal moves the fencing deadline (TTL minus a margin after the renewal began, on the
+monotonic clock) held by the `Watchdog` and its supervisor process, which kills the runs
+if the deadline passes: before the cluster may reap them, even if this process is
+frozen. When the store says the lease is gone (Fenced) the node gives its runs up
+(`lost`) and registers again as a new node. Shutdown (SIGTERM): stop claiming, let
 running runs finish for `drain_grace`, hand the rest over (`lost`, retried elsewhere at
 once), leave the cluster (the node stays listed as down).
 """
@@ -14,17 +16,20 @@ once), leave the cluster (the node stays listed as down).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
 from cronhive import runner
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
+from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory
 from cronhive.engine.retry import decide_retry
 from cronhive.engine.scheduler import Scheduler
 from cronhive.engine.watchdog import Watchdog
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_CAP = 64 * 1024 * 1024
 _JUST_AFTER = timedelta(milliseconds=1)  # a lease is reapable once `expires <= now`
+PULSE = 0.25  # seconds between the loop's signs of life to the lease keeper
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +55,9 @@ class NodeConfig:
     grace: float = 10.0  # SIGTERM->SIGKILL of a stop
     drain_grace: float = 10.0  # at shutdown, for running runs to end before hand-over
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
+    # Opens a second connection to the node's database for the lease keeper thread; None:
+    # the lease is renewed on the node's own loop (tests with an injected clock).
+    lease_store: StoreFactory | None = None
     output_cap: int = DEFAULT_OUTPUT_CAP
     sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
     schedule: bool = True  # run the scheduler loop
@@ -98,6 +107,8 @@ class NodeProcess:
         self.ready = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self.hub = Hub()
+        self._keeper: LeaseKeeper | None = None
+        self._renewals: asyncio.Queue[Renewal] = asyncio.Queue()
 
     @property
     def node(self) -> Node:
@@ -113,11 +124,14 @@ class NodeProcess:
         try:
             await self._run()
         finally:
+            if self._keeper is not None:
+                await asyncio.to_thread(self._keeper.close)
             self.watchdog.close()
 
     async def _run(self) -> None:
         await self._sync_clock()
         await self._register()
+        await self._start_keeper()
         ctx = NodeContext(
             store=self.store,
             clock=self.clock,
@@ -169,6 +183,8 @@ class NodeProcess:
         finally:
             await self.runner.stop_all(grace=1.0)
             await self.worker.close()
+            if self._keeper is not None:
+                self._keeper.hold(None)  # a renewal after leaving would only fail
             try:
                 await self.store.deregister_node(self.node.id, now=self.clock.now())
                 log.info("node %s left the cluster", self.node.name)
@@ -196,6 +212,8 @@ class NodeProcess:
         self.watchdog.hold_until(began + self.config.lease_ttl - self._margin())
         if self.scheduler is not None:
             self.scheduler.node_id = self._node.id
+        if self._keeper is not None:
+            self._keeper.hold(self._node.id)
         log.info("node %s (%s) joined", self._node.name, self._node.id)
 
     async def _drain(self) -> None:
@@ -212,33 +230,99 @@ class NodeProcess:
             await self.worker.drain(self.config.grace + 5)
         log.info("drained")
 
+    async def _start_keeper(self) -> None:
+        open_store = self.config.lease_store
+        if open_store is None or self._db_clock is None:
+            return
+        loop = asyncio.get_running_loop()
+        keeper = LeaseKeeper(
+            open_store,
+            ttl=self.config.lease_ttl,
+            margin=self._margin(),
+            watchdog=self.watchdog,
+            clock=self._db_clock,
+            deliver=partial(_deliver, loop, self._renewals),
+        )
+        await asyncio.to_thread(keeper.start)
+        keeper.hold(self.node.id)
+        self._keeper = keeper
+
     async def _heartbeat(self) -> None:
+        if self._keeper is None:
+            await self._heartbeat_here()
+            return
+        keeper = self._keeper
+        pulse = asyncio.create_task(self._pulse(keeper), name="pulse")
+        try:
+            while True:
+                renewal = await self._renewals.get()
+                if renewal.node_id == self.node.id:  # not one from before a re-registration
+                    await self._renewed(renewal)
+        finally:
+            pulse.cancel()
+
+    async def _pulse(self, keeper: LeaseKeeper) -> None:
+        # The keeper renews only while this loop runs: a stuck node must lose its runs.
+        while True:
+            keeper.pulse()
+            await asyncio.sleep(PULSE)
+
+    async def _heartbeat_here(self) -> None:
+        """Renewal on this loop, for nodes without a keeper thread."""
         ttl = self.config.lease_ttl
         wake = asyncio.Event()
         while True:
             await self.clock.sleep_until(self.clock.now() + timedelta(seconds=ttl / 3), wake)
             began = time.monotonic()
+            node_id = self.node.id
             try:
                 # Never wait past the fencing deadline: a hung connection must not
                 # keep this loop from noticing that the lease is lapsing.
                 async with asyncio.timeout(max(0.05, self.watchdog.remaining())):
                     await self._sync_clock()
-                    stops = await self.store.renew_lease(
-                        self.node.id, ttl=ttl, now=self.clock.now()
-                    )
-                self.watchdog.hold_until(began + ttl - self._margin())
-                for execution_id in stops:
-                    await self.worker.stop(execution_id, "stop requested")
-                await self.worker.reconcile(await self.store.running_on(self.node.id))
+                    stops = await self.store.renew_lease(node_id, ttl=ttl, now=self.clock.now())
             except Fenced:
-                await self._fence("the cluster expired this node's lease")
-                await self._register()
+                renewal = Renewal(node_id=node_id, fenced=True)
             except (CronhiveError, TimeoutError) as exc:
-                log.warning("lease renewal failed: %s", exc or "timed out")
-                if self.watchdog.remaining() <= ttl / 6:
-                    # The lease is about to lapse and the runs may be given away: end
-                    # them now (the supervisor kills what is left at the deadline).
-                    await self._fence("lease could not be renewed")
+                renewal = Renewal(node_id=node_id, error=str(exc) or "timed out")
+            else:
+                self.watchdog.hold_until(began + ttl - self._margin())
+                renewal = Renewal(node_id=node_id, stops=stops)
+            await self._renewed(renewal)
+
+    async def _renewed(self, renewal: Renewal) -> None:
+        """Acts on what a renewal brought back."""
+        if renewal.fenced:
+            await self._fence("the cluster expired this node's lease")
+            try:
+                await self._register()
+            except CronhiveError as exc:
+                log.warning("registering again failed: %s", exc)
+                if self._keeper is not None:
+                    # It renews nothing until a registration succeeds: try again soon.
+                    await asyncio.sleep(0.2)
+                    self._renewals.put_nowait(renewal)
+            return
+        if renewal.error is not None:
+            log.warning("lease renewal failed: %s", renewal.error)
+            if self.watchdog.remaining() <= self.config.lease_ttl / 6:
+                # The lease is about to lapse and the runs may be given away: end them
+                # now (the supervisor kills what is left at the deadline).
+                await self._fence("lease could not be renewed")
+            return
+        for execution_id in renewal.stops:
+            # In the background: a stop waits up to its grace, far longer than a renewal
+            # may take (the lease would lapse and take every other run with it).
+            self._spawn(self.worker.stop(execution_id, "stop requested"))
+        try:
+            await self.worker.reconcile(await self.store.running_on(renewal.node_id))
+        except CronhiveError as exc:
+            log.warning("checking this node's runs failed: %s", exc)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _fence(self, why: str) -> None:
         running = self.worker.running()
@@ -296,9 +380,14 @@ class NodeProcess:
             except ValueError:
                 return
             if execution_id in self.worker.running():
-                task = asyncio.create_task(self.worker.stop(execution_id, "stop requested"))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._spawn(self.worker.stop(execution_id, "stop requested"))
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Renewal], renewal: Renewal
+) -> None:
+    with contextlib.suppress(RuntimeError):  # the node's loop is gone: nobody to tell
+        loop.call_soon_threadsafe(queue.put_nowait, renewal)
 
 
 def _first_cronhive_error(group: BaseExceptionGroup[BaseException]) -> CronhiveError | None:

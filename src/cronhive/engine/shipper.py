@@ -5,10 +5,11 @@ whichever comes first, so a live reader on another node lags by about `interval`
 `cap` bytes (both streams together) nothing more is stored and the run is marked capped;
 the node's spool file still holds everything.
 
-Nothing is dropped on a database failure: the batch is kept, the timer re-armed (with
-backoff), and `close()` returns only once every byte is stored, or the run was given
-away (`Fenced`). The worker records the run's end after `close()`, so a reader that
-sees a terminal state and then reads the chunks has every byte.
+Nothing is dropped on a database failure: the batch is kept and the timer re-armed
+(with backoff). When the output is complete, what is still pending goes into the
+transaction that records the run's end (`tail()`, `Finish.chunks`; the finisher retries
+that until it is stored), so a short run costs one write, and a reader that sees a
+terminal state and then reads the chunks has every byte.
 """
 
 from __future__ import annotations
@@ -119,11 +120,23 @@ class OutputShipper:
                 self._backoff = min(self._backoff * 2, RETRY_MAX)
 
     async def close(self) -> None:
-        """Returns once every byte is stored (or the run was given away)."""
+        """The output is complete (the runner says so): nothing more goes out on its own;
+        what is pending waits for `tail()`, which the run's end stores."""
         self._closing = True
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
-        await self.flush()
-        while self._pending and not self.fenced:
-            await asyncio.sleep(self._backoff)
-            await self.flush()
+        async with self._lock:  # a flush in progress puts a failed batch back first
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    async def tail(self) -> list[OutputChunk]:
+        """What is not stored yet, for the run's end to store (`Finish.chunks`); empty
+        when the run was given away."""
+        await self.close()
+        async with self._lock:
+            pending, self._pending, self._pending_bytes = self._pending, [], 0
+        if self.fenced:
+            return []
+        self._stored += sum(len(c.data) for c in pending)
+        return pending

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from uuid import UUID
 
@@ -26,7 +26,7 @@ from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
 from cronhive.engine.watchdog import Watchdog
 from cronhive.errors import CronhiveError, Fenced
-from cronhive.model import Execution, Outcome, RunState
+from cronhive.model import Execution, Outcome, OutputChunk, RunState
 from cronhive.store import Store
 
 log = logging.getLogger(__name__)
@@ -240,8 +240,9 @@ class Worker:
         finally:
             if handle.pid is not None:
                 self._watchdog.remove(handle.pid)
-        await shipper.close()
-        await self._finish(execution, node_id, self._outcome(execution, result, shipper))
+        tail = await shipper.tail()
+        outcome = self._outcome(execution, result, shipper)
+        await self._finish(execution, node_id, outcome, tail)
         self._runner.discard(str(execution.id))
 
     def _identity(self, execution: Execution) -> dict[str, str]:
@@ -283,6 +284,12 @@ class Worker:
             output_capped=shipper.capped or result.output_capped,
         )
 
-    async def _finish(self, execution: Execution, node_id: UUID, outcome: Outcome) -> None:
-        if not await self._finisher.finish(execution.id, node_id, outcome):
+    async def _finish(
+        self,
+        execution: Execution,
+        node_id: UUID,
+        outcome: Outcome,
+        chunks: Sequence[OutputChunk] = (),
+    ) -> None:
+        if not await self._finisher.finish(execution.id, node_id, outcome, chunks):
             log.warning("run %s was given away meanwhile; its result is dropped", execution.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -138,6 +138,19 @@ class Metrics:
         for name, _ in inspect.getmembers(type(store), inspect.iscoroutinefunction):
             if not name.startswith("_"):
                 setattr(store, name, self._timed(name, getattr(store, name)))
+
+    def instrumenting(
+        self, open_store: Callable[[], Coroutine[Any, Any, Store]]
+    ) -> Callable[[], Coroutine[Any, Any, Store]]:
+        """A store factory whose stores are instrumented (the lease keeper opens its own
+        store, on its own thread: the instruments are thread-safe)."""
+
+        async def opened() -> Store:
+            store = await open_store()
+            self.instrument(store)
+            return store
+
+        return opened
 
     def instrument_worker(self, worker: Worker) -> None:
         """Counts the runs `worker` starts, claimed by it or by the scheduler's fast path

@@ -7,6 +7,8 @@
     Schedule.count_between(start, end) -> int          fire times in (start, end], no walk
     Schedule.fires_between(start, end, limit) -> list[datetime]   the first `limit` of them
     Schedule.describe() -> str
+    Schedule.fields -> str | None                      cron fields with H worked out
+    uses_seed(expression) -> bool                      whether the job's name matters (H)
     parse_duration(text) -> timedelta                  raises InvalidInput
 
 Cron parsing and calendar arithmetic are cronsim's; the DST policy (see docs/schedules.md)
@@ -19,6 +21,7 @@ from cronhive.schedule._cron import MACROS
 from cronhive.schedule._dst import DstRepeated, DstSkipped
 from cronhive.schedule._duration import parse_duration
 from cronhive.schedule._model import Schedule, ScheduleKind, kind_of, parse_schedule
+from cronhive.schedule._spread import uses_seed
 
 __all__ = [
     "MACROS",
@@ -29,4 +32,5 @@ __all__ = [
     "kind_of",
     "parse_duration",
     "parse_schedule",
+    "uses_seed",
 ]

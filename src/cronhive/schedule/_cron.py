@@ -18,6 +18,7 @@ from cronsim import CronSim, CronSimError
 
 from cronhive.errors import InvalidSchedule
 from cronhive.schedule._dst import DstRepeated, DstSkipped, transitions
+from cronhive.schedule._spread import expand_h, has_h
 
 # cronsim 2.8 does not take macros; these are the five fields cron(8) documents for them.
 MACROS = {
@@ -77,9 +78,10 @@ class CronSpec:
         return text[:1].lower() + text[1:]
 
 
-def compile_cron(expression: str) -> CronSpec:
+def compile_cron(expression: str, seed: str = "") -> CronSpec:
     """Validates a cron expression (5 fields, 6 with leading seconds, or a macro).
 
+    ``H`` forms are replaced by the values `seed` (the job's name) picks (see `_spread`).
     Raises `InvalidSchedule` (field ``schedule``) naming the bad field and its value.
     """
     text = expression.strip(" \t")
@@ -101,6 +103,9 @@ def compile_cron(expression: str) -> CronSpec:
             "expected 5 (minute hour day month weekday) or 6 (seconds first)",
             field="schedule",
         )
+    if has_h(fields):
+        fields = expand_h(fields, seed)
+        parts = fields.split(" ")
     try:
         CronSim(fields, _REFERENCE)
     except CronSimError as exc:

@@ -53,3 +53,17 @@ def describe_period(period: timedelta) -> str:
             count = seconds // size
             return f"every {name}" if count == 1 else f"every {count} {name}s"
     raise AssertionError("unreachable: every whole number of seconds divides by 1")
+
+
+def describe_offset(offset: timedelta) -> str:
+    """``17m23.417s``: a phase, to the millisecond."""
+    millis = offset // timedelta(milliseconds=1)
+    seconds, millis = divmod(millis, 1000)
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if seconds or millis or not parts:
+        parts.append(f"{seconds}.{millis:03d}s" if millis else f"{seconds}s")
+    return "".join(parts)

@@ -15,7 +15,8 @@ from cronhive.schedule._count import CronCounter, count_cron
 from cronhive.schedule._cron import CronSpec, compile_cron, skipped_walls
 from cronhive.schedule._cursor import CronCursor
 from cronhive.schedule._dst import DstRepeated, DstSkipped, apply_policy, readings
-from cronhive.schedule._duration import describe_period, parse_duration
+from cronhive.schedule._duration import describe_offset, describe_period, parse_duration
+from cronhive.schedule._spread import hashed_offset
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SAFE_END = datetime(9999, 12, 1, tzinfo=UTC)
@@ -49,6 +50,7 @@ class _Compiled:
     repeated: DstRepeated = DstRepeated.AUTO  # resolved for cron
     skipped: DstSkipped = DstSkipped.AUTO
     period: timedelta | None = None
+    base: datetime = EPOCH  # interval fires are base + k * period (base: epoch + offset)
     once: tuple[datetime, ...] = ()  # UTC instants, ascending
 
 
@@ -56,6 +58,8 @@ class _Compiled:
 class Schedule:
     """When a job fires. Built from the five stored strings; validated on construction.
 
+    `seed` (the job's name) picks the values of ``H`` in cron fields and of ``offset H``
+    in intervals (see `_spread`); it matters only to expressions that use them.
     Raises `InvalidSchedule` whose ``field`` is ``schedule``, ``timezone``,
     ``dst_repeated`` or ``dst_skipped``. Equal schedules compare and hash equal.
     """
@@ -65,6 +69,7 @@ class Schedule:
     timezone: str = "UTC"
     dst_repeated: DstRepeated = DstRepeated.AUTO
     dst_skipped: DstSkipped = DstSkipped.AUTO
+    seed: str = ""
     _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -78,8 +83,12 @@ class Schedule:
         object.__setattr__(self, "dst_repeated", repeated)
         object.__setattr__(self, "dst_skipped", skipped)
         zone = _zone(self.timezone)
+        if not isinstance(self.seed, str):
+            raise InvalidSchedule("schedule seed must be text", field="schedule")
         object.__setattr__(
-            self, "_compiled", _compile(kind, self.expression, zone, repeated, skipped)
+            self,
+            "_compiled",
+            _compile(kind, self.expression, zone, repeated, skipped, self.seed),
         )
 
     def next_after(self, instant: datetime) -> datetime | None:
@@ -96,8 +105,8 @@ class Schedule:
             if c.cursor is not None:
                 return c.cursor.next_after(after)
             if c.period is not None:
-                # Aligned to the Unix epoch: stateless, the same on every node.
-                return EPOCH + ((after - EPOCH) // c.period + 1) * c.period
+                # Aligned to the epoch (plus the offset): stateless, the same on every node.
+                return c.base + ((after - c.base) // c.period + 1) * c.period
         except OverflowError:
             return None
         return next((t for t in c.once if t > after), None)
@@ -128,9 +137,9 @@ class Schedule:
             return list(itertools.islice(itertools.takewhile(
                 lambda t: t <= end, self.iter_after(start)), limit))  # fmt: skip
         if c.period is not None:
-            first = (start - EPOCH) // c.period + 1
-            last = min((end - EPOCH) // c.period, first + limit - 1)
-            return [EPOCH + k * c.period for k in range(first, last + 1)]
+            first = (start - c.base) // c.period + 1
+            last = min((end - c.base) // c.period, first + limit - 1)
+            return [c.base + k * c.period for k in range(first, last + 1)]
         return [t for t in c.once if start < t <= end][:limit]
 
     def count_between(self, start: datetime, end: datetime) -> int:
@@ -153,8 +162,8 @@ class Schedule:
             end = min(end, _SAFE_END)
             return count_cron(c.counter, c.zone, c.repeated, c.skipped, start, end)
         if c.period is not None:
-            # Fires are the multiples of the period since the epoch.
-            return (end - EPOCH) // c.period - (start - EPOCH) // c.period
+            # Fires are the multiples of the period since the epoch (plus the offset).
+            return (end - c.base) // c.period - (start - c.base) // c.period
         return sum(start < t <= end for t in c.once)
 
     def dst_skips(self, after: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
@@ -170,13 +179,21 @@ class Schedule:
             return []
         return skipped_walls(c.cron, c.zone, after, until)
 
+    @property
+    def fields(self) -> str | None:
+        """A cron schedule's fields as it runs them (``H`` replaced); None for others."""
+        cron = self._compiled.cron
+        return None if cron is None else cron.fields
+
     def describe(self) -> str:
         """In words: ``at 03:00 every day (Europe/Berlin)``, ``every 5 minutes``, ..."""
         c = self._compiled
         if c.cron is not None:
             return f"{c.cron.describe()} ({self.timezone})"
         if c.period is not None:
-            return describe_period(c.period)
+            if c.base == EPOCH:
+                return describe_period(c.period)
+            return f"{describe_period(c.period)}, offset {describe_offset(c.base - EPOCH)}"
         return "once at " + " and ".join(t.astimezone(c.zone).isoformat() for t in c.once)
 
 
@@ -187,8 +204,10 @@ def parse_schedule(
     timezone: str = "UTC",
     dst_repeated: str = "auto",
     dst_skipped: str = "auto",
+    seed: str = "",
 ) -> Schedule:
-    """Builds a `Schedule` from stored or user strings, validating every part.
+    """Builds a `Schedule` from stored or user strings, validating every part. `seed` is
+    the job's name, for ``H`` (see `Schedule`).
 
     Raises `InvalidSchedule(message, field=...)`, field in ``schedule``, ``timezone``,
     ``dst_repeated``, ``dst_skipped``; never anything else for any string input.
@@ -199,6 +218,7 @@ def parse_schedule(
         timezone=timezone,
         dst_repeated=dst_repeated,  # type: ignore[arg-type]
         dst_skipped=dst_skipped,  # type: ignore[arg-type]
+        seed=seed,
     )
 
 
@@ -229,9 +249,10 @@ def _compile(
     zone: ZoneInfo,
     repeated: DstRepeated,
     skipped: DstSkipped,
+    seed: str,
 ) -> _Compiled:
     if kind is ScheduleKind.CRON:
-        spec = compile_cron(expression)
+        spec = compile_cron(expression, seed)
         repeated, skipped = spec.resolve_auto(repeated, skipped)
         return _Compiled(
             zone=zone,
@@ -243,13 +264,35 @@ def _compile(
         )
     text = expression.strip()
     if kind is ScheduleKind.INTERVAL:
-        body = text[5:] if text.lower().startswith("every") else text
-        try:
-            return _Compiled(zone=zone, period=parse_duration(body, field="schedule"))
-        except InvalidInput as exc:
-            raise InvalidSchedule(f"bad interval {text!r}: {exc}", field="schedule") from None
+        return _interval(text, zone, seed)
     body = text[2:].strip() if text.lower().startswith("at") else text
     return _Compiled(zone=zone, once=_once(body, zone, repeated, skipped))
+
+
+def _interval(text: str, zone: ZoneInfo, seed: str) -> _Compiled:
+    """``every 1h``, ``every 1h offset 17m`` or ``every 1h offset H``."""
+    body = text[5:] if text.lower().startswith("every") else text
+    every, _, offset_text = body.lower().partition(" offset ")
+    try:
+        period = parse_duration(every, field="schedule")
+    except InvalidInput as exc:
+        raise InvalidSchedule(f"bad interval {text!r}: {exc}", field="schedule") from None
+    offset = timedelta(0)
+    written = offset_text.strip()
+    if written == "h":
+        offset = hashed_offset(seed, period)
+    elif written not in ("", "0"):
+        try:
+            offset = parse_duration(written, field="schedule")
+        except InvalidInput as exc:
+            raise InvalidSchedule(f"bad offset in {text!r}: {exc}", field="schedule") from None
+        if offset >= period:
+            raise InvalidSchedule(
+                f"bad offset in {text!r}: it must be shorter than the period", field="schedule"
+            )
+    elif " offset" in body.lower() and not written:
+        raise InvalidSchedule(f"bad interval {text!r}: offset needs a value", field="schedule")
+    return _Compiled(zone=zone, period=period, base=EPOCH + offset)
 
 
 def _once(

@@ -24,7 +24,7 @@ from cronhive.model import (
     RunState,
     Stream,
 )
-from cronhive.schedule import Schedule, parse_schedule
+from cronhive.schedule import Schedule, parse_schedule, uses_seed
 
 Row = RowMapping
 
@@ -101,7 +101,7 @@ def spec_values(spec: JobSpec) -> dict[str, Any]:
 
 @lru_cache(maxsize=4096)
 def _schedule(
-    kind: str, expression: str, timezone: str, dst_repeated: str, dst_skipped: str
+    kind: str, expression: str, timezone: str, dst_repeated: str, dst_skipped: str, seed: str
 ) -> Schedule:
     # Parsing is not free and the same few schedules come back on every tick.
     return parse_schedule(
@@ -110,6 +110,7 @@ def _schedule(
         timezone=timezone,
         dst_repeated=dst_repeated,
         dst_skipped=dst_skipped,
+        seed=seed,
     )
 
 
@@ -127,6 +128,8 @@ def row_to_job(row: Row) -> Job:
                 row["schedule_timezone"],
                 row["schedule_dst_repeated"],
                 row["schedule_dst_skipped"],
+                # The name seeds H; jobs without it share one cache entry per expression.
+                row["name"] if uses_seed(row["schedule_expression"]) else "",
             )
         except (CronhiveError, ValueError, LookupError) as exc:
             quarantine = quarantine or f"unreadable schedule: {exc}"

@@ -61,10 +61,13 @@ class Notification:
 
 @dataclass(frozen=True, kw_only=True)
 class Finish:
-    """How one run ended, for `Store.finish_many`."""
+    """How one run ended, for `Store.finish_many`; `chunks` is the last of its output,
+    stored in the same transaction as the end (both or neither): a short run costs one
+    write, and a reader that sees the end sees every byte."""
 
     execution_id: UUID
     outcome: Outcome
+    chunks: Sequence[OutputChunk] = ()
 
 
 class FiringBatch(abc.ABC):
