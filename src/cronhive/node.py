@@ -21,6 +21,7 @@ from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
 from cronhive.metrics import Metrics, MetricsService
 from cronhive.runner import Sandbox
+from cronhive.sqljobs import SqlJobs
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
 
@@ -157,6 +158,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
             )
     host, port = parse_listen(config.listen)
     policy = load_policy(config.policy)
+    sql = SqlJobs(config.databases, policy, grace=config.grace)
     limits = TransportLimits(
         max_message_bytes=config.max_message_bytes,
         handshake_timeout=config.tls_handshake_timeout,
@@ -208,6 +210,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                     ),
                 ),
                 extra=tuple(services),
+                sql=sql,
             ),
         )
         if metrics is not None:

@@ -124,6 +124,7 @@ async def serve_api(
         hub=ctx.hub,
         policy=policy,
         poll=POLL_SECONDS if poll is None else poll,
+        sql=ctx.config.sql,
     )
     server = await start_api(api, host=host, port=port, certs=certs, limits=limits)
     try:

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
-from cronhive.cli._app import EXIT_FAILURE, cli
+from cronhive.cli._app import EXIT_FAILURE, EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call
 from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds, size
+from cronhive.cli._jobspec import apply_options, sql_options
 from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
+from cronhive.errors import InvalidInput
 from cronhive.model import command_line
 
 __all__ = ["exit_code_of", "print_or_follow", "stream_output"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _sql_flags(func: F) -> F:
+    for option in reversed(sql_options()):
+        func = option(func)
+    return func
 
 
 def _sink(stream: str) -> BinaryIO:
@@ -106,10 +117,12 @@ async def next_attempt(client: Client, ended: pb.Execution) -> pb.Execution | No
 @click.option("--cwd", help="Working directory on the node (absolute).")
 @click.option("--shell", is_flag=True, help="Run CMD as one /bin/sh script.")
 @click.option("--output-cap", metavar="SIZE", help="Output kept (64M, 1G) [the node's].")
-@click.argument("command", nargs=-1, required=True)
+@_sql_flags
+@click.argument("command", nargs=-1)
 @click.pass_context
 def run(
     ctx: click.Context,
+    /,
     follow: bool,
     tags: tuple[str, ...],
     timeout: str | None,
@@ -118,12 +131,14 @@ def run(
     shell: bool,
     output_cap: str | None,
     command: tuple[str, ...],
+    **sql: Any,
 ) -> None:
-    """Start CMD now on any node with room; print the run id.
+    """Start CMD (or SQL) now on any node with room; print the run id.
 
     \b
     cronhive run -- make test
     cronhive run -f -- sh -c 'echo hi; exit 3'    # prints hi, exits 3
+    cronhive run -f --sql 'SELECT current_user' --database wh --role etl
     """
     request = pb.StartRunRequest(
         command=[" ".join(command)] if shell else list(command),
@@ -132,6 +147,16 @@ def run(
         cwd=cwd or "",
         target_tags=list(tags),
     )
+    if any(v is not None for v in sql.values()):
+        job = pb.Job()
+        try:
+            apply_options(job, {**sql, "command": list(command) or None})
+        except InvalidInput as exc:
+            key = (exc.field or "").replace("_", "-")
+            fail(f"--{key}: {str(exc).removeprefix(f'{exc.field}: ')}", EXIT_USAGE)
+        request.sql.CopyFrom(job.sql)
+    elif not command:
+        fail("give a command after -- or --sql/--sql-file", EXIT_USAGE)
     if timeout is not None:
         request.timeout_seconds = seconds(timeout, "--timeout")
     if output_cap is not None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from cronhive.errors import InvalidInput
+from cronhive.sqljobs._targets import SqlTarget, parse_databases
 
 DEFAULT_LISTEN = "127.0.0.1:7433"
 DEFAULT_WEB = "127.0.0.1:7434"
@@ -45,6 +47,8 @@ class ServerConfig:
     max_calls_per_user: int = 64  # concurrent gRPC calls of one certificate CN
     isolation: str = "bwrap"  # or "none": runs as the node's own processes
     run_user: str = "nobody"  # whom runs without run_as run as, on a root node
+    # [databases.NAME]: where SQL jobs may run (docs/sql-jobs.md); no secrets held here.
+    databases: Mapping[str, SqlTarget] = field(default_factory=dict)
 
     @property
     def db_url(self) -> str:
@@ -168,6 +172,8 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             out[key] = float(value)
         elif key == "db_wait":
             out[key] = _wait(value)
+        elif key == "databases":
+            out[key] = parse_databases(value)
         else:
             out[key] = value
     return replace(config, **out)
