@@ -31,7 +31,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_usage_errors_are_one_line(cli: Cli) -> None:
     for args, said in [
         (("ls", "--bogus"), "cronhive: No such option '--bogus'; see "),
-        (("run",), "cronhive: Missing argument 'COMMAND...'; see "),
+        (("status",), "cronhive: Missing argument 'ID'; see "),
         (("runs", "--state", "nope"), "cronhive: Invalid value for '--state'"),
         (("nosuch",), "cronhive: No such command 'nosuch'"),
     ]:
