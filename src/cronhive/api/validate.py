@@ -409,4 +409,6 @@ def parameters(run: RunSpec, env: Mapping[str, str], args: Iterable[str]) -> Run
     extra = tuple(args)
     if not env and not extra:
         return run
+    if run.sql is not None:
+        raise _bad("args" if extra else "env", "a SQL job takes no env or arguments")
     return replace(run, env=_env({**run.env, **env}), command=_command((*run.command, *extra)))
