@@ -7,7 +7,8 @@ principal string, `user:<name>` or `group:<name>` (see cronhive.auth).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -250,3 +251,12 @@ class OutputChunk:
     offset: int  # byte offset within the stream
     seq: int  # order across both streams of the run
     data: bytes
+
+
+def command_line(command: Sequence[str], shell: bool = False) -> str:
+    """The command as a shell would take it back (`shlex.join`): what `show` and the web
+    display, so `echo 'a b'` is not shown as the two words `echo a b`. A shell run reads
+    as the `/bin/sh -c SCRIPT` it is."""
+    if shell and command:
+        return shlex.join(["/bin/sh", "-c", command[0], *command[1:]])
+    return shlex.join(command)

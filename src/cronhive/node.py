@@ -20,9 +20,11 @@ from cronhive.blobs.s3 import S3Settings
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.archiver import Archiver
+from cronhive.engine.lease import StoreFactory
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.engine.retention import Retention, RetentionPolicy
 from cronhive.errors import StoreUnavailable
+from cronhive.metrics import Metrics, MetricsService
 from cronhive.runner import Sandbox
 from cronhive.sqljobs import SqlJobs
 from cronhive.store import SessionLimits, Store, open_store
@@ -164,6 +166,18 @@ def blob_store(config: ServerConfig) -> BlobStore:
     return blobs
 
 
+def _metered(metrics: Metrics | None, factory: StoreFactory) -> StoreFactory:
+    """The lease keeper's store factory, its stores instrumented too (renewals are
+    counted where they happen: on the keeper's own connection and thread)."""
+    return factory if metrics is None else metrics.instrumenting(factory)
+
+
+def _shutdown_on(sig: signal.Signals, node: NodeProcess) -> None:
+    """Says why the node stops (an operator reading the log after a SIGTERM must see it)."""
+    log.info("%s received: shutting down (drain, hand over, leave)", sig.name)
+    node.shutdown()
+
+
 async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
     """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start.
     ``hide``: more paths no run may see (the config file)."""
@@ -189,7 +203,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         max_connections=config.max_connections,
         max_streams_per_identity=config.max_calls_per_user,
     )
-    services: list[ApiService | WebService] = [
+    services: list[ApiService | WebService | MetricsService] = [
         ApiService(host=host, port=port, certs=certs, policy=policy, limits=limits)
     ]
     if config.web is not None:  # None: no web UI on this node
@@ -203,9 +217,16 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 handshake_timeout=config.tls_handshake_timeout,
             )
         )
+    metrics: Metrics | None = None
+    if config.metrics is not None:  # None: no metrics listener (the default), no wrapping
+        metrics = Metrics()
+        m_host, m_port = parse_listen(config.metrics, field="metrics")
+        services.append(MetricsService(host=m_host, port=m_port, metrics=metrics))
     store = await _open_waiting(config)
     blobs = blob_store(config)
     archiver = Archiver(store, blobs)
+    if metrics is not None:
+        metrics.instrument(store)
     try:
         sandbox = sandbox_for(config, certs, hide)  # now that the -wal and -shm exist
         node = NodeProcess(
@@ -220,10 +241,13 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
-                lease_store=partial(
-                    open_store,
-                    config.db_url,
-                    limits=lease_limits(config.lease_ttl, config.node_name),
+                lease_store=_metered(
+                    metrics,
+                    partial(
+                        open_store,
+                        config.db_url,
+                        limits=lease_limits(config.lease_ttl, config.node_name),
+                    ),
                 ),
                 extra=(*services, archiver, Retention(store, blobs, retention_policy(config))),
                 sql=sql,
@@ -234,9 +258,11 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 caps=run_caps(policy),
             ),
         )
+        if metrics is not None:
+            metrics.instrument_worker(node.worker)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, node.shutdown)
+            loop.add_signal_handler(sig, _shutdown_on, sig, node)
         log.info(
             "node %s starting (pid %d, db %s)",
             config.node_name,

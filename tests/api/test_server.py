@@ -29,6 +29,25 @@ async def test_health_and_nodes(cluster: Cluster) -> None:
     assert [(n.name, n.alive, n.capacity) for n in nodes.nodes] == [("n1", True, 16)]
 
 
+@pytest.mark.parametrize(
+    "service",
+    [
+        "cronhive.v1.JobService",
+        "cronhive.v1.RunService",
+        "cronhive.v1.NodeService",
+        "cronhive.v1.EventService",
+        "cronhive.v1.TokenService",
+    ],
+)
+async def test_health_per_service_name(cluster: Cluster, service: str) -> None:
+    health = health_grpc.HealthStub(cluster["carol"].channel)
+    reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(GRPCError) as unknown:
+        await health.Check(health_pb2.HealthCheckRequest(service="cronhive.v1.NoSuchService"))
+    assert unknown.value.status.name == "NOT_FOUND"
+
+
 async def test_tls12_is_refused(cluster: Cluster) -> None:
     certs = cluster.certs
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import ssl
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -162,3 +163,32 @@ def test_unknown_api_paths_and_methods_answer_json(node: WebNode) -> None:
     assert wrong.status_code == 405 and "error" in wrong.json()
     page = http.get(node.url("/nope"))
     assert page.status_code == 404 and "<h1>Not found</h1>" in page.text
+
+
+def test_trigger_with_parameters(node: WebNode) -> None:
+    job = node.job("user:pia", "pia-params", ["sh", "-c", 'echo "$WHO" "$@"', "x"])
+    pia = node.http(node.token("pia"))
+    url = node.url(f"/api/v1/jobs/{job.id}/trigger")
+    run = pia.post(url, json={"env": {"WHO": "me"}, "args": ["a", "b c"]}).json()
+    assert run["env"] == {"WHO": "me"}
+    assert run["command"] == ["sh", "-c", 'echo "$WHO" "$@"', "x", "a", "b c"]
+    deadline = time.monotonic() + 20
+    while pia.get(node.url(f"/api/v1/runs/{run['id']}")).json()["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    out = pia.get(node.url(f"/api/v1/runs/{run['id']}/output")).json()
+    assert [c["text"] for c in out["chunks"]] == ["me a b c\n"]
+    bodies: list[tuple[Any, str]] = [
+        ({"env": {"1X": "y"}}, "bad variable name"),
+        ({"args": "not a list"}, "args: expected a list of strings"),
+        ({"other": 1}, "body: expected"),
+        ([], "body: expected"),
+    ]
+    for body, said in bodies:
+        refused = pia.post(url, json=body)
+        assert refused.status_code == 400, body
+        assert said in refused.json()["error"]
+    assert (
+        pia.post(url, data=b"{not json", headers={"Content-Type": "application/json"}).status_code
+        == 400
+    )

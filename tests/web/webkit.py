@@ -32,13 +32,28 @@ T = TypeVar("T")
 class WebNode:
     """One node (SQLite, runs commands) with the web UI and the gRPC API."""
 
-    def __init__(self, tmp: Path, *, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        db: str | None = None,
+        name: str = "web1",
+        port: int = 0,
+    ) -> None:
+        """`db`: a PostgreSQL URL shared with other nodes (default: SQLite in `tmp`);
+        `port`: the web port (0: any; a restarted node passes its old one)."""
         self.tmp = tmp
         self.policy = policy
-        self.certs: CertPaths = init_certs(
-            tmp / "certs", dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30
+        self.db = db or f"sqlite:///{tmp / 'cronhive.db'}"
+        self.name = name
+        certs = tmp / "certs"
+        self.certs: CertPaths = (
+            CertPaths(dir=certs)
+            if (certs / "server.crt").exists()
+            else init_certs(certs, dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30)
         )
-        self.port = 0
+        self.port = port
         self.api_port = 0
         self.store: Store
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,14 +78,16 @@ class WebNode:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.store = await open_store(f"sqlite:///{self.tmp / 'cronhive.db'}")
+        self.store = await open_store(self.db)
         service = WebService(
-            host="127.0.0.1", port=0, certs=self.certs, policy=self.policy, poll=0.2
+            host="127.0.0.1", port=self.port, certs=self.certs, policy=self.policy, poll=0.2
         )
         api = ApiService(host="127.0.0.1", port=0, certs=self.certs, policy=self.policy)
         node = NodeProcess(
             self.store,
-            NodeConfig(name="web1", spool_dir=self.tmp / "spool", grace=1.0, extra=(service, api)),
+            NodeConfig(
+                name=self.name, spool_dir=self.tmp / "spool", grace=1.0, extra=(service, api)
+            ),
         )
         task = asyncio.create_task(node.run())
         try:

@@ -120,6 +120,10 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
         stdout_bytes=e.stdout_bytes,
         stderr_bytes=e.stderr_bytes,
         output_capped=e.output_capped,
+        target_tags=sorted(e.run.target_tags),
+        command=list(e.run.command),
+        env=dict(e.run.env),
+        shell=e.run.shell,
     )
     # A failed run with neither exit code nor signal never started: its reason is the error.
     if e.state is RunState.FAILED and e.exit_code is None and e.signal is None:
@@ -134,6 +138,7 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
     _ts(msg.finished_at, e.finished_at)
     if e.run.script is not None:
         script_pb(e.run.script, msg.script)
+    _ts(msg.not_before, e.not_before)
     return msg
 
 

@@ -47,6 +47,8 @@ class EventService(Servicer, cronhive_grpc.EventServiceBase):
                         if job_id is None or event.job_id == job_id:
                             await stream.send_message(event_pb(event))
                     if len(events) < BATCH:
+                        if req.backlog_only:
+                            return  # what is stored now was sent
                         await self.api.wait([wake])
 
     async def _job(self, text: str, visible: Visibility) -> UUID | None:

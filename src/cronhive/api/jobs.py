@@ -103,6 +103,13 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
         spec = validate.job_spec(msg, owner=owner)
         if spec.schedule is not None and (before is None or before.schedule != spec.schedule):
             check_can_schedule(who)
+            if spec.schedule.next_after(self.api.clock.now()) is None:
+                # A new schedule that can never fire (a `once` time in the past) is a
+                # mistake, not a job: refused rather than stored silent.
+                raise InvalidInput(
+                    f"schedule: {spec.schedule.expression} is in the past; it would never fire",
+                    field="schedule",
+                )
         check_run_as(who, owner, spec.run.run_as, self.api.policy)
         await check_sql(self.api, owner, spec.run)
         if spec.run.script is not None:
@@ -129,7 +136,7 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
                 spec, next_fire_at=next_fire(spec, now), created_by=who.owner, now=now
             )
             await self._changed(job, "job.created", who)
-            await stream.send_message(job_pb(job))
+            await stream.send_message(await self._warned(job))
 
     async def Update(self, stream: Stream[pb.UpdateJobRequest, pb.Job]) -> None:
         async with guard("JobService.Update"):
@@ -144,7 +151,7 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
                 job.id, spec, next_fire_at=next_fire(spec, now), visible_to=visible, now=now
             )
             await self._changed(job, "job.updated", who)
-            await stream.send_message(job_pb(job))
+            await stream.send_message(await self._warned(job))
 
     async def Get(self, stream: Stream[pb.GetJobRequest, pb.Job]) -> None:
         async with guard("JobService.Get"):
@@ -201,17 +208,35 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
             # The job's run_as grant may have been withdrawn since it was stored.
             check_run_as(who, job.owner, job.spec.run.run_as, self.api.policy)
             await quotas.check_new_run(self.api.store, self.api.policy, who, job.owner)
-            execution = await self.api.store.enqueue(runs.triggered(job, self.api.clock.now()))
+            run = validate.parameters(job.spec.run, dict(req.env), req.args)
+            now = self.api.clock.now()
+            execution = await self.api.store.enqueue(runs.triggered(job, now, run))
             await self.event(
                 kind="run.queued",
                 owner=job.owner,
                 job_id=job.id,
                 execution_id=execution.id,
-                message=f"{job.name} triggered by {who.user}",
+                message=f"{job.name} triggered by {who.user}"
+                + runs.parameters_note(dict(req.env), list(req.args)),
             )
-            await stream.send_message(execution_pb(execution))
+            msg = execution_pb(execution)
+            msg.waiting = await self._unmatched(job)
+            await stream.send_message(msg)
 
     # --- helpers -------------------------------------------------------------------
+
+    async def _unmatched(self, job: Job) -> str:
+        tags = job.spec.run.target_tags
+        if not tags:
+            return ""
+        now = self.api.clock.now()
+        return runs.unmatched_tags(tags, await self.api.store.list_nodes(now=now), now)
+
+    async def _warned(self, job: Job) -> pb.Job:
+        """The job as answered after a change, with a warning if its runs would wait."""
+        msg = job_pb(job)
+        msg.warning = await self._unmatched(job)
+        return msg
 
     async def _job(self, job_id: str, visible: Visibility) -> Job:
         uuid = validate.uuid_of(job_id)

@@ -7,8 +7,7 @@ process, so a reader on node B follows a run on node A from its first byte.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC
 from uuid import UUID
 
 from grpclib.const import Status
@@ -22,13 +21,14 @@ from cronhive.api._service import Api, Servicer, check_sql
 from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
 from cronhive.api.scripts import bind_script
-from cronhive.auth import check_run_as, quotas, resolve_owner
+from cronhive.auth import check_run_as, parse_owner, quotas, resolve_owner
 from cronhive.engine import runs
 from cronhive.engine.output import follow_output
 from cronhive.errors import NotFound
-from cronhive.model import Execution, RunState
+from cronhive.model import Execution, Node, RunState
 from cronhive.model import Stream as OutStream
 from cronhive.store.base import Visibility
+from cronhive.store.listing import RunFilter, filtered_runs, narrowed, node_ids
 
 __all__ = ["RunService"]
 
@@ -39,6 +39,7 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
     def __init__(self, api: Api) -> None:
         super().__init__(api)
         self._names: dict[UUID, str] = {}
+        self._nodes: list[Node] = []
         self._names_at = float("-inf")
 
     async def Start(self, stream: Stream[pb.StartRunRequest, pb.Execution]) -> None:
@@ -57,7 +58,7 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
                 execution_id=execution.id,
                 message=f"ad-hoc run started by {who.user}",
             )
-            await stream.send_message(execution_pb(execution))
+            await stream.send_message(await self._pb(execution))
 
     async def Stop(self, stream: Stream[pb.StopRunRequest, pb.Execution]) -> None:
         async with guard("RunService.Stop"):
@@ -92,13 +93,25 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
                     validate.instant_of(token[0], "page_token"),
                     validate.uuid_of(token[1], field="page_token"),
                 )
-            rows = await self._list(job_id, states, before, size + 1, visible)
+            now = self.api.clock.now()
+            wanted = RunFilter(
+                job_id=job_id,
+                states=states,
+                nodes=await node_ids(self.api.store, req.node, now) if req.node else None,
+                since=req.since.ToDatetime(tzinfo=UTC) if req.HasField("since") else None,
+                job_name=req.job_name or None,
+            )
+            if req.owner:
+                parse_owner(req.owner)
+                visible = narrowed(visible, req.owner)
+            rows, last = await filtered_runs(
+                self.api.store, wanted, visible_to=visible, before=before, size=size
+            )
             names = await self._node_names()
             reply = pb.ListExecutionsResponse(
-                executions=[execution_pb(e, names) for e in rows[:size]]
+                executions=[self._waiting(execution_pb(e, names), e) for e in rows]
             )
-            if len(rows) > size:
-                last = rows[size - 1]
+            if last is not None:
                 reply.next_page_token = validate.encode_token(
                     [last.queued_at.isoformat(), str(last.id)]
                 )
@@ -144,25 +157,14 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
     async def _visible(self, text: str, visible: Visibility) -> UUID:
         return (await self._execution(text, visible)).id
 
-    async def _list(
-        self,
-        job_id: UUID | None,
-        states: Collection[RunState] | None,
-        before: tuple[datetime, UUID] | None,
-        limit: int,
-        visible: Visibility,
-    ) -> list[Execution]:
-        rows = await self.api.store.list_executions(
-            visible_to=visible, job_id=job_id, states=states, before=before, limit=limit
-        )
-        if job_id is not None and not rows and before is None:
-            # The history of a deleted job stays listable; an unknown or foreign job is
-            # NOT_FOUND, as everywhere else.
-            try:
-                await self.api.store.get_job(job_id, visible_to=visible)
-            except NotFound:
-                raise NotFound(f"no such job: {job_id}") from None
-        return rows
+    def _waiting(self, msg: pb.Execution, execution: Execution) -> pb.Execution:
+        """Says why a queued run may wait (its tags: see runs.unmatched_tags), from the
+        nodes read at most NODE_NAMES_TTL ago."""
+        if execution.state is RunState.QUEUED:
+            msg.waiting = runs.unmatched_tags(
+                execution.run.target_tags, self._nodes, self.api.clock.now()
+            )
+        return msg
 
     async def _node_names(self, wanted: UUID | None = None) -> dict[UUID, str]:
         # Names change rarely and a status call is hot: re-read them at most every few
@@ -170,12 +172,21 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
         now = time.monotonic()
         if now - self._names_at > NODE_NAMES_TTL or (wanted and wanted not in self._names):
             nodes = await self.api.store.list_nodes(now=self.api.clock.now())
-            self._names = {n.id: n.name for n in nodes} | {
-                k: v for k, v in self._names.items() if wanted != k
-            }
+            # Names seen once are kept: a run's node stays named after its row is gone.
+            self._names = self._names | {n.id: n.name for n in nodes}
+            self._nodes = nodes
             self._names_at = now
         return self._names
 
     async def _pb(self, execution: Execution) -> pb.Execution:
-        names = await self._node_names(execution.node_id) if execution.node_id else {}
-        return execution_pb(execution, names)
+        names = await self._node_names(execution.node_id)
+        msg = self._waiting(execution_pb(execution, names), execution)
+        if execution.state is RunState.RUNNING or (
+            execution.state is RunState.LOST and not execution.stdout_bytes + execution.stderr_bytes
+        ):
+            # The counts are recorded when a run ends; until then (or for a run lost with
+            # its node) the stored output says how much there is.
+            sizes = await self.api.store.output_sizes(execution.id)
+            msg.stdout_bytes = max(msg.stdout_bytes, sizes.get(OutStream.STDOUT, 0))
+            msg.stderr_bytes = max(msg.stderr_bytes, sizes.get(OutStream.STDERR, 0))
+        return msg

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+from grpclib.health.check import ServiceCheck
 from grpclib.health.service import Health
 from grpclib.reflection.service import ServerReflection
 
@@ -29,7 +30,7 @@ from cronhive.api.scripts import ScriptService
 from cronhive.api.tokens import TokenService
 from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.node import NodeContext
-from cronhive.errors import InvalidInput
+from cronhive.errors import CronhiveError, InvalidInput
 
 __all__ = ["ApiServer", "ApiService", "TransportLimits", "serve_api", "start_api"]
 
@@ -60,16 +61,30 @@ class ApiServer:
             log.warning("API calls still running after %.0fs at close", CLOSE_TIMEOUT)
 
 
+HEALTH_TTL = 5.0  # seconds a health answer is reused (a probe storm is one query)
+
+
 def handlers(api: Api) -> list[Any]:
-    services: list[Any] = [
+    cronhive: list[Any] = [
         JobService(api),
         RunService(api),
         NodeService(api),
         EventService(api),
         TokenService(api),
         ScriptService(api),
-        Health(),
     ]
+
+    async def database_answers() -> bool:
+        try:
+            await api.store.database_time()
+        except CronhiveError:
+            return False
+        return True
+
+    # Every service by its full name ("cronhive.v1.JobService") and "" for the server,
+    # SERVING while the database answers: what a load balancer's gRPC health check asks.
+    database = ServiceCheck(database_answers, check_ttl=HEALTH_TTL, check_timeout=2.0)
+    services = [*cronhive, Health({service: [database] for service in cronhive})]
     return [*ServerReflection.extend(services), *services]
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -419,3 +420,16 @@ def instant_of(text: str, field: str) -> datetime:
     if value.tzinfo is None:
         raise _bad(field, "not a token this server issued")
     return value
+
+
+def parameters(run: RunSpec, env: Mapping[str, str], args: Iterable[str]) -> RunSpec:
+    """`run` with one trigger's parameters: `env` over the job's environment, `args`
+    after its command (a shell job's script gets them as $1, $2, ...). The result is
+    held to every limit of a job's own command and env. Shared by the gRPC API and the
+    web, so both take the same parameters."""
+    extra = tuple(args)
+    if not env and not extra:
+        return run
+    if run.sql is not None:
+        raise _bad("args" if extra else "env", "a SQL job takes no env or arguments")
+    return replace(run, env=_env({**run.env, **env}), command=_command((*run.command, *extra)))

@@ -57,6 +57,7 @@ __all__ = [
     "issue_client",
     "issue_client_files",
     "issue_server",
+    "issue_server_files",
     "load_ca",
     "load_cert",
     "load_pair",
@@ -377,6 +378,28 @@ def issue_client_files(
     pair = issue_client(load_ca(paths), user=user, groups=groups, days=days)
     write_pair(pair, cert_path, key_path, overwrite=force)
     return cert_path, key_path
+
+
+def issue_server_files(
+    out: Path,
+    *,
+    directory: Path,
+    ca_dir: Path | None = None,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str] = (),
+    days: int = 825,
+    force: bool = False,
+) -> CertPaths:
+    """A node's own certificate folder `out` (ca.crt, server.crt, server.key), issued by
+    the CA of `directory`: what one node needs, for a certificate per node. Raises
+    InvalidInput for bad names or a missing CA, Conflict if files exist and not `force`."""
+    source = CertPaths(dir=directory, ca_dir=ca_dir)
+    pair = issue_server(load_ca(source), dns_names=dns_names, ip_addresses=ip_addresses, days=days)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = CertPaths(dir=out)
+    write_pair(pair, target.server_cert, target.server_key, overwrite=force)
+    target.ca_cert.write_bytes(source.ca_cert.read_bytes())
+    return target
 
 
 def ensure_dev_certs(data_dir: Path) -> CertPaths:

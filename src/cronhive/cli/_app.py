@@ -75,6 +75,17 @@ def exit_code_for(exc: CronhiveError) -> int:
 
 def main() -> None:
     try:
-        cli(standalone_mode=True)
+        cli.main(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message(), err=True)  # `cronhive` alone: the help
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        # One line, as every other error (click's own form is three).
+        where = exc.ctx.command_path if exc.ctx is not None else "cronhive"
+        fail(f"{exc.format_message().rstrip('.')}; see {where} --help", EXIT_USAGE)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        fail("aborted", EXIT_INTERRUPTED)
     except CronhiveError as exc:
         fail(str(exc), exit_code_for(exc))

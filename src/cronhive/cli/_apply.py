@@ -27,6 +27,7 @@ from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._jobs import list_jobs
 from cronhive.cli._jobspec import apply_options
+from cronhive.cli._output import echo_json
 from cronhive.cli._scripts import read_script
 from cronhive.errors import InvalidInput
 
@@ -234,8 +235,9 @@ def print_plan(result: Plan, dry_run: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Show the difference; change nothing.")
 @click.option("--prune", is_flag=True, help="Delete the owner's jobs that are not in the file.")
+@click.option("--json", "as_json", is_flag=True, help="The plan as JSON.")
 @click.pass_context
-def apply(ctx: click.Context, path: Path, dry_run: bool, prune: bool) -> None:
+def apply(ctx: click.Context, path: Path, dry_run: bool, prune: bool, as_json: bool) -> None:
     """Make the server's jobs match FILE; print create/update/delete lines.
 
     \b
@@ -257,4 +259,22 @@ def apply(ctx: click.Context, path: Path, dry_run: bool, prune: bool) -> None:
             await push(client, result.changes, bodies)
         return result
 
-    print_plan(call(ctx, body), dry_run)
+    result = call(ctx, body)
+    if as_json:
+        echo_json(plan_dict(result, dry_run))
+    else:
+        print_plan(result, dry_run)
+
+
+def plan_dict(result: Plan, dry_run: bool) -> dict[str, Any]:
+    """What `apply --json` prints: each change, and the counts `print_plan` says."""
+    return {
+        "changes": [
+            {"action": c.action, "name": c.name, "fields": list(c.paths)} for c in result.changes
+        ],
+        "created": sum(c.action == "create" for c in result.changes),
+        "updated": sum(c.action == "update" for c in result.changes),
+        "deleted": sum(c.action == "delete" for c in result.changes),
+        "unchanged": result.unchanged,
+        "dry_run": dry_run,
+    }

@@ -1,4 +1,4 @@
-"""`cronhive certs init|issue`: a private CA, a server certificate, client certificates."""
+"""`cronhive certs init|issue|server`: a private CA, server certificates, client certificates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from cronhive.auth.certs import default_ca_dir, init_certs, issue_client_files, validate_name
+from cronhive.auth.certs import (
+    default_ca_dir,
+    init_certs,
+    issue_client_files,
+    issue_server_files,
+    validate_name,
+)
 from cronhive.cli._app import EXIT_FAILURE, EXIT_USAGE, cli, fail
 from cronhive.errors import Conflict, InvalidInput
 
@@ -116,3 +122,44 @@ def issue(
     except OSError as exc:
         fail(f"{directory}: {exc.strerror}", EXIT_FAILURE)
     click.echo(f"{cert}\n{key}")
+
+
+@certs.command("server")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@_dir_option
+@_ca_dir_option
+@click.option("--name", "names", multiple=True, help="DNS name of the node (repeatable).")
+@click.option("--ip", "ips", multiple=True, help="IP address of the node (repeatable).")
+@click.option("--days", type=int, default=825, show_default=True, help="Validity in days.")
+@click.option("--force", is_flag=True, help="Replace an existing server certificate in OUT.")
+def server_cert(
+    out: Path,
+    directory: Path | None,
+    ca_dir: Path | None,
+    names: tuple[str, ...],
+    ips: tuple[str, ...],
+    days: int,
+    force: bool,
+) -> None:
+    """Issue one node's server certificate into OUT (ca.crt, server.crt, server.key):
+    the folder to copy to that node as its `certs_dir`.
+
+    \b
+    cronhive certs server ./node3 --name node3.internal --name cron.internal --ip 10.0.0.7
+    """
+    directory = directory or _default_dir()
+    try:
+        paths = issue_server_files(
+            out,
+            directory=directory,
+            ca_dir=_ca_dir(ca_dir, directory),
+            dns_names=names,
+            ip_addresses=ips,
+            days=days,
+            force=force,
+        )
+    except (InvalidInput, Conflict) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        fail(f"{out}: {exc.strerror}", EXIT_FAILURE)
+    click.echo(f"{paths.ca_cert}\n{paths.server_cert}\n{paths.server_key}")

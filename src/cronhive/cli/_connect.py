@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import re
 import signal
 import ssl
 import sys
@@ -37,7 +39,7 @@ from cronhive.cli._app import (
     exit_code_for,
     fail,
 )
-from cronhive.config.server import DEFAULT_LISTEN
+from cronhive.config.server import DEFAULT_LISTEN, DEFAULT_WEB
 from cronhive.errors import CronhiveError, InvalidInput
 
 __all__ = [
@@ -187,6 +189,52 @@ def call(ctx: click.Context, body: Callable[[Client, Target], Awaitable[T]]) -> 
     return call_target(ctx, connected)
 
 
+# grpclib's words for an answer that is HTTP/2 but not gRPC (a web server on that port).
+_NOT_GRPC = re.compile(r"Received :status = '(\d+)'|Invalid content-type")
+
+
+def _not_grpc(message: str) -> str:
+    m = _NOT_GRPC.match(message)
+    status = f"HTTP {m.group(1)}" if m and m.group(1) else "HTTP"
+    return (
+        f"it answers {status}, not gRPC: is that the web UI's port? The API is the node's "
+        f"`listen` address ({DEFAULT_LISTEN} by default; the web UI is {DEFAULT_WEB})"
+    )
+
+
+def _why_unreachable(exc: BaseException, target: Target) -> str:
+    """One reason a person can act on, for the failures of connecting."""
+    ca = target.certs / "ca.crt"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the server's certificate is not signed by {ca} ({exc.verify_message}): "
+            "--certs must be the certificate folder of this cluster"
+        )
+    if isinstance(exc, ssl.SSLError) and exc.reason in _REFUSED_CERT:
+        return (
+            f"the server refused the client certificate {target.certs / target.cert_name}.crt "
+            f"({exc.reason}): it must be issued by the cluster's CA ({ca})"
+        )
+    if isinstance(exc, StreamTerminatedError) and "lost" in str(exc).lower():
+        return (
+            "the server closed the connection; if it is a cronhive node, it refused the client "
+            f"certificate {target.certs / target.cert_name}.crt (not issued by its CA?)"
+        )
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return (
+            "nothing listens there (connection refused): is the node running, and is this "
+            "its `listen` address?"
+        )
+    if isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(exc):
+        return "it does not speak TLS there: is it a cronhive node's API port?"
+    return str(exc) or type(exc).__name__
+
+
+_REFUSED_CERT = frozenset(
+    {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"}
+)
+
+
 def _interrupted(*_: object) -> NoReturn:
     """Ctrl-C: out at once with 130. Nothing is left to tidy (a follower detaches, the
     run goes on), and tidying a stream the server is slow to close could hang the exit."""
@@ -214,6 +262,8 @@ def call_target(ctx: click.Context, body: Callable[[Target], Coroutine[Any, Any,
     except GRPCError as exc:
         if exc.status is Status.UNAVAILABLE and not exc.message:
             fail(f"cannot reach {target.describe()}: unavailable")
+        if _NOT_GRPC.match(exc.message or ""):
+            fail(f"cannot use {target.describe()}: {_not_grpc(exc.message or '')}")
         fail(exc.message or exc.status.name, _grpc_exit(exc))
     except Unusable as exc:
         if exc.cause.field == "server":
@@ -222,7 +272,6 @@ def call_target(ctx: click.Context, body: Callable[[Target], Coroutine[Any, Any,
     except CronhiveError as exc:
         fail(str(exc), exit_code_for(exc))
     except (ssl.SSLError, StreamTerminatedError, ConnectionError, OSError) as exc:
-        reason = str(exc) or type(exc).__name__
-        fail(f"cannot reach {target.describe()}: {reason}")
+        fail(f"cannot reach {target.describe()}: {_why_unreachable(exc, target)}")
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -6,6 +6,7 @@ _jobspec). Reading verbs take --json.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -17,7 +18,7 @@ from cronhive.api.client import Client
 from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._flags import env_pairs
-from cronhive.cli._jobspec import apply_options, find_job, job_options
+from cronhive.cli._jobspec import apply_options, find_job, job_options, owner_and_name
 from cronhive.cli._output import (
     describe_schedule,
     echo_json,
@@ -29,11 +30,14 @@ from cronhive.cli._output import (
     when,
 )
 from cronhive.cli._runs import print_or_follow
+from cronhive.cli._runsview import watching
 from cronhive.cli._scripts import attach_script
-from cronhive.errors import InvalidInput
+from cronhive.errors import InvalidInput, NotFound
+from cronhive.model import command_line
 
 __all__ = ["list_jobs"]
 
+_JOB_ID = re.compile(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")
 _json = click.option("--json", "as_json", is_flag=True, help="JSON with stable keys.")
 
 
@@ -66,9 +70,12 @@ def _apply(job: pb.Job, opts: dict[str, Any]) -> set[str]:
 @cli.command()
 @click.argument("name")
 @job_options
+@_json
 @click.argument("command", nargs=-1)
 @click.pass_context
-def add(ctx: click.Context, /, name: str, command: tuple[str, ...], **flags: Any) -> None:
+def add(
+    ctx: click.Context, /, name: str, command: tuple[str, ...], as_json: bool, **flags: Any
+) -> None:
     """Add job NAME running CMD (a stored --script, or SQL) on a schedule (or only when
     triggered, without one).
 
@@ -90,15 +97,27 @@ def add(ctx: click.Context, /, name: str, command: tuple[str, ...], **flags: Any
         return await client.jobs.Create(pb.CreateJobRequest(job=job))
 
     created = call(ctx, body)
-    click.echo(f"added {created.name} ({created.id}): {_schedule_words(created)}")
+    _warn(created.warning)
+    if as_json:
+        echo_json(job_dict(created))
+    else:
+        click.echo(f"added {created.name} ({created.id}): {_schedule_words(created)}")
+
+
+def _warn(warning: str) -> None:
+    if warning:
+        click.echo(f"cronhive: warning: {warning}", err=True)
 
 
 @cli.command()
 @click.argument("ref", metavar="NAME")
 @job_options
+@_json
 @click.argument("command", nargs=-1)
 @click.pass_context
-def edit(ctx: click.Context, /, ref: str, command: tuple[str, ...], **flags: Any) -> None:
+def edit(
+    ctx: click.Context, /, ref: str, command: tuple[str, ...], as_json: bool, **flags: Any
+) -> None:
     """Change job NAME: only the given flags change (--tag and --env replace the lists;
     a CMD after `--` replaces the command)."""
     opts = _options(flags, command)
@@ -112,7 +131,11 @@ def edit(ctx: click.Context, /, ref: str, command: tuple[str, ...], **flags: Any
         return await client.jobs.Update(request)
 
     job = call(ctx, body)
-    click.echo(f"updated {job.name}: {_schedule_words(job)}")
+    _warn(job.warning)
+    if as_json:
+        echo_json(job_dict(job))
+    else:
+        click.echo(f"updated {job.name}: {_schedule_words(job)}")
 
 
 @cli.command()
@@ -155,14 +178,24 @@ def _owner_label(job: pb.Job, me: str) -> str:
 
 @cli.command("ls")
 @_json
+@click.option("-w", "--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True)
 @click.pass_context
-def ls(ctx: click.Context, as_json: bool) -> None:
+def ls(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> None:
     """List the jobs you may see: schedule in words, next run, last state, counts."""
 
-    async def body(client: Client, target: Target) -> tuple[list[pb.Job], str]:
-        return await list_jobs(client), caller_name(target)
+    async def body(client: Client, target: Target) -> None:
+        me = caller_name(target)
 
-    jobs, me = call(ctx, body)
+        async def render() -> None:
+            _print_jobs(await list_jobs(client), me, as_json)
+
+        await watching(render, watch=watch, interval=interval)()
+
+    call(ctx, body)
+
+
+def _print_jobs(jobs: list[pb.Job], me: str, as_json: bool) -> None:
     if as_json:
         echo_json([job_dict(j) for j in jobs])
         return
@@ -212,7 +245,7 @@ def show(ctx: click.Context, ref: str, as_json: bool, body_only: bool) -> None:
     if as_json:
         echo_json(d)
         return
-    command = " ".join(job.command) if not job.shell else f"sh -c {job.command[0]!r}"
+    command = command_line(job.command, job.shell)
     if job.HasField("sql"):
         mode = "autocommit" if job.sql.autocommit else "one transaction"
         command = f"SQL on {job.sql.database} as {job.sql.role} ({mode}): {job.sql.statement}"
@@ -262,7 +295,21 @@ def history(ctx: click.Context, ref: str, count: int, as_json: bool) -> None:
     """The last N runs of job NAME, newest first."""
 
     async def body(client: Client, target: Target) -> list[pb.Execution]:
-        job = await find_job(client, ref, caller_name(target))
+        me = caller_name(target)
+        try:
+            job = await find_job(client, ref, me)
+        except NotFound:
+            # A deleted job's history stays: its runs keep the job's name and owner.
+            if _JOB_ID.fullmatch(ref):
+                request = pb.ListExecutionsRequest(job_id=ref, page_size=count)
+            else:
+                owner, name = owner_and_name(ref, me)
+                request = pb.ListExecutionsRequest(job_name=name, owner=owner, page_size=count)
+            runs = list((await client.runs.ListExecutions(request)).executions)
+            if not runs:
+                raise
+            click.echo(f"cronhive: {ref} was deleted; its runs:", err=True)
+            return runs
         reply = await client.runs.ListExecutions(
             pb.ListExecutionsRequest(job_id=job.id, page_size=count)
         )
@@ -322,13 +369,25 @@ def resume(ctx: click.Context, ref: str) -> None:
 @cli.command()
 @click.argument("ref", metavar="NAME")
 @click.option("-f", "--follow", is_flag=True, help="Stream its output; exit with its exit code.")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Set for this run (repeatable).")
+@click.argument("args", nargs=-1)
 @click.pass_context
-def trigger(ctx: click.Context, ref: str, follow: bool) -> None:
-    """Run job NAME once now, outside its schedule; print the run id."""
+def trigger(
+    ctx: click.Context, ref: str, follow: bool, env: tuple[str, ...], args: tuple[str, ...]
+) -> None:
+    """Run job NAME once now, outside its schedule; print the run id. ARGS after `--` go
+    after the job's command (a shell job's script gets them as $1, $2, ...); --env
+    overrides its environment; both for this run only, recorded on it.
+
+    \b
+    cronhive trigger -f backup --env MODE=full -- --verbose /srv/extra
+    """
+    request = pb.TriggerJobRequest(env=env_pairs(env), args=list(args))
 
     async def body(client: Client, target: Target) -> int:
         job = await find_job(client, ref, caller_name(target))
-        execution = await client.jobs.Trigger(pb.TriggerJobRequest(id=job.id))
-        return await print_or_follow(client, execution.id, follow)
+        request.id = job.id
+        execution = await client.jobs.Trigger(request)
+        return await print_or_follow(client, execution, follow)
 
     sys.exit(call(ctx, body))

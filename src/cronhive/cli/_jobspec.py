@@ -19,6 +19,7 @@ import click
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
+from cronhive.cli._flags import parse_size
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.schedule import parse_duration
 
@@ -38,6 +39,7 @@ KEYS = frozenset(
         "command", "shell", "cron", "every", "offset", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
         "run_as", "group", "description", "enabled", "script", "interpreter",
+        "retry_backoff", "retry_max_delay", "output_cap",
         "sql", "sql_file", "database", "role", "autocommit",
     }
 )  # fmt: skip
@@ -57,6 +59,17 @@ def _duration(value: Any, key: str) -> float:
     if not isinstance(value, str):
         raise _bad(key, "expected a duration like 90s, 5m, 1h30m")
     return parse_duration(value, field=key).total_seconds()
+
+
+def _ratio(value: Any, key: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _bad(key, "expected a number like 2 or 1.5") from None
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 1:
+        raise _bad(key, "expected a number >= 1")
+    return float(value)
 
 
 def _offset(value: Any, period: int) -> str:
@@ -188,6 +201,15 @@ def apply_options(job: pb.Job, opts: Mapping[str, Any]) -> set[str]:
     if opts.get("retry_delay") is not None:
         job.retry.delay_seconds = _duration(opts["retry_delay"], "retry_delay")
         paths.add("retry")
+    if opts.get("retry_backoff") is not None:
+        job.retry.backoff = _ratio(opts["retry_backoff"], "retry_backoff")
+        paths.add("retry")
+    if opts.get("retry_max_delay") is not None:
+        job.retry.max_delay_seconds = _duration(opts["retry_max_delay"], "retry_max_delay")
+        paths.add("retry")
+    if opts.get("output_cap") is not None:
+        job.output_cap_bytes = parse_size(opts["output_cap"], "output_cap")
+        paths.add("output_cap_bytes")
     for key in ("concurrency", "misfire", "cwd", "run_as", "description"):
         if opts.get(key) is not None:
             setattr(job, key, _text(opts[key], key))
@@ -297,6 +319,9 @@ def job_options(func: F) -> F:
             metavar="CMD",
             help="What runs the script (python3, ruby, bash, sh...) [its #! line].",
         ),
+        click.option("--retry-backoff", metavar="FACTOR", help="Delay multiplier per retry [2]."),
+        click.option("--retry-max-delay", metavar="DURATION", help="Longest retry delay [1h]."),
+        click.option("--output-cap", metavar="SIZE", help="Output kept per run (64M, 1G)."),
         *sql_options(),
     ]
     for option in reversed(options):

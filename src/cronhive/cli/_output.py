@@ -24,6 +24,7 @@ from cronhive.schedule import parse_schedule
 __all__ = [
     "describe_schedule",
     "echo_json",
+    "event_dict",
     "execution_dict",
     "job_dict",
     "node_dict",
@@ -62,11 +63,11 @@ def _ts(msg: Any, field: str) -> str | None:
 
 
 def when(iso: str | None) -> str:
-    """An instant for people: local time to the second, '-' for none."""
+    """An instant for people: local time to the second with its zone, '-' for none."""
     if iso is None:
         return "-"
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def describe_schedule(schedule: pb.Schedule, seed: str = "") -> str:
@@ -130,10 +131,12 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "description": job.description,
         "run_as": job.run_as or None,
         "script": _script(job),
+        "output_cap_bytes": job.output_cap_bytes if job.HasField("output_cap_bytes") else None,
         "next_fire_at": _ts(job, "next_fire_at"),
         "last_run_at": _ts(job, "last_run_at"),
         "last_state": job.last_state or None,
         "quarantine": job.quarantine or None,
+        "warning": job.warning or None,
         "success_count": job.success_count,
         "failure_count": job.failure_count,
         "created_at": _ts(job, "created_at"),
@@ -164,6 +167,24 @@ def execution_dict(e: pb.Execution) -> dict[str, Any]:
         "stderr_bytes": e.stderr_bytes,
         "output_capped": e.output_capped,
         "script": _script(e),
+        "target_tags": list(e.target_tags),
+        "command": list(e.command),
+        "shell": e.shell,
+        "env": dict(sorted(e.env.items())),
+        "not_before": _ts(e, "not_before"),
+        "waiting": e.waiting or None,
+    }
+
+
+def event_dict(e: pb.Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": _ts(e, "at"),
+        "kind": e.kind,
+        "owner": e.owner or None,
+        "job_id": e.job_id or None,
+        "execution_id": e.execution_id or None,
+        "message": e.message,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
 
 import click
@@ -12,10 +13,11 @@ from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
 from cronhive.cli._app import EXIT_FAILURE, EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call
-from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds
+from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds, size
 from cronhive.cli._jobspec import apply_options, sql_options
 from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
 from cronhive.errors import InvalidInput
+from cronhive.model import command_line
 
 __all__ = ["exit_code_of", "print_or_follow", "stream_output"]
 
@@ -55,9 +57,13 @@ def exit_code_of(e: pb.Execution) -> int:
     return 0 if e.state == "succeeded" else EXIT_FAILURE
 
 
-async def print_or_follow(client: Client, run_id: str, follow: bool) -> int:
+async def print_or_follow(client: Client, execution: pb.Execution, follow: bool) -> int:
     """Without `follow`: prints the run id (for scripts), exit 0. With it: names the run
-    on stderr and follows it to its end, exiting with its code."""
+    on stderr and follows it to its end, exiting with its code. Either way a reason the
+    run may wait (no node with its tags) is said on stderr first."""
+    run_id = execution.id
+    if execution.waiting:
+        click.echo(f"cronhive: warning: {execution.waiting}", err=True)
     if not follow:
         click.echo(run_id)
         return 0
@@ -66,13 +72,41 @@ async def print_or_follow(client: Client, run_id: str, follow: bool) -> int:
 
 
 async def follow_to_end(client: Client, run_id: str) -> int:
-    """Streams the run's output until it ends; returns its exit code (see exit_code_of)."""
-    await stream_output(client, run_id, stream="", follow=True)
-    status = await client.runs.GetStatus(pb.GetStatusRequest(id=run_id))
-    if status.state not in ("succeeded", "failed") or status.error:
-        why = status.error or status.reason or status.state
-        click.echo(f"cronhive: run {run_id} {status.state}: {why}", err=True)
-    return exit_code_of(status)
+    """Streams the run's output until it ends, then each retry's (a retry is a new run of
+    the same slot, queued in the transaction that ended the last); returns the final
+    attempt's exit code (see exit_code_of)."""
+    while True:
+        await stream_output(client, run_id, stream="", follow=True)
+        status = await client.runs.GetStatus(pb.GetStatusRequest(id=run_id))
+        if status.state not in ("succeeded", "failed") or status.error:
+            why = status.error or status.reason or status.state
+            click.echo(f"cronhive: run {run_id} {status.state}: {why}", err=True)
+        retry = await next_attempt(client, status) if status.state != "succeeded" else None
+        if retry is None:
+            return exit_code_of(status)
+        wait = ""
+        if retry.HasField("not_before"):
+            delay = retry.not_before.ToDatetime(tzinfo=UTC) - datetime.now(UTC)
+            wait = (
+                f" in {max(0.0, delay.total_seconds()):.0f}s" if delay.total_seconds() > 1 else ""
+            )
+        click.echo(f"cronhive: attempt {retry.attempt} (run {retry.id}) starts{wait}", err=True)
+        run_id = retry.id
+
+
+async def next_attempt(client: Client, ended: pb.Execution) -> pb.Execution | None:
+    """The retry of `ended` (same job or ad hoc, same slot, the next attempt), if queued."""
+    request = pb.ListExecutionsRequest(job_id=ended.job_id, page_size=100)
+    request.since.CopyFrom(ended.queued_at)
+    reply = await client.runs.ListExecutions(request)
+    for e in reply.executions:
+        if (
+            e.job_id == ended.job_id
+            and e.attempt == ended.attempt + 1
+            and e.scheduled_for == ended.scheduled_for
+        ):
+            return e
+    return None
 
 
 @cli.command(context_settings=COMMAND_SETTINGS)
@@ -82,6 +116,7 @@ async def follow_to_end(client: Client, run_id: str) -> int:
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Environment (repeatable).")
 @click.option("--cwd", help="Working directory on the node (absolute).")
 @click.option("--shell", is_flag=True, help="Run CMD as one /bin/sh script.")
+@click.option("--output-cap", metavar="SIZE", help="Output kept (64M, 1G) [the node's].")
 @_sql_flags
 @click.argument("command", nargs=-1)
 @click.pass_context
@@ -94,6 +129,7 @@ def run(
     env: tuple[str, ...],
     cwd: str | None,
     shell: bool,
+    output_cap: str | None,
     command: tuple[str, ...],
     **sql: Any,
 ) -> None:
@@ -123,10 +159,12 @@ def run(
         fail("give a command after -- or --sql/--sql-file", EXIT_USAGE)
     if timeout is not None:
         request.timeout_seconds = seconds(timeout, "--timeout")
+    if output_cap is not None:
+        request.output_cap_bytes = size(output_cap, "--output-cap")
 
     async def body(client: Client, _: Target) -> int:
         execution = await client.runs.Start(request)
-        return await print_or_follow(client, execution.id, follow)
+        return await print_or_follow(client, execution, follow)
 
     sys.exit(call(ctx, body))
 
@@ -159,15 +197,19 @@ def show_execution(e: pb.Execution, as_json: bool) -> None:
         {
             "id": e.id,
             "job": e.job_name or "(ad hoc)",
+            "command": command_line(e.command, e.shell) if e.command else "-",
+            **({"env": " ".join(f"{k}={v}" for k, v in sorted(e.env.items()))} if e.env else {}),
             "state": paint(e.state, e.state),
             "exit": outcome,
             "attempt": str(e.attempt),
-            "node": e.node_name or "-",
+            "node": e.node_name or (e.node_id or "-"),
             "queued": when(d["queued_at"]),
             "started": when(d["started_at"]),
             "finished": when(d["finished_at"]),
             "output": f"{e.stdout_bytes} B stdout, {e.stderr_bytes} B stderr"
             + (" (capped)" if e.output_capped else ""),
+            **({"tags": ", ".join(e.target_tags)} if e.target_tags else {}),
+            **({"waiting": e.waiting} if e.waiting else {}),
             **({"error": e.error} if e.error else {}),
             **({"reason": e.reason} if e.reason else {}),
         }

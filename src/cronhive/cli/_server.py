@@ -35,6 +35,13 @@ from cronhive.errors import CronhiveError, InvalidInput
     envvar="CRONHIVE_WEB",
     help="Web UI address, HOST:PORT [$CRONHIVE_WEB, 127.0.0.1:7434].",
 )
+@click.option(
+    "--metrics",
+    envvar="CRONHIVE_METRICS",
+    metavar="HOST:PORT",
+    help="Plain-HTTP address of /metrics, /healthz and /readyz, e.g. 127.0.0.1:9464 "
+    "[$CRONHIVE_METRICS, off].",
+)
 @click.option("--name", help="Node name [the host name].")
 @click.option("--tags", help="Comma-separated tags; runs go only to nodes with their tags.")
 @click.option("--capacity", type=int, help="Runs this node takes at once [16].")

@@ -31,6 +31,7 @@ class ServerConfig:
     db: str | None = None  # None: sqlite file in data_dir
     listen: str = DEFAULT_LISTEN
     web: str | None = DEFAULT_WEB
+    metrics: str | None = None  # HOST:PORT of /metrics, /healthz, /readyz; None: off
     name: str = ""
     tags: frozenset[str] = frozenset()
     capacity: int = 16
@@ -161,9 +162,9 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             out[key] = Path(value)
         elif key == "tags":
             out[key] = parse_tags(value)
-        elif key == "web" and str(value).strip().lower() in ("off", "none", "false"):
-            out[key] = None  # no web UI on this node
-        elif key in ("listen", "web"):
+        elif key in ("web", "metrics") and str(value).strip().lower() in ("off", "none", "false"):
+            out[key] = None  # no web UI / no metrics listener on this node
+        elif key in ("listen", "web", "metrics"):
             parse_listen(str(value), field=key)
             out[key] = str(value)
         elif key == "name":

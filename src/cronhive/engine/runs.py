@@ -4,9 +4,11 @@ job that was just created or changed fires next."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
-from cronhive.model import Execution, Job, JobSpec, RetryPolicy, RunSpec, RunState
+from cronhive.model import Execution, Job, JobSpec, Node, RetryPolicy, RunSpec, RunState
 
 
 def for_slot(
@@ -35,9 +37,11 @@ def for_slot(
     )
 
 
-def triggered(job: Job, now: datetime) -> Execution:
-    """A run of `job` now, by hand."""
-    return for_slot(job, now, now)
+def triggered(job: Job, now: datetime, run: RunSpec | None = None) -> Execution:
+    """A run of `job` now, by hand; `run`: what to run instead of the job's own spec (the
+    job's with a trigger's parameters), recorded on the execution like any snapshot."""
+    execution = for_slot(job, now, now)
+    return execution if run is None else replace(execution, run=run)
 
 
 def adhoc(owner: str, run: RunSpec, now: datetime, retry: RetryPolicy | None = None) -> Execution:
@@ -61,3 +65,25 @@ def next_fire(spec: JobSpec, now: datetime) -> datetime | None:
     if not spec.enabled or spec.schedule is None:
         return None
     return spec.schedule.next_after(now)
+
+
+def unmatched_tags(tags: frozenset[str], nodes: Iterable[Node], now: datetime) -> str:
+    """Why a run with target `tags` would wait: no live node carries them all ("" when
+    one does, or when there are no tags). A hint, not a refusal: such a node may join."""
+    if not tags or any(n.alive(now) and tags <= n.tags for n in nodes):
+        return ""
+    return (
+        f"no live node carries the tags {', '.join(sorted(tags))}; "
+        "its runs wait until one joins (see cronhive nodes)"
+    )
+
+
+def parameters_note(env: Mapping[str, str], args: Sequence[str]) -> str:
+    """How a trigger's parameters read in its event: names of the env set (not values:
+    events reach more readers than the run), and the count of args."""
+    parts = []
+    if env:
+        parts.append("env " + ", ".join(sorted(env)))
+    if args:
+        parts.append(f"{len(args)} extra argument{'s' if len(args) != 1 else ''}")
+    return f" with {' and '.join(parts)}" if parts else ""

@@ -8,6 +8,8 @@ for the next fire time is `_cursor`'s, counting them `_count`'s.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -41,6 +43,7 @@ _ALLOWED = {
 # Any date is found within cronsim's own 50-year horizon; start the walk this early.
 _REFERENCE = datetime(2000, 1, 1)
 MAX_EXPRESSION = 1000
+_BLANKS = re.compile(r"[ \t]+")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -81,7 +84,7 @@ def compile_cron(expression: str, seed: str = "") -> CronSpec:
     ``H`` forms are replaced by the values `seed` (the job's name) picks (see `_spread`).
     Raises `InvalidSchedule` (field ``schedule``) naming the bad field and its value.
     """
-    text = expression.strip()
+    text = expression.strip(" \t")
     if len(text) > MAX_EXPRESSION:
         raise InvalidSchedule("cron expression is too long", field="schedule")
     if text.startswith("@"):
@@ -91,7 +94,8 @@ def compile_cron(expression: str, seed: str = "") -> CronSpec:
                 f"unknown cron macro {text!r}; known: {', '.join(MACROS)}", field="schedule"
             )
     else:
-        fields = " ".join(text.split())
+        _check_separators(text)
+        fields = " ".join(_BLANKS.split(text.strip(" \t")))
     parts = fields.split(" ")
     if len(parts) not in (5, 6):
         raise InvalidSchedule(
@@ -114,9 +118,38 @@ def compile_cron(expression: str, seed: str = "") -> CronSpec:
     )
 
 
+def _check_separators(text: str) -> None:
+    """Cron separates fields by spaces and tabs only; any other blank (a no-break space
+    pasted from a web page) is refused by name rather than taken as a separator."""
+    for char in text:
+        if char not in " \t" and (char.isspace() or unicodedata.category(char) in ("Zs", "Cf")):
+            name = unicodedata.name(char, "a control character")
+            raise InvalidSchedule(
+                f"cron expression {text!r} contains U+{ord(char):04X} {name}; fields are "
+                "separated by spaces and tabs only",
+                field="schedule",
+            )
+
+
+def _impossible_day(parts: list[str]) -> str | None:
+    """Why a day-of-month field valid on its own never fires with the month field
+    (`0 0 30 2 *`), or None when the field itself is bad."""
+    day, month = parts[-3], parts[-2]
+    try:
+        CronSim(" ".join([*parts[:-2], "*", parts[-1]]), _REFERENCE)
+    except (CronSimError, ValueError, IndexError, AssertionError):
+        return None
+    return (
+        f"day {day!r} never falls in month {month!r}: February has at most 29 days; "
+        "April, June, September and November 30"
+    )
+
+
 def _explain_error(text: str, parts: list[str], message: str) -> str:
     # cronsim says "Bad minute"; name the value too, so the one error line is enough.
     names = _FIELDS if len(parts) == 6 else _FIELDS[1:]
+    if message == "Bad day-of-month" and (why := _impossible_day(parts)) is not None:
+        return f"cron expression {text!r} never fires: {why}"
     for index, name in enumerate(names):
         if message == f"Bad {name}":
             return (

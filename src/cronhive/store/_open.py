@@ -8,10 +8,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from cronhive.errors import CronhiveError, InvalidInput, StoreUnavailable
+from cronhive.errors import CronhiveError, InvalidInput, StoreError, StoreUnavailable
 from cronhive.store._errors import translate_error
 from cronhive.store.base import Store
 from cronhive.store.postgres import PostgresStore, SessionLimits
@@ -69,7 +73,20 @@ def _upgrade(connection: sa.Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    try:
+        command.upgrade(config, "head")
+    except CommandError as exc:
+        if not isinstance(exc.__cause__ or exc.__context__, ResolutionError):
+            raise
+        # The schema was migrated by a newer cronhive (a rolling upgrade in progress, or
+        # a downgrade): this node does not know that revision and must not touch it.
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = ScriptDirectory.from_config(config).get_current_head()
+        raise StoreError(
+            f"the database schema is at revision {current}, newer than this cronhive "
+            f"(which knows up to {head}): upgrade cronhive on this node (docs/cluster.md, "
+            "Upgrading)"
+        ) from exc
 
 
 async def migrate(store: SqlStore) -> None:

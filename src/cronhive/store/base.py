@@ -37,6 +37,7 @@ from cronhive.model import (
     RunState,
     Stream,
 )
+from cronhive.store.sessions import WebSession
 from cronhive.store.tokens import Token
 
 Visibility = frozenset[str] | None
@@ -499,3 +500,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_events(self, *, older_than: datetime, limit: int) -> int:
         """Deletes up to `limit` events from before `older_than`, oldest first."""
+
+    # --- operations ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def output_sizes(self, execution_id: UUID) -> dict[Stream, int]:
+        """Bytes of each stream of the run stored as chunks now (the end of the last
+        chunk), for the streams that have any: the live size of a run still writing, or
+        of a lost one whose end was never recorded."""
+
+    @abc.abstractmethod
+    async def create_web_session(self, session: WebSession, *, now: datetime) -> WebSession:
+        """Stores a browser sign-in (store.sessions); deletes sessions expired at `now`."""
+
+    @abc.abstractmethod
+    async def find_web_session(self, digest: str, *, now: datetime) -> WebSession:
+        """The session whose id hashes to `digest`, if not expired at `now`; else
+        `NotFound`. (Whether its token is still usable is the caller's check.)"""
+
+    @abc.abstractmethod
+    async def delete_web_session(self, digest: str) -> None:
+        """Signs the session out, on every node at once; a missing one is no error."""

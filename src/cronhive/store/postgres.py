@@ -30,6 +30,7 @@ from cronhive.store._blobrefs import BlobOps
 from cronhive.store._core import RUNNING, Tally, Tx, tallies
 from cronhive.store._errors import translating
 from cronhive.store._retention import RetentionOps
+from cronhive.store._sessions import SessionOps
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Finish, Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
@@ -167,7 +168,7 @@ def _tally_stmt(found: Sequence[Tally]) -> Any:
     )
 
 
-class PostgresStore(SqlStore, TokenOps, BlobOps, RetentionOps):
+class PostgresStore(SqlStore, TokenOps, BlobOps, RetentionOps, SessionOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
     def __init__(

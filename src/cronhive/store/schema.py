@@ -238,3 +238,15 @@ output_archives = sa.Table(
     sa.Column("archived_at", UTCDateTime(), nullable=False),
     sa.Column("manifest", json_type(), nullable=False),
 )
+# Web sign-in sessions (store.sessions): the cookie's id is kept only as its SHA-256.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("digest", sa.Text(), primary_key=True),
+    sa.Column("token_id", sa.Uuid(), nullable=False),
+    sa.Column("token_digest", sa.Text(), nullable=False),
+    sa.Column("csrf", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_web_sessions_expires_at", web_sessions.c.expires_at)

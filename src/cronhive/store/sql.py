@@ -511,3 +511,14 @@ class SqlStore(NodeOps):
             .limit(limit)
         )
         return [rows.row_to_event(r) for r in await self._read(stmt)]
+
+    # --- operations ------------------------------------------------------------------
+
+    async def output_sizes(self, execution_id: UUID) -> dict[Stream, int]:
+        c = output_chunks.c
+        stmt = (
+            sa.select(c.stream, sa.func.max(c.offset + sa.func.length(c.data)).label("end"))
+            .where(c.execution_id == execution_id)
+            .group_by(c.stream)
+        )
+        return {Stream(r["stream"]): int(r["end"]) for r in await self._read(stmt)}

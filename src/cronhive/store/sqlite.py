@@ -35,6 +35,7 @@ from cronhive.model import Execution, Node
 from cronhive.store._blobrefs import BlobOps
 from cronhive.store._core import Tx
 from cronhive.store._retention import RetentionOps
+from cronhive.store._sessions import SessionOps
 from cronhive.store._tokens import TokenOps
 from cronhive.store.base import Notification
 from cronhive.store.notify import hub_for
@@ -78,7 +79,7 @@ def _engine(path: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
-class SqliteStore(SqlStore, TokenOps, BlobOps, RetentionOps):
+class SqliteStore(SqlStore, TokenOps, BlobOps, RetentionOps, SessionOps):
     """The Store on one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str) -> None:

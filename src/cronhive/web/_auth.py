@@ -3,9 +3,10 @@
 - A personal access token (``Authorization: Bearer chv_...``) authenticates a JSON call
   on its own; no cookie is involved, so no CSRF check is needed.
 - The sign-in page exchanges a token for a session: a random id in a cookie that is
-  HttpOnly, Secure and SameSite=Strict, held server-side (this node's memory) with an
-  expiry no later than the token's. Every request re-checks the token in the store, so
-  revoking it ends its sessions at once.
+  HttpOnly, Secure and SameSite=Strict, held server-side in the database (only the id's
+  SHA-256, store.sessions) with an expiry no later than the token's: every node serves
+  it, a node restart signs nobody out, signing out ends it everywhere. Every request
+  re-checks the token in the store, so revoking it ends its sessions at once.
 - Every state-changing request on a session carries the session's CSRF token (a form
   field ``csrf`` or the ``X-CSRF-Token`` header), compared in constant time; else 403.
 
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from cronhive.auth import Identity, Policy
 from cronhive.errors import NotFound
 from cronhive.store import Store
+from cronhive.store.sessions import WebSession, session_digest
 from cronhive.store.tokens import parse_token
 
 __all__ = ["COOKIE", "SESSION_TTL", "Session", "Sessions", "Unauthenticated"]
@@ -63,12 +65,11 @@ class Caller:
 
 
 class Sessions:
-    """This node's sign-in sessions (a browser keeps talking to the node it signed in on)."""
+    """Sign-in sessions, kept in the store: a browser may talk to any node."""
 
     def __init__(self, store: Store, policy: Policy) -> None:
         self.store = store
         self.policy = policy
-        self._by_id: dict[str, Session] = {}
 
     async def sign_in(self, token_text: str, now: datetime) -> Session:
         """A new session for a usable token; NotFound for anything else."""
@@ -77,7 +78,6 @@ class Sessions:
         expires = now + SESSION_TTL
         if token.expires_at is not None:
             expires = min(expires, token.expires_at)
-        self._purge(now)
         session = Session(
             id=secrets.token_urlsafe(32),
             token_id=token_id,
@@ -85,15 +85,36 @@ class Sessions:
             csrf=secrets.token_urlsafe(32),
             expires_at=expires,
         )
-        self._by_id[session.id] = session
+        await self.store.create_web_session(
+            WebSession(
+                digest=session_digest(session.id),
+                token_id=token_id,
+                token_digest=digest,
+                csrf=session.csrf,
+                created_at=now,
+                expires_at=expires,
+            ),
+            now=now,
+        )
         return session
 
-    def sign_out(self, session_id: str) -> None:
-        self._by_id.pop(session_id, None)
+    async def sign_out(self, session_id: str) -> None:
+        await self.store.delete_web_session(session_digest(session_id))
 
-    def _purge(self, now: datetime) -> None:
-        for sid in [s.id for s in self._by_id.values() if s.expires_at <= now]:
-            del self._by_id[sid]
+    async def _session(self, session_id: str, now: datetime) -> Session | None:
+        if not session_id:
+            return None
+        try:
+            stored = await self.store.find_web_session(session_digest(session_id), now=now)
+        except NotFound:
+            return None
+        return Session(
+            id=session_id,
+            token_id=stored.token_id,
+            digest=stored.token_digest,
+            csrf=stored.csrf,
+            expires_at=stored.expires_at,
+        )
 
     async def _identity(self, token_id: UUID, digest: str, now: datetime) -> Identity:
         token = await self.store.find_token(token_id, digest, now=now)
@@ -111,13 +132,13 @@ class Sessions:
                 return Caller(identity=await self._identity(*parse_token(text), now))
             except NotFound:
                 raise Unauthenticated("unknown, expired or revoked token") from None
-        session = self._by_id.get(request.cookies.get(COOKIE, ""))
-        if session is None or session.expires_at <= now:
+        session = await self._session(request.cookies.get(COOKIE, ""), now)
+        if session is None:
             raise Unauthenticated("not signed in")
         try:
             identity = await self._identity(session.token_id, session.digest, now)
         except NotFound:
-            self.sign_out(session.id)
+            await self.sign_out(session.id)
             raise Unauthenticated("the token of this session was revoked or expired") from None
         if request.method not in SAFE_METHODS:
             await check_csrf(request, session.csrf)

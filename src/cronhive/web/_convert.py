@@ -91,6 +91,7 @@ def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[s
         "job_name": ex.job_name,
         "owner": ex.owner,
         "command": list(ex.run.command),
+        "env": dict(sorted(ex.run.env.items())),
         "sql": sql_json(ex.run.sql),
         "script": script_json(ex.run.script),
         "state": str(ex.state),

@@ -8,6 +8,7 @@ missing id. The OpenAPI document (`_openapi.py`) describes every route here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
@@ -159,7 +160,29 @@ async def list_nodes(request: Request, web: Web, who: Identity) -> Any:
 
 async def trigger(request: Request, web: Web, who: Identity) -> Any:
     job = await web.job(who, request.path_params["job_id"])
-    return run_json(await web.trigger(who, job))
+    env, args = await _parameters(request)
+    return run_json(await web.trigger(who, job, env, args))
+
+
+async def _parameters(request: Request) -> tuple[dict[str, str], list[str]]:
+    """A trigger's optional JSON body: `{"env": {"K": "V"}, "args": ["..."]}`."""
+    body = await request.body()
+    if not body.strip():
+        return {}, []
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body: not JSON", field="body") from None
+    if not isinstance(doc, dict) or set(doc) - {"env", "args"}:
+        raise InvalidInput('body: expected {"env": {...}, "args": [...]}', field="body")
+    env, args = doc.get("env", {}), doc.get("args", [])
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise InvalidInput("env: expected an object of strings", field="env")
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise InvalidInput("args: expected a list of strings", field="args")
+    return env, args
 
 
 async def pause(request: Request, web: Web, who: Identity) -> Any:

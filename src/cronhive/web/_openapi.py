@@ -81,6 +81,7 @@ SCHEMAS: dict[str, Any] = {
             "job_name": _nullable(_STR),
             "owner": _STR,
             "command": {"type": "array", "items": _STR},
+            "env": {"type": "object", "additionalProperties": _STR},
             "sql": _nullable({"$ref": "#/components/schemas/Sql"}),
             "script": _nullable({"$ref": "#/components/schemas/Script"}),
             "state": {"type": "string", "enum": _STATES},
@@ -142,6 +143,14 @@ def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+_TRIGGER = {
+    "type": "object",
+    "properties": {
+        "env": {"type": "object", "additionalProperties": _STR},
+        "args": {"type": "array", "items": _STR},
+    },
+    "additionalProperties": False,
+}
 _ERRORS = {
     str(code): {
         "description": text,
@@ -242,7 +251,15 @@ def openapi_document() -> dict[str, Any]:
                 )
             },
             "/api/v1/jobs/{job_id}/trigger": {
-                "post": _op("Run the job now", _ref("Run"), params=[job_id], op_id="triggerJob")
+                "post": {
+                    **_op("Run the job now", _ref("Run"), params=[job_id], op_id="triggerJob"),
+                    "requestBody": {
+                        "required": False,
+                        "description": "this run's parameters: env over the job's, args "
+                        "after its command",
+                        "content": {"application/json": {"schema": _TRIGGER}},
+                    },
+                }
             },
             "/api/v1/jobs/{job_id}/pause": {
                 "post": _op("Pause the job", _ref("Job"), params=[job_id], op_id="pauseJob")

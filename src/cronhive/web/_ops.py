@@ -8,12 +8,13 @@ not see: `NotFound`, which both front ends answer with 404.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from cronhive.api import validate  # the limits of a run's command and env, shared
 from cronhive.auth import Identity, Policy, check_run_as, quotas, visible_owners
 from cronhive.auth.authz import nodes_as_seen
 from cronhive.blobs import BlobStore
@@ -26,6 +27,7 @@ from cronhive.engine.runs import next_fire
 from cronhive.errors import NotFound
 from cronhive.model import Event, Execution, Job, Node, OutputChunk, RunState, Stream
 from cronhive.store import Store
+from cronhive.store.listing import RunFilter, filtered_runs, narrowed, node_ids
 
 __all__ = ["Web"]
 
@@ -94,6 +96,26 @@ class Web:
             limit=limit,
         )
 
+    async def run_list(
+        self,
+        who: Identity,
+        wanted: RunFilter,
+        *,
+        owner: str | None = None,
+        node: str | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Execution], Execution | None]:
+        """The Runs page: runs filtered as `cronhive runs` filters them (store.listing)."""
+        visible = visible_owners(who)
+        if owner:
+            visible = narrowed(visible, owner)
+        if node:
+            wanted = replace(wanted, nodes=await node_ids(self.store, node, self.clock.now()))
+        return await filtered_runs(
+            self.store, wanted, visible_to=visible, before=before, size=limit
+        )
+
     async def run(self, who: Identity, run_id: str) -> Execution:
         uuid = uuid_or_404(run_id, "run")
         try:
@@ -120,13 +142,23 @@ class Web:
 
     # --- actions -----------------------------------------------------------------------
 
-    async def trigger(self, who: Identity, job: Job) -> Execution:
+    async def trigger(
+        self,
+        who: Identity,
+        job: Job,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> Execution:
+        """A run of `job` now, with this run's parameters (env over the job's, args after
+        its command), held to the same limits as the gRPC API's (api.validate)."""
         # The job's run_as grant may have been withdrawn since it was stored.
         check_run_as(who, job.owner, job.spec.run.run_as, self.policy)
         await quotas.check_new_run(self.store, self.policy, who, job.owner)
-        execution = await self.store.enqueue(runs.triggered(job, self.clock.now()))
+        run = validate.parameters(job.spec.run, env or {}, args)
+        execution = await self.store.enqueue(runs.triggered(job, self.clock.now(), run))
+        note = runs.parameters_note(env or {}, args)
         await self._event(
-            "run.queued", job, execution.id, f"{job.name} triggered by {who.user} (web)"
+            "run.queued", job, execution.id, f"{job.name} triggered by {who.user} (web){note}"
         )
         return execution
 

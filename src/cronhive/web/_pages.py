@@ -9,17 +9,24 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from cronhive.auth import parse_owner
+from cronhive.engine.runs import unmatched_tags
 from cronhive.errors import InvalidInput, NotFound
+from cronhive.model import RunState, command_line
+from cronhive.schedule import parse_duration
+from cronhive.store.listing import RunFilter
 from cronhive.web._auth import COOKIE, PRE_COOKIE, Caller, CsrfFailed
 from cronhive.web._convert import decode_run_cursor, encode_cursor
 from cronhive.web._errors import status_of
@@ -33,6 +40,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["duration"] = duration
 templates.env.globals["age"] = age
 templates.env.globals["duration_of"] = duration_of
+templates.env.globals["command_line"] = command_line
 
 PageHandler = Callable[[Request, Web, Caller], Awaitable[Response]]
 RUNS_PER_PAGE = 25
@@ -128,7 +136,7 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request, web: Web, caller: Caller) -> Response:
     if caller.session is None:
         raise CsrfFailed("sign out is for browser sessions")
-    request.app.state.sessions.sign_out(caller.session.id)
+    await request.app.state.sessions.sign_out(caller.session.id)
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return response
@@ -180,7 +188,8 @@ async def job_action(request: Request, web: Web, caller: Caller) -> Response:
     job = await web.job(caller.identity, request.path_params["job_id"])
     action = request.path_params["action"]
     if action == "trigger":
-        run = await web.trigger(caller.identity, job)
+        env, args = await _form_parameters(request)
+        run = await web.trigger(caller.identity, job, env, args)
         return RedirectResponse(f"/runs/{run.id}", status_code=303)
     if action in ("pause", "resume"):
         await web.set_enabled(caller.identity, job, action == "resume")
@@ -188,10 +197,40 @@ async def job_action(request: Request, web: Web, caller: Caller) -> Response:
     raise NotFound("no such action")
 
 
+async def _form_parameters(request: Request) -> tuple[dict[str, str], list[str]]:
+    """*Run with parameters*: `env` as NAME=value lines, `args` as shell words."""
+    form = await request.form()
+    env_text, args_text = form.get("env", ""), form.get("args", "")
+    env: dict[str, str] = {}
+    for line in (env_text if isinstance(env_text, str) else "").splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"env: expected NAME=value, got {line[:40]!r}", field="env")
+        env[key.strip()] = value
+    try:
+        args = shlex.split(args_text if isinstance(args_text, str) else "")
+    except ValueError as exc:
+        raise InvalidInput(f"args: {exc}", field="args") from None
+    return env, args
+
+
 async def run_page(request: Request, web: Web, caller: Caller) -> Response:
     run = await web.run(caller.identity, request.path_params["run_id"])
-    names = await web.node_names()
-    return render(request, caller, "run.html", run=run, node=names.get(run.node_id or run.id))
+    nodes = await web.nodes()
+    names = {n.id: n.name for n in nodes}
+    waiting = ""
+    if run.state is RunState.QUEUED:
+        waiting = unmatched_tags(run.run.target_tags, nodes, web.clock.now())
+    return render(
+        request,
+        caller,
+        "run.html",
+        run=run,
+        node=names.get(run.node_id or run.id),
+        waiting=waiting,
+    )
 
 
 async def stop_run(request: Request, web: Web, caller: Caller) -> Response:
@@ -236,6 +275,54 @@ async def tail(request: Request, web: Web, caller: Caller) -> Response:
     )
 
 
+async def runs_page(request: Request, web: Web, caller: Caller) -> Response:
+    """Every run the caller may see, newest first, with the filters of `cronhive runs`."""
+    q = request.query_params
+    state = q.get("state") or ""
+    states = None
+    if state:
+        try:
+            states = frozenset({RunState(state)})
+        except ValueError:
+            raise InvalidInput(f"state: no such state {state!r}", field="state") from None
+    job_id = None
+    if q.get("job"):
+        job_id = (await web.job(caller.identity, q["job"])).id
+    since_text = q.get("since") or ""
+    since = None
+    if since_text:
+        since = web.clock.now() - parse_duration(since_text)
+    owner = q.get("owner") or None
+    if owner:
+        parse_owner(owner)
+    before = decode_run_cursor(q["before"], "before") if q.get("before") else None
+    wanted = RunFilter(job_id=job_id, states=states, since=since)
+    rows, last = await web.run_list(
+        caller.identity,
+        wanted,
+        owner=owner,
+        node=q.get("node") or None,
+        before=before,
+        limit=RUNS_PER_PAGE,
+    )
+    keep = {k: v for k, v in q.items() if k != "before" and v}
+    older = None
+    if last is not None:
+        cursor = encode_cursor([last.queued_at.isoformat(), str(last.id)])
+        older = "/runs?" + urlencode({**keep, "before": cursor})
+    return render(
+        request,
+        caller,
+        "runs.html",
+        runs=rows,
+        older=older,
+        jobs=await web.jobs(caller.identity, limit=MAX_LIMIT),
+        names=await web.node_names(),
+        states=[s.value for s in RunState],
+        chosen=keep,
+    )
+
+
 async def nodes_page(request: Request, web: Web, caller: Caller) -> Response:
     return render(request, caller, "nodes.html", nodes=await web.nodes(caller.identity))
 
@@ -250,6 +337,7 @@ def routes() -> list[Route]:
         Route("/jobs/{job_id}", page(job_page), methods=["GET"]),
         Route("/jobs/{job_id}/script", page(job_script), methods=["GET"]),
         Route("/jobs/{job_id}/{action}", page(job_action), methods=["POST"]),
+        Route("/runs", page(runs_page), methods=["GET"]),
         Route("/runs/{run_id}", page(run_page), methods=["GET"]),
         Route("/runs/{run_id}/stop", page(stop_run), methods=["POST"]),
         Route("/runs/{run_id}/tail", page(tail), methods=["GET"]),

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import socket
 import ssl
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -47,6 +49,38 @@ class _Config(Config):
 
     def create_ssl_context(self) -> ssl.SSLContext | None:
         return self._ctx
+
+
+def _closed_stream_data(exc: BaseException | None) -> bool:
+    """Hypercorn's KeyError for data arriving on an HTTP/2 stream it has already answered
+    and closed (pgjones/hypercorn#329, fixes not released): what a gRPC client pointed at
+    the web port causes (the 404 goes out before its request body)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_closed_stream_data(e) for e in exc.exceptions)
+    if not isinstance(exc, KeyError) or exc.__traceback__ is None:
+        return False
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return last.filename.replace("\\", "/").endswith("hypercorn/protocol/h2.py")
+
+
+def _quiet_closed_streams(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Logs hypercorn#329 as one line instead of a traceback; everything else goes to the
+    previous handler. Returns the undo."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if _closed_stream_data(context.get("exception")):
+            log.warning(
+                "web: a client sent data on an HTTP/2 stream already answered (a gRPC client "
+                "on the web port?); its connection is closed"
+            )
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    return lambda: loop.set_exception_handler(previous)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -131,6 +165,7 @@ class WebService:
             await stop.wait()
 
         app: Any = create_app(web)
+        undo = _quiet_closed_streams(asyncio.get_running_loop())
         server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown))
         bound.set_result(port)
         log.info("web UI on https://%s:%d (TLS 1.3)", self.host, port)
@@ -144,3 +179,5 @@ class WebService:
                     await server
             except TimeoutError:
                 log.warning("web server still closing after %.0fs", CLOSE_TIMEOUT + 10)
+            finally:
+                undo()

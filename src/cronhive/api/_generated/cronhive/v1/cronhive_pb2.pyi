@@ -165,6 +165,7 @@ class Job(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     QUARANTINE_FIELD_NUMBER: _builtins.int
     SCRIPT_FIELD_NUMBER: _builtins.int
+    WARNING_FIELD_NUMBER: _builtins.int
     SQL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """output only"""
@@ -194,6 +195,8 @@ class Job(_message.Message):
     """output only; empty = never ran"""
     quarantine: _builtins.str
     """output only; why the scheduler set the job aside (it does not fire until changed)"""
+    warning: _builtins.str
+    """output only; e.g. no live node carries its target tags (runs wait)"""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; with shell=true a single script string"""
@@ -266,11 +269,12 @@ class Job(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         quarantine: _builtins.str = ...,
         script: Global___ScriptRef | None = ...,
+        warning: _builtins.str = ...,
         sql: Global___SqlSpec | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "script", b"script", "sql", b"sql", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "script", b"script", "shell", b"shell", "sql", b"sql", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "script", b"script", "shell", b"shell", "sql", b"sql", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015
@@ -518,16 +522,48 @@ Global___ResumeJobRequest: _TypeAlias = ResumeJobRequest  # noqa: Y015
 class TriggerJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class EnvEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
+    ENV_FIELD_NUMBER: _builtins.int
+    ARGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    @_builtins.property
+    def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Parameters of this one run (recorded on it): env over the job's, args after its
+        command (a shell job's script gets them as $1, $2, ...).
+        """
+
+    @_builtins.property
+    def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        args: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "env", b"env", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -536,6 +572,26 @@ Global___TriggerJobRequest: _TypeAlias = TriggerJobRequest  # noqa: Y015
 @_typing.final
 class Execution(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class EnvEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     ID_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
@@ -557,6 +613,12 @@ class Execution(_message.Message):
     STDERR_BYTES_FIELD_NUMBER: _builtins.int
     OUTPUT_CAPPED_FIELD_NUMBER: _builtins.int
     SCRIPT_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    TARGET_TAGS_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    ENV_FIELD_NUMBER: _builtins.int
+    SHELL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     job_id: _builtins.str
     """empty for ad-hoc runs"""
@@ -581,6 +643,11 @@ class Execution(_message.Message):
     stderr_bytes: _builtins.int
     output_capped: _builtins.bool
     """output beyond the cap was dropped"""
+    waiting: _builtins.str
+    """Why a queued run may wait for long, empty otherwise: e.g. no live node carries all of
+    its target tags (it starts once one does).
+    """
+    shell: _builtins.bool
     @_builtins.property
     def scheduled_for(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -593,6 +660,20 @@ class Execution(_message.Message):
     def script(self) -> Global___ScriptRef:
         """the script version this run ran (absent: an argv)"""
 
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """not started before (a retry's backoff)"""
+
+    @_builtins.property
+    def target_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """a node must carry all of them to run it"""
+
+    @_builtins.property
+    def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the run runs (its snapshot, trigger parameters included)."""
+
+    @_builtins.property
+    def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -616,10 +697,16 @@ class Execution(_message.Message):
         stderr_bytes: _builtins.int = ...,
         output_capped: _builtins.bool = ...,
         script: Global___ScriptRef | None = ...,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+        waiting: _builtins.str = ...,
+        target_tags: _abc.Iterable[_builtins.str] | None = ...,
+        command: _abc.Iterable[_builtins.str] | None = ...,
+        env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        shell: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "script", b"script", "signal", b"signal", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "not_before", b"not_before", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "script", b"script", "signal", b"signal", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "node_id", b"node_id", "node_name", b"node_name", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "script", b"script", "signal", b"signal", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "command", b"command", "env", b"env", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "node_id", b"node_id", "node_name", b"node_name", "not_before", b"not_before", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "script", b"script", "shell", b"shell", "signal", b"signal", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "target_tags", b"target_tags", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -766,13 +853,27 @@ class ListExecutionsRequest(_message.Message):
     STATES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    JOB_NAME_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """empty = every execution the caller may see (ad-hoc included)"""
     page_size: _builtins.int
     page_token: _builtins.str
+    node: _builtins.str
+    """only runs of this node (name or id); empty = any"""
+    owner: _builtins.str
+    """only runs of this owner (user:U, group:G); empty = any visible"""
+    job_name: _builtins.str
+    """only runs of jobs of this name (a deleted job's history too)"""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """empty = all states"""
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """only runs queued at or after this instant"""
 
     def __init__(
         self,
@@ -781,10 +882,14 @@ class ListExecutionsRequest(_message.Message):
         states: _abc.Iterable[_builtins.str] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        node: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        job_name: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "page_size", b"page_size", "page_token", b"page_token", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "job_name", b"job_name", "node", b"node", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1016,19 +1121,23 @@ class WatchEventsRequest(_message.Message):
 
     AFTER_ID_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
+    BACKLOG_ONLY_FIELD_NUMBER: _builtins.int
     after_id: _builtins.int
     """absent = only events from now on"""
     job_id: _builtins.str
     """empty = all the caller may see"""
+    backlog_only: _builtins.bool
+    """end after the events stored now, instead of following"""
     def __init__(
         self,
         *,
         after_id: _builtins.int | None = ...,
         job_id: _builtins.str = ...,
+        backlog_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "after_id", b"after_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "after_id", b"after_id", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "after_id", b"after_id", "backlog_only", b"backlog_only", "job_id", b"job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__after_id: _TypeAlias = _typing.Literal["after_id"]  # noqa: Y015
     _WhichOneofArgType__after_id: _TypeAlias = _typing.Literal["_after_id", b"_after_id"]  # noqa: Y015
