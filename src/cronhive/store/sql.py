@@ -29,9 +29,10 @@ from cronhive.model import (
     Stream,
 )
 from cronhive.store import _rows as rows
-from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, job_tally, visible
+from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, visible
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
+from cronhive.store._outbox import DeliveryOps, react_started, tally_and_react
 from cronhive.store.base import Finish, FiringBatch, RetryDecider, Visibility
 from cronhive.store.schema import events, executions, jobs, output_chunks
 
@@ -83,7 +84,7 @@ def _finish_event(done: Execution, outcome: Outcome) -> Event:
     )
 
 
-class SqlStore(NodeOps):
+class SqlStore(DeliveryOps, NodeOps):
     """The shared implementation; see cronhive.store.base for every method's contract."""
 
     # --- jobs ------------------------------------------------------------------------
@@ -267,7 +268,9 @@ class SqlStore(NodeOps):
             .returning(*executions.c)
         )
         claimed = [rows.row_to_execution(r) for r in (await tx.run(stmt)).mappings()]
-        return await self._fence_claimed(tx, claimed)
+        claimed = await self._fence_claimed(tx, claimed)
+        await react_started(self, tx, claimed)
+        return claimed
 
     async def claim(
         self, node_id: UUID, tags: frozenset[str], limit: int, now: datetime
@@ -344,9 +347,11 @@ class SqlStore(NodeOps):
                 tx.note("events")
             # Last, so the job rows (which firing also locks) are held briefly; in one
             # order (by id) on every node, so two nodes' batches wait, never deadlock.
-            tallied = [r[0] for r in results if r is not None and r[0].job_id is not None]
-            for done in sorted(tallied, key=job_order):
-                await tx.run(job_tally(done))
+            # The outcome's notifications go into the outbox here, in the same commit.
+            tallied = [r for r in results if r is not None and r[0].job_id is not None]
+            for done, again in sorted(tallied, key=lambda r: job_order(r[0])):
+                at = done.finished_at or done.queued_at
+                await tally_and_react(self, tx, done, retried=again is not None, now=at)
         return results
 
     async def request_stop(
