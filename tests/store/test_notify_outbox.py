@@ -43,8 +43,9 @@ def retry_now(ex: Execution) -> datetime | None:
 
 
 async def _job(store: Store, **kw: object) -> Job:
+    kw.setdefault("notify", NOTIFY)
     return await store.create_job(
-        spec(**{"notify": NOTIFY, **kw}), next_fire_at=None, created_by=ALICE, now=NOW
+        spec("backup", ALICE, frozenset(), **kw), next_fire_at=None, created_by=ALICE, now=NOW
     )
 
 
@@ -119,7 +120,7 @@ async def test_skipped_slots_of_a_tick_are_one_missed_delivery(store: Store) -> 
     )
     slots = [NOW + timedelta(minutes=i) for i in range(3)]
     async with store.firing(at(3600), 10) as batch:
-        batch.jobs = [job, other]  # type: ignore[misc]
+        batch.jobs = [job, other]
         skipped = [
             replace(
                 execution(job_id=j.id, scheduled_for=s, state=RunState.SKIPPED),
