@@ -19,6 +19,7 @@ from cronhive.engine.hub import Hub
 from cronhive.engine.output import wait_any
 from cronhive.errors import InvalidInput
 from cronhive.model import Event
+from cronhive.notify import Targets
 from cronhive.store.base import Store, Visibility
 
 T = TypeVar("T")
@@ -36,6 +37,7 @@ class Api:
     hub: Hub
     policy: Policy
     poll: float = POLL_SECONDS
+    targets: Targets = field(default_factory=Targets)  # what jobs may name in `notify`
     # Set when the server closes: streams end with UNAVAILABLE instead of hanging.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -31,6 +31,7 @@ class Client:
         self.nodes = cronhive_grpc.NodeServiceStub(channel)
         self.events = cronhive_grpc.EventServiceStub(channel)
         self.tokens = cronhive_grpc.TokenServiceStub(channel)
+        self.notifications = cronhive_grpc.NotificationServiceStub(channel)
 
     def close(self) -> None:
         """Closes the connection; calls in flight fail."""

@@ -51,6 +51,8 @@ def spec_pb(spec: JobSpec, out: pb.Job | None = None) -> pb.Job:
     msg.run_as = run.run_as or ""
     if run.output_cap is not None:
         msg.output_cap_bytes = run.output_cap
+    for event, targets in sorted(spec.notify.items()):
+        msg.notify.add(event=event, targets=sorted(targets))
     return msg
 
 

@@ -25,11 +25,13 @@ from cronhive.auth import (
     check_run_as,
     parse_owner,
     resolve_owner,
+    visible_owners,
 )
 from cronhive.engine import runs
 from cronhive.engine.runs import next_fire
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.model import Job, JobSpec
+from cronhive.notify import check_notify
 from cronhive.store.base import Visibility
 
 __all__ = ["SPEC_FIELDS", "JobService"]
@@ -54,6 +56,7 @@ SPEC_FIELDS = frozenset(
         "description",
         "run_as",
         "output_cap_bytes",
+        "notify",
     }
 )
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,100}")
@@ -99,6 +102,8 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
         if spec.schedule is not None and (before is None or before.schedule != spec.schedule):
             check_can_schedule(who)
         check_run_as(who, owner, spec.run.run_as, self.api.policy)
+        if spec.notify:
+            await check_notify(spec, self.api.targets, self.api.store, visible_owners(who))
         return spec
 
     async def Create(self, stream: Stream[pb.CreateJobRequest, pb.Job]) -> None:

@@ -21,6 +21,7 @@ from uuid import UUID
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.errors import InvalidInput
 from cronhive.model import Concurrency, JobSpec, Misfire, RetryPolicy, RunSpec, RunState, Stream
+from cronhive.notify._rules import normalize
 from cronhive.schedule import Schedule, kind_of, parse_schedule
 
 __all__ = [
@@ -343,6 +344,7 @@ def job_spec(msg: pb.Job, *, owner: str) -> JobSpec:
             default=300.0,
         ),
         description=msg.description,
+        notify=normalize({r.event: list(r.targets) for r in msg.notify}),
     )
 
 
