@@ -16,6 +16,7 @@ from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
+from cronhive.engine.deliverer import DelivererService
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
 from cronhive.runner import Sandbox
@@ -125,6 +126,13 @@ def sandbox_for(
     return sandbox
 
 
+def _web_url(config: ServerConfig) -> str | None:
+    """The web UI's address for links in notifications."""
+    if config.public_url:
+        return config.public_url
+    return None if config.web is None else f"https://{config.web}"
+
+
 async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
     """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start.
     ``hide``: more paths no run may see (the config file)."""
@@ -150,7 +158,9 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         max_streams_per_identity=config.max_calls_per_user,
     )
     services: list[ApiService | WebService] = [
-        ApiService(host=host, port=port, certs=certs, policy=policy, limits=limits)
+        ApiService(
+            host=host, port=port, certs=certs, policy=policy, limits=limits, targets=config.notify
+        )
     ]
     if config.web is not None:  # None: no web UI on this node
         web_host, web_port = parse_listen(config.web, field="web")
@@ -183,7 +193,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                     config.db_url,
                     limits=lease_limits(config.lease_ttl, config.node_name),
                 ),
-                extra=tuple(services),
+                extra=(*services, DelivererService(config.notify, base_url=_web_url(config))),
             ),
         )
         loop = asyncio.get_running_loop()

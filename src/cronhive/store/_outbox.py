@@ -18,11 +18,11 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 
 from cronhive.errors import Conflict, NotFound
-from cronhive.model import Delivery, DeliveryState, Execution, NotifyOn, RunState
+from cronhive.model import Delivery, DeliveryState, Execution, NotifyOn, OutputChunk, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._core import FAILURES, SqlBase, Tx, job_tally, visible
 from cronhive.store.base import Visibility
-from cronhive.store.schema import deliveries, jobs, nodes
+from cronhive.store.schema import deliveries, jobs, nodes, output_chunks
 
 PENDING = str(DeliveryState.PENDING)
 DELIVERING = str(DeliveryState.DELIVERING)
@@ -182,7 +182,17 @@ async def react_missed(
 
 
 class DeliveryOps(SqlBase):
-    """claim_deliveries, settle_delivery, list_deliveries, retry_delivery."""
+    """claim_deliveries, settle_delivery, list_deliveries, retry_delivery, output_tail."""
+
+    async def output_tail(self, execution_id: UUID, *, chunks: int = 8) -> list[OutputChunk]:
+        c = output_chunks.c
+        stmt = (
+            sa.select(output_chunks)
+            .where(c.execution_id == execution_id)
+            .order_by(c.seq.desc())
+            .limit(chunks)
+        )
+        return sorted((rows.row_to_chunk(r) for r in await self._read(stmt)), key=lambda x: x.seq)
 
     async def claim_deliveries(
         self, node_id: UUID, *, limit: int, claim_for: float, now: datetime

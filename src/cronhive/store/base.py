@@ -395,6 +395,11 @@ class Store(abc.ABC):
         """A `failed` delivery becomes `pending` at `now` with its attempts reset (a retry
         by hand). Raises `NotFound`, or `Conflict` if it is not failed."""
 
+    @abc.abstractmethod
+    async def output_tail(self, execution_id: UUID, *, chunks: int = 8) -> list[OutputChunk]:
+        """The last `chunks` chunks of a run (both streams), in seq order: what a
+        notification quotes. Visibility is the caller's business."""
+
     # --- events and notifications ----------------------------------------------------
 
     @abc.abstractmethod
