@@ -50,6 +50,7 @@ class Receiver:
     url: str = ""
     statuses: list[int] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    arrived: int = 0  # requests received, answered or not
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,7 +71,8 @@ def http_receiver(
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with receiver.lock:
-                first = not receiver.hits
+                receiver.arrived += 1
+                first = receiver.arrived == 1
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
             if first and not receiver.release.is_set():
                 receiver.release.wait(60)  # the sender is killed meanwhile
