@@ -121,6 +121,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "tags": list(job.target_tags),
         "description": job.description,
         "run_as": job.run_as or None,
+        "notify": {r.event: list(r.targets) for r in job.notify},
         "next_fire_at": _ts(job, "next_fire_at"),
         "last_run_at": _ts(job, "last_run_at"),
         "last_state": job.last_state or None,
