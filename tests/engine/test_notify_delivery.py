@@ -180,6 +180,26 @@ async def test_a_chain_runs_b_once_per_success_of_a_with_as_run_in_bs_env(
     assert [d.event for d in deliveries] == [NotifyOn.SUCCESS, NotifyOn.SUCCESS]
 
 
+async def test_a_chain_stops_at_the_depth_limit(store: Store, tmp_path: Path) -> None:
+    targets = Targets({"then-c": Chain(name="then-c", owner="user:alice", job="c")})
+    c = await create_job(store, job_spec(("true",), name="c"), datetime.now(UTC))
+    deep = job_spec(("true",), name="b")
+    # B runs as the 10th link of a chain (what the deliverer puts in a chained run's env).
+    deep = replace(deep, run=replace(deep.run, env={"CRONHIVE_TRIGGER_DEPTH": "10"}))
+    b = await create_job(store, with_notify(deep, success=("then-c",)), datetime.now(UTC))
+    async with delivering(store, tmp_path, targets):
+        await run_once(store, b)
+
+        async def settled() -> bool:
+            found = await store.list_deliveries(visible_to=None, job_id=b.id)
+            return bool(found) and found[0].state is DeliveryState.FAILED
+
+        await wait_for(settled)
+    [d] = await store.list_deliveries(visible_to=None, job_id=b.id)
+    assert d.attempts == 1 and "chain depth limit 10" in (d.last_error or "")
+    assert await executions_of(store, c.id) == []
+
+
 async def test_unknown_targets_and_chain_cycles_are_refused_at_create(store: Store) -> None:
     targets = Targets(
         {
