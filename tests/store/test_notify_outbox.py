@@ -34,6 +34,9 @@ NOTIFY = {
 }
 
 
+T = ("ops", "chat", "log")  # the targets the claiming node knows
+
+
 def no_retry(_: Execution) -> datetime | None:
     return None
 
@@ -149,32 +152,42 @@ async def _pending(store: Store, count: int, ttl: float = 300) -> tuple[UUID, li
 
 async def test_claim_settle_backoff_give_up_and_retry_by_hand(store: Store) -> None:
     node, [pending] = await _pending(store, 1)
-    assert await store.claim_deliveries(node, limit=5, claim_for=60, now=at(-10)) == []  # not due
-    [claimed] = await store.claim_deliveries(node, limit=5, claim_for=60, now=at(2))
+    assert (
+        await store.claim_deliveries(node, targets=T, limit=5, claim_for=60, now=at(-10)) == []
+    )  # not due
+    # A node that does not know the target leaves the delivery to one that does.
+    assert (
+        await store.claim_deliveries(node, targets={"other"}, limit=5, claim_for=60, now=at(2))
+        == []
+    )
+    assert await store.claim_deliveries(node, targets=(), limit=5, claim_for=60, now=at(2)) == []
+    [claimed] = await store.claim_deliveries(node, targets=T, limit=5, claim_for=60, now=at(2))
     assert (claimed.id, claimed.state, claimed.attempts) == (
         pending.id,
         DeliveryState.DELIVERING,
         1,
     )
     assert claimed.claimed_by == node and claimed.claim_expires_at == at(62)
-    assert await store.claim_deliveries(node, limit=5, claim_for=60, now=at(3)) == []  # held
+    assert (
+        await store.claim_deliveries(node, targets=T, limit=5, claim_for=60, now=at(3)) == []
+    )  # held
     assert await store.settle_delivery(
         claimed.id, node_id=node, now=at(3), error="HTTP 500", retry_at=at(10)
     )
-    assert await store.claim_deliveries(node, limit=5, claim_for=60, now=at(9)) == []
-    [again] = await store.claim_deliveries(node, limit=5, claim_for=60, now=at(10))
+    assert await store.claim_deliveries(node, targets=T, limit=5, claim_for=60, now=at(9)) == []
+    [again] = await store.claim_deliveries(node, targets=T, limit=5, claim_for=60, now=at(10))
     assert (again.attempts, again.last_error) == (2, "HTTP 500")
     assert await store.settle_delivery(again.id, node_id=node, now=at(11), error="HTTP 500")
     failed = await store.get_delivery(again.id, visible_to=SEES_ALICE)
     assert (failed.state, failed.attempts) == (DeliveryState.FAILED, 2)
-    assert await store.claim_deliveries(node, limit=5, claim_for=60, now=at(99)) == []
+    assert await store.claim_deliveries(node, targets=T, limit=5, claim_for=60, now=at(99)) == []
     with pytest.raises(NotFound):
         await store.retry_delivery(again.id, visible_to=SEES_BOB, now=at(100))
     queued = await store.retry_delivery(again.id, visible_to=SEES_ALICE, now=at(100))
     assert (queued.state, queued.attempts) == (DeliveryState.PENDING, 0)
     with pytest.raises(Conflict):
         await store.retry_delivery(again.id, visible_to=None, now=at(100))
-    [last] = await store.claim_deliveries(node, limit=5, claim_for=60, now=at(100))
+    [last] = await store.claim_deliveries(node, targets=T, limit=5, claim_for=60, now=at(100))
     assert await store.settle_delivery(last.id, node_id=node, now=at(101))
     done = await store.get_delivery(last.id, visible_to=None)
     assert (done.state, done.delivered_at, done.last_error) == (
@@ -188,12 +201,12 @@ async def test_a_dead_nodes_claims_are_taken_over_and_its_late_result_refused(
     store: Store,
 ) -> None:
     first, _ = await _pending(store, 1, ttl=30)
-    [held] = await store.claim_deliveries(first, limit=5, claim_for=600, now=at(2))
-    assert await store.claim_deliveries(first, limit=5, claim_for=60, now=at(20)) == []
+    [held] = await store.claim_deliveries(first, targets=T, limit=5, claim_for=600, now=at(2))
+    assert await store.claim_deliveries(first, targets=T, limit=5, claim_for=60, now=at(20)) == []
     # The claim runs for 600 s, but its node's 30 s lease lapses first: taken over then
     # (the second node joins then: SQLite allows one live node at a time).
     second = await store.register_node(name="b", tags=frozenset(), capacity=9, ttl=300, now=at(31))
-    [taken] = await store.claim_deliveries(second.id, limit=5, claim_for=60, now=at(31))
+    [taken] = await store.claim_deliveries(second.id, targets=T, limit=5, claim_for=60, now=at(31))
     assert (taken.id, taken.claimed_by, taken.attempts) == (held.id, second.id, 2)
     assert not await store.settle_delivery(held.id, node_id=first, now=at(32))
     assert await store.settle_delivery(held.id, node_id=second.id, now=at(33))
@@ -201,8 +214,8 @@ async def test_a_dead_nodes_claims_are_taken_over_and_its_late_result_refused(
     node = second.id
     job = await store.find_job("backup", owner=ALICE, visible_to=None)
     await _run(store, node, job, RunState.FAILED, 40)
-    [slow] = await store.claim_deliveries(node, limit=5, claim_for=5, now=at(42))
-    [over] = await store.claim_deliveries(node, limit=5, claim_for=5, now=at(47))
+    [slow] = await store.claim_deliveries(node, targets=T, limit=5, claim_for=5, now=at(42))
+    [over] = await store.claim_deliveries(node, targets=T, limit=5, claim_for=5, now=at(47))
     assert over.id == slow.id and over.attempts == 2
 
 
@@ -213,7 +226,7 @@ async def test_concurrent_claimers_never_share_a_delivery(store_factory: StoreFa
 
     async def drain(s: Store, n: UUID) -> list[UUID]:
         got: list[UUID] = []
-        while batch := await s.claim_deliveries(n, limit=2, claim_for=60, now=at(20)):
+        while batch := await s.claim_deliveries(n, targets=T, limit=2, claim_for=60, now=at(20)):
             got += [d.id for d in batch]
             await asyncio.sleep(0)
         return got

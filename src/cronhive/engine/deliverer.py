@@ -89,6 +89,9 @@ class Deliverer:
         self._client = httpx.AsyncClient(follow_redirects=False)
 
     async def run(self) -> None:
+        if not self._targets.names():
+            await self._client.aclose()
+            return  # nothing this node could send: leave the outbox to nodes that can
         try:
             with self._hub.subscribe("deliveries") as woke:
                 while True:
@@ -106,7 +109,11 @@ class Deliverer:
     async def deliver_due(self) -> int:
         """Claims and sends one batch; returns how many were claimed."""
         claimed = await self._store.claim_deliveries(
-            self._node_id(), limit=BATCH, claim_for=self._claim_for, now=self._clock.now()
+            self._node_id(),
+            targets=self._targets.names(),
+            limit=BATCH,
+            claim_for=self._claim_for,
+            now=self._clock.now(),
         )
         if claimed:
             await asyncio.gather(*(self._deliver(d) for d in claimed))

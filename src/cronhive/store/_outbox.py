@@ -10,7 +10,7 @@ all. The job row is read `FOR UPDATE` at the point where the writer tallies it a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -195,8 +195,16 @@ class DeliveryOps(SqlBase):
         return sorted((rows.row_to_chunk(r) for r in await self._read(stmt)), key=lambda x: x.seq)
 
     async def claim_deliveries(
-        self, node_id: UUID, *, limit: int, claim_for: float, now: datetime
+        self,
+        node_id: UUID,
+        *,
+        targets: Collection[str],
+        limit: int,
+        claim_for: float,
+        now: datetime,
     ) -> list[Delivery]:
+        if not targets:
+            return []
         d = deliveries.alias("pick").c
         holder_alive = sa.exists().where(
             nodes.c.id == d.claimed_by, nodes.c.lease_expires_at > now, nodes.c.down_since.is_(None)
@@ -208,7 +216,7 @@ class DeliveryOps(SqlBase):
         )
         pick = (
             sa.select(d.id)
-            .where(due)
+            .where(due, d.target.in_(sorted(targets)))
             .order_by(d.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -349,9 +349,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim_deliveries(
-        self, node_id: UUID, *, limit: int, claim_for: float, now: datetime
+        self,
+        node_id: UUID,
+        *,
+        targets: Collection[str],
+        limit: int,
+        claim_for: float,
+        now: datetime,
     ) -> list[Delivery]:
-        """Takes up to `limit` due deliveries for `node_id`: `pending` ones whose
+        """Takes up to `limit` due deliveries to `targets` (the ones this node's
+        configuration knows; the others wait for a node that does): `pending` ones whose
         `next_attempt_at <= now`, and `delivering` ones whose claim expired or whose
         node's lease is gone (a dead node's work is taken over). They become
         `delivering`, claimed until `now + claim_for` seconds, `attempts` + 1. Two nodes

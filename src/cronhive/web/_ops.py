@@ -22,7 +22,7 @@ from cronhive.engine.hub import Hub
 from cronhive.engine.output import follow_output
 from cronhive.engine.runs import next_fire
 from cronhive.errors import NotFound
-from cronhive.model import Event, Execution, Job, Node, OutputChunk, RunState, Stream
+from cronhive.model import Delivery, Event, Execution, Job, Node, OutputChunk, RunState, Stream
 from cronhive.store import Store
 
 __all__ = ["Web"]
@@ -62,6 +62,12 @@ class Web:
             return await self.store.get_job(uuid, visible_to=visible_owners(who))
         except NotFound:
             raise NotFound("no such job") from None
+
+    async def notifications(self, who: Identity, job: Job, limit: int = 20) -> list[Delivery]:
+        """The job's latest notifications (webhooks, mails, chained runs) and their state."""
+        return await self.store.list_deliveries(
+            visible_to=visible_owners(who), job_id=job.id, limit=limit
+        )
 
     async def runs(
         self,

@@ -160,8 +160,16 @@ async def job_page(request: Request, web: Web, caller: Caller) -> Response:
         nxt = encode_cursor([page_runs[-1].queued_at.isoformat(), str(page_runs[-1].id)])
     recent = page_runs if before is not None else await web.runs(who, job=job, limit=60)
     chart = runs_chart(recent, web.clock.now())
+    notes = await web.notifications(who, job)
     return render(
-        request, caller, "job.html", job=job, runs=page_runs, next_cursor=nxt, chart=chart
+        request,
+        caller,
+        "job.html",
+        job=job,
+        runs=page_runs,
+        next_cursor=nxt,
+        chart=chart,
+        notifications=notes,
     )
 
 
