@@ -1,10 +1,11 @@
 """The reactions outbox: deliveries written with the outcome they tell of, claimed by
 any node, and recorded as delivered or failed.
 
-Writers (finish_many, reap, a firing batch, a claim) call `react`/`react_missed` inside
-their own transaction, so an outcome and its notifications commit together or not at
-all. The job row is read `FOR UPDATE` at the point where the writer tallies it anyway
-(jobs by id, the store's one lock order), so two nodes finishing runs of one job decide
+Writers (finish_many, reap, a firing batch, a claim) call `react_to_ends`,
+`react_missed` or `react_started` inside their own transaction, so an outcome and its
+notifications commit together or not at all, in a few statements per batch. The job
+rows are read `FOR UPDATE` in id order just before the writer tallies them (the same
+rows, in the store's one lock order), so two nodes finishing runs of one job decide
 "recovery" one after the other, never both.
 """
 
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from cronhive.errors import Conflict, NotFound
 from cronhive.model import Delivery, DeliveryState, Execution, NotifyOn, OutputChunk, RunState
 from cronhive.store import _rows as rows
-from cronhive.store._core import FAILURES, SqlBase, Tx, job_tally, visible
+from cronhive.store._core import FAILURES, SqlBase, Tx, visible
 from cronhive.store.base import Visibility
 from cronhive.store.schema import deliveries, jobs, nodes, output_chunks
 
@@ -96,39 +97,55 @@ async def _insert(store: SqlBase, tx: Tx, values: list[dict[str, Any]]) -> None:
         tx.note("deliveries")
 
 
-async def tally_and_react(
-    store: SqlBase, tx: Tx, ex: Execution, *, retried: bool, now: datetime
+async def react_to_ends(
+    store: SqlBase, tx: Tx, ended: Sequence[tuple[Execution, bool]], now: datetime
 ) -> None:
-    """The job's tally after `ex` ended, and its outcome's deliveries, in `tx`. Called in
-    job order, where the writer locks job rows anyway."""
-    found = (
-        (
-            await tx.run(
-                sa.select(jobs.c.notify, jobs.c.failing)
-                .where(jobs.c.id == ex.job_id)
-                .with_for_update()  # SQLite: the write transaction serialises
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if found is None:  # the job was deleted meanwhile
+    """The outbox rows of runs that just ended, in `tx`: `ended` holds (run, whether a
+    retry follows it), in the order they ended. A few statements per batch, whatever
+    its size: the jobs' triggers and `failing` flags are read `FOR UPDATE` in one
+    statement, in id order (the store's one lock order, which the tally after it keeps
+    too), so two nodes ending runs of one job decide "recovery" one after the other."""
+    by_job: dict[UUID, list[tuple[Execution, bool]]] = {}
+    for ex, retried in ended:
+        if ex.job_id is not None:
+            by_job.setdefault(ex.job_id, []).append((ex, retried))
+    if not by_job:
         return
-    notify, failing = rows.row_to_notify(found["notify"]), bool(found["failing"])
-    happened: list[NotifyOn] = []
-    if ex.state is RunState.SUCCEEDED:
-        happened.append(NotifyOn.SUCCESS)
-        if failing:
-            happened.append(NotifyOn.RECOVERY)
-        failing = False
-    elif str(ex.state) in FAILURES and not retried:
-        happened.append(NotifyOn.FAILURE)
-        failing = True
-    await tx.run(job_tally(ex).values(failing=failing))
+    found = await tx.run(
+        sa.select(jobs.c.id, jobs.c.notify, jobs.c.failing)
+        .where(jobs.c.id.in_(sorted(by_job, key=str)))
+        .order_by(jobs.c.id)
+        .with_for_update()  # SQLite: the write transaction serialises
+    )
     values: list[dict[str, Any]] = []
-    for event in happened:
-        values += _rows_for(ex, event, notify.get(str(event), ()), now)
+    flips: list[dict[str, Any]] = []
+    for row in found.mappings():
+        notify, was = rows.row_to_notify(row["notify"]), bool(row["failing"])
+        failing = was
+        for ex, retried in by_job[row["id"]]:
+            happened: list[NotifyOn] = []
+            if ex.state is RunState.SUCCEEDED:
+                happened.append(NotifyOn.SUCCESS)
+                if failing:
+                    happened.append(NotifyOn.RECOVERY)
+                failing = False
+            elif str(ex.state) in FAILURES and not retried:
+                happened.append(NotifyOn.FAILURE)
+                failing = True
+            for event in happened:
+                values += _rows_for(ex, event, notify.get(str(event), ()), now)
+        if failing != was:
+            flips.append({"b_id": row["id"], "b_failing": failing})
+    if flips:
+        await tx.run(_FLIP, flips)
     await _insert(store, tx, values)
+
+
+_FLIP = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("b_id"))
+    .values(failing=sa.bindparam("b_failing", type_=sa.Boolean()))
+)
 
 
 async def react_started(store: SqlBase, tx: Tx, claimed: Sequence[Execution]) -> None:

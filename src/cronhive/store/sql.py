@@ -29,10 +29,10 @@ from cronhive.model import (
     Stream,
 )
 from cronhive.store import _rows as rows
-from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, visible
+from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, job_tally, visible
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
-from cronhive.store._outbox import DeliveryOps, react_started, tally_and_react
+from cronhive.store._outbox import DeliveryOps, react_started, react_to_ends
 from cronhive.store.base import Finish, FiringBatch, RetryDecider, Visibility
 from cronhive.store.schema import events, executions, jobs, output_chunks
 
@@ -347,11 +347,13 @@ class SqlStore(DeliveryOps, NodeOps):
                 tx.note("events")
             # Last, so the job rows (which firing also locks) are held briefly; in one
             # order (by id) on every node, so two nodes' batches wait, never deadlock.
-            # The outcome's notifications go into the outbox here, in the same commit.
-            tallied = [r for r in results if r is not None and r[0].job_id is not None]
-            for done, again in sorted(tallied, key=lambda r: job_order(r[0])):
-                at = done.finished_at or done.queued_at
-                await tally_and_react(self, tx, done, retried=again is not None, now=at)
+            # The outcome's notifications go into the outbox first, in the same commit
+            # (it locks the same job rows, in the same order).
+            ended = [(r[0], r[1] is not None) for r in results if r is not None]
+            await react_to_ends(self, tx, ended, finishes[0].outcome.finished_at)
+            tallied = [r[0] for r in results if r is not None and r[0].job_id is not None]
+            for done in sorted(tallied, key=job_order):
+                await tx.run(job_tally(done))
         return results
 
     async def request_stop(
