@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -24,6 +25,7 @@ import psycopg
 import sqlalchemy as sa
 
 from cronhive.engine import runs
+from cronhive.engine.node import NodeConfig
 from cronhive.model import JobSpec, RetryPolicy, RunSpec, RunState
 from cronhive.schedule import parse_schedule
 from cronhive.store import Store, open_store
@@ -257,3 +259,14 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def retry_once() -> RetryPolicy:
     return RetryPolicy(max_retries=1, delay=0.0)
+
+
+def node_config(name: str, spool: Path, capacity: int, store: SqlStore) -> NodeConfig:
+    """An in-process node as `cronhive server` makes it: the lease renewed from its own
+    thread and connection (engine/lease.py), runs not sandboxed."""
+    return NodeConfig(
+        name=name,
+        spool_dir=spool,
+        capacity=capacity,
+        lease_store=partial(open_store, store.url),
+    )

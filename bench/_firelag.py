@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.engine.node import NodeProcess
 from cronhive.store.schema import executions, jobs, output_chunks
 from cronhive.store.sql import SqlStore
 
@@ -90,9 +90,7 @@ async def cronhive_sqlite(workdir: Path, seconds: float, *, spread: bool = False
     db = workdir / f"lag{'-spread' if spread else ''}.db"
     async with kit.opened(f"sqlite:///{db}") as store:
         await _setup_jobs(store, spread)
-        node = NodeProcess(
-            store, NodeConfig(name="lag", spool_dir=workdir / f"{db.stem}-spool", capacity=256)
-        )
+        node = NodeProcess(store, kit.node_config("lag", workdir / f"{db.stem}-spool", 256, store))
         task = asyncio.create_task(node.run())
         await asyncio.wait_for(node.ready.wait(), 30)
         start, end = _window(seconds)

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from cronhive.engine import runs
 from cronhive.engine.clock import SystemClock
-from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.engine.node import NodeProcess
 from cronhive.engine.scheduler import Scheduler
 from cronhive.model import Execution, RetryPolicy, RunSpec, RunState
 from cronhive.store.schema import jobs
@@ -73,9 +73,7 @@ async def raw_rate(n: int, concurrency: int) -> float:
 
 async def sqlite_rate(workdir: Path, n: int) -> tuple[float, int]:
     async with kit.opened(f"sqlite:///{workdir / 'tp.db'}") as store:
-        node = NodeProcess(
-            store, NodeConfig(name="tp", spool_dir=workdir / "tp", capacity=CAPACITY)
-        )
+        node = NodeProcess(store, kit.node_config("tp", workdir / "tp", CAPACITY, store))
         task = asyncio.create_task(node.run())
         await asyncio.wait_for(node.ready.wait(), 30)
         try:

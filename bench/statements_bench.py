@@ -3,12 +3,17 @@
 Run: ``.venv/bin/python bench/statements_bench.py [--runs 500]``
 
 A count, not a time: the same on a quiet and on a loaded machine, so it shows what a
-change to the hot path saves even where timings are noise. One node in this process
-runs N ad-hoc ``sh -c 'echo hi'`` (one line of output each) on SQLite and on PostgreSQL;
-every statement on any of the store's connections is counted (SQLAlchemy's
-``before_cursor_execute``; an ``executemany`` counts once), from the first enqueue until
-the last run is recorded. Part of the count is the bench polling for the end (the
-``count(*)`` lines).
+change to the hot path saves even where timings are noise. One node in this process,
+on SQLite and on PostgreSQL, runs
+
+- ad hoc: N queued ``sh -c 'echo hi'`` (one line of output each), counted from the first
+  enqueue until the last run is recorded (part of it is the bench polling for the end:
+  the ``count(*)`` lines);
+- scheduled: 100 jobs ``every 1s`` running the same, counted over 5 seconds of firing,
+  divided by the runs recorded in that time (firing, claiming, ends, job counters).
+
+Every statement on any of the store's connections is counted (SQLAlchemy's
+``before_cursor_execute``; an ``executemany`` counts once).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import _ebkit as kit
 import sqlalchemy as sa
 
-from cronhive.engine.node import NodeConfig, NodeProcess
+from cronhive.engine.node import NodeProcess
 from cronhive.store.sql import SqlStore
 
 COMMAND = ("sh", "-c", "echo hi")
@@ -45,7 +50,7 @@ def _count(store: SqlStore, counts: collections.Counter[str]) -> None:
 async def measure(url: str, workdir: Path, runs: int) -> tuple[collections.Counter[str], float]:
     counts: collections.Counter[str] = collections.Counter()
     async with kit.opened(url) as store:
-        node = NodeProcess(store, NodeConfig(name="st", spool_dir=workdir / "spool", capacity=64))
+        node = NodeProcess(store, kit.node_config("st", workdir / "spool", 64, store))
         task = asyncio.create_task(node.run())
         await asyncio.wait_for(node.ready.wait(), 30)
         _count(store, counts)
@@ -56,6 +61,27 @@ async def measure(url: str, workdir: Path, runs: int) -> tuple[collections.Count
         node.shutdown()
         await asyncio.wait_for(task, 60)
     return counts, took
+
+
+async def measure_scheduled(
+    url: str, workdir: Path, seconds: float = 5.0
+) -> tuple[collections.Counter[str], int]:
+    counts: collections.Counter[str] = collections.Counter()
+    async with kit.opened(url) as store:
+        await kit.insert_jobs(
+            store, [kit.job(f"tick-{i}", COMMAND, "every 1s") for i in range(100)]
+        )
+        node = NodeProcess(store, kit.node_config("sc", workdir / "spool-sc", 128, store))
+        task = asyncio.create_task(node.run())
+        await asyncio.wait_for(node.ready.wait(), 30)
+        await asyncio.sleep(3)  # past the first slots and warm
+        before = await kit.count_terminal(store)
+        _count(store, counts)
+        await asyncio.sleep(seconds)
+        runs = await kit.count_terminal(store) - before
+        node.shutdown()
+        await asyncio.wait_for(task, 60)
+    return counts, runs
 
 
 def report(label: str, counts: collections.Counter[str], runs: int, took: float) -> None:
@@ -80,6 +106,11 @@ async def main() -> None:
         with kit.pg_database() as url:
             counts, took = await measure(url, work, args.runs)
         report("PostgreSQL", counts, args.runs, took)
+        counts, runs = await measure_scheduled(f"sqlite:///{work / 'sc.db'}", work)
+        report("SQLite, scheduled", counts, runs, 5.0)
+        with kit.pg_database() as url:
+            counts, runs = await measure_scheduled(url, work)
+        report("PostgreSQL, scheduled", counts, runs, 5.0)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
@@ -73,17 +73,46 @@ def job_order(ex: Execution) -> str:
     return str(ex.job_id)
 
 
-def job_tally(ex: Execution) -> sa.Update:
-    """The job's counters and last run after `ex` ended."""
-    state = str(ex.state)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Tally:
+    """What the runs of one job that ended together add to the job's row."""
+
+    job_id: UUID
+    successes: int
+    failures: int
+    last_run_at: datetime | None
+    last_state: str
+
+
+def tallies(ended: Iterable[Execution]) -> list[Tally]:
+    """One per job, in `job_order` (the lock order); the last run of a job in `ended`
+    is its last run."""
+    by_job: dict[UUID, list[Execution]] = {}
+    for ex in sorted((e for e in ended if e.job_id is not None), key=job_order):
+        assert ex.job_id is not None
+        by_job.setdefault(ex.job_id, []).append(ex)
+    return [
+        Tally(
+            job_id=job_id,
+            successes=sum(ex.state is RunState.SUCCEEDED for ex in runs),
+            failures=sum(str(ex.state) in FAILURES for ex in runs),
+            last_run_at=runs[-1].started_at or runs[-1].finished_at,
+            last_state=str(runs[-1].state),
+        )
+        for job_id, runs in by_job.items()
+    ]
+
+
+def job_tally(t: Tally) -> sa.Update:
+    """The job's counters and last run after its runs in `t` ended."""
     return (
         jobs.update()
-        .where(jobs.c.id == ex.job_id)
+        .where(jobs.c.id == t.job_id)
         .values(
-            success_count=jobs.c.success_count + (1 if ex.state is RunState.SUCCEEDED else 0),
-            failure_count=jobs.c.failure_count + (1 if state in FAILURES else 0),
-            last_run_at=ex.started_at or ex.finished_at,
-            last_state=state,
+            success_count=jobs.c.success_count + t.successes,
+            failure_count=jobs.c.failure_count + t.failures,
+            last_run_at=t.last_run_at,
+            last_state=t.last_state,
         )
     )
 
@@ -155,6 +184,13 @@ class SqlBase(Store):
         await self._release_node_lock()
         for engine in dict.fromkeys((self._writer, self._reader, self._lease)):
             await engine.dispose()
+
+    async def _tally(self, tx: Tx, ended: Iterable[Execution]) -> None:
+        """Adds runs that ended to their jobs' counters: one row at a time, in the lock
+        order, so two writers wait for each other, never deadlock. Last in a
+        transaction, so the job rows (which firing also locks) are held briefly."""
+        for t in tallies(ended):
+            await tx.run(job_tally(t))
 
     async def _queue_retry(
         self, tx: Tx, ex: Execution, retry: RetryDecider, now: datetime

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from cronhive.errors import Conflict, Fenced
 from cronhive.model import Event, Execution, Node, RunState
 from cronhive.store import _rows as rows
-from cronhive.store._core import RUNNING, SqlBase, Tx, job_order, job_tally
+from cronhive.store._core import RUNNING, SqlBase, Tx
 from cronhive.store._outbox import react_to_ends
 from cronhive.store.base import DOWN_RETENTION, RetryDecider
 from cronhive.store.schema import events, executions, nodes
@@ -189,10 +189,10 @@ class NodeOps(SqlBase):
                 tx.note("events")
             # Job rows last and by id, the order every writer takes them in (finish_many
             # too), so a reaper and a finisher wait for each other but never deadlock.
-            # A lost run with no retry after it is a failure: told in this transaction.
+            # A lost run with no retry after it is a failure: told in this transaction
+            # (the outbox locks the same job rows first, in the same order).
             await react_to_ends(self, tx, [(ex, ex.id in retried) for ex in lost], now)
-            for ex in sorted((e for e in lost if e.job_id is not None), key=job_order):
-                await tx.run(job_tally(ex))
+            await self._tally(tx, lost)
             await tx.run(
                 nodes.update()
                 .where(nodes.c.id == node_id)

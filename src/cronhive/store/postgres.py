@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -24,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
-from cronhive.store._core import Tx
+from cronhive.model import Execution, RunState
+from cronhive.store._core import RUNNING, Tally, Tx, tallies
 from cronhive.store._errors import translating
 from cronhive.store._tokens import TokenOps
-from cronhive.store.base import Notification
+from cronhive.store.base import Finish, Notification
 from cronhive.store.notify import CHANNEL, payload, pg_listen
-from cronhive.store.schema import FENCE
+from cronhive.store.schema import FENCE, executions, jobs
 from cronhive.store.sql import SqlStore
 
 _NOTIFY_MANY = sa.text(
@@ -80,6 +82,89 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
+def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
+    """The fenced UPDATE of every end in one statement (UPDATE ... FROM VALUES): each
+    end recorded only if its run is still running on `node_id`."""
+    c = executions.c
+    ends = sa.values(
+        sa.column("id", c.id.type),
+        sa.column("state", c.state.type),
+        sa.column("exit_code", c.exit_code.type),
+        sa.column("signal", c.signal.type),
+        sa.column("reason", c.reason.type),
+        sa.column("keep_reason", sa.Boolean()),
+        sa.column("finished_at", c.finished_at.type),
+        sa.column("stdout_bytes", c.stdout_bytes.type),
+        sa.column("stderr_bytes", c.stderr_bytes.type),
+        sa.column("output_capped", c.output_capped.type),
+        name="ends",
+    ).data(
+        [
+            (
+                f.execution_id,
+                str(o.state),
+                o.exit_code,
+                o.signal,
+                o.reason,
+                o.state is RunState.STOPPED,  # a stop's own reason wins (see _finish_stmt)
+                o.finished_at,
+                o.stdout_bytes,
+                o.stderr_bytes,
+                o.output_capped,
+            )
+            for f in finishes
+            for o in (f.outcome,)
+        ]
+    )
+    e = ends.c
+
+    def typed(name: str) -> Any:
+        # A column of NULLs in VALUES is text to PostgreSQL: say what it is.
+        return sa.cast(e[name], c[name].type)
+
+    return (
+        executions.update()
+        .where(c.id == typed("id"), c.state == RUNNING, c.node_id == node_id)
+        .values(
+            state=typed("state"),
+            exit_code=typed("exit_code"),
+            signal=typed("signal"),
+            reason=sa.case(
+                (e.keep_reason, sa.func.coalesce(c.reason, typed("reason"))),
+                else_=typed("reason"),
+            ),
+            finished_at=typed("finished_at"),
+            stdout_bytes=typed("stdout_bytes"),
+            stderr_bytes=typed("stderr_bytes"),
+            output_capped=typed("output_capped"),
+        )
+        .returning(*executions.c)
+    )
+
+
+def _tally_stmt(found: Sequence[Tally]) -> Any:
+    c = jobs.c
+    adds = sa.values(
+        sa.column("id", c.id.type),
+        sa.column("successes", sa.Integer()),
+        sa.column("failures", sa.Integer()),
+        sa.column("last_run_at", c.last_run_at.type),
+        sa.column("last_state", c.last_state.type),
+        name="adds",
+    ).data([(t.job_id, t.successes, t.failures, t.last_run_at, t.last_state) for t in found])
+    a = adds.c
+    return (
+        jobs.update()
+        .where(c.id == sa.cast(a.id, c.id.type))
+        .values(
+            success_count=c.success_count + sa.cast(a.successes, sa.Integer()),
+            failure_count=c.failure_count + sa.cast(a.failures, sa.Integer()),
+            last_run_at=sa.cast(a.last_run_at, c.last_run_at.type),
+            last_state=sa.cast(a.last_state, c.last_state.type),
+        )
+    )
+
+
 class PostgresStore(SqlStore, TokenOps):
     """The Store on PostgreSQL (see the module docstring)."""
 
@@ -111,6 +196,27 @@ class PostgresStore(SqlStore, TokenOps):
             hide_password=False
         )
         self._listen_args = limits.transport()
+
+    async def _record_ends(
+        self, tx: Tx, finishes: Sequence[Finish], node_id: UUID
+    ) -> dict[UUID, Any]:
+        # One round trip for the batch, not one per run.
+        unique = list({f.execution_id: f for f in reversed(finishes)}.values())[::-1]
+        found = await tx.run(_ends_stmt(unique, node_id))
+        return {row["id"]: row for row in found.mappings()}
+
+    async def _tally(self, tx: Tx, ended: Iterable[Execution]) -> None:
+        ended = list(ended)
+        found = tallies(ended)
+        if len(found) < 2:
+            await super()._tally(tx, ended)
+            return
+        ids = [t.job_id for t in found]
+        # Lock in the one order first (see SqlBase._tally), then one UPDATE for all.
+        await tx.run(
+            sa.select(jobs.c.id).where(jobs.c.id.in_(ids)).order_by(jobs.c.id).with_for_update()
+        )
+        await tx.run(_tally_stmt(found))
 
     async def database_time(self) -> datetime:
         found = await self._read(sa.select(sa.func.clock_timestamp().label("t")), self._lease)

@@ -29,7 +29,7 @@ from cronhive.model import (
     Stream,
 )
 from cronhive.store import _rows as rows
-from cronhive.store._core import QUEUED, RUNNING, Tx, job_order, job_tally, visible
+from cronhive.store._core import QUEUED, RUNNING, Tx, visible
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
 from cronhive.store._outbox import DeliveryOps, react_started, react_to_ends
@@ -323,11 +323,11 @@ class SqlStore(DeliveryOps, NodeOps):
         if not finishes:
             return results
         async with self._write() as tx:
+            ended = await self._record_ends(tx, finishes, node_id)
             finished: list[dict[str, Any]] = []
             output: list[dict[str, Any]] = []
             for item in finishes:
-                stmt = _finish_stmt(item.execution_id, node_id, item.outcome)
-                row = (await tx.run(stmt)).mappings().first()
+                row = ended.pop(item.execution_id, None)
                 if row is None:
                     results.append(None)  # given away: its late output is not ours either
                     continue
@@ -345,16 +345,27 @@ class SqlStore(DeliveryOps, NodeOps):
             if finished:
                 await tx.run(events.insert(), finished)  # one executemany for the batch
                 tx.note("events")
-            # Last, so the job rows (which firing also locks) are held briefly; in one
-            # order (by id) on every node, so two nodes' batches wait, never deadlock.
-            # The outcome's notifications go into the outbox first, in the same commit
-            # (it locks the same job rows, in the same order).
-            ended = [(r[0], r[1] is not None) for r in results if r is not None]
-            await react_to_ends(self, tx, ended, finishes[0].outcome.finished_at)
-            tallied = [r[0] for r in results if r is not None and r[0].job_id is not None]
-            for done in sorted(tallied, key=job_order):
-                await tx.run(job_tally(done))
+            # The outcome's notifications go into the outbox in the same commit, just
+            # before the tally (they lock the same job rows, in the same order).
+            reacted = [(r[0], r[1] is not None) for r in results if r is not None]
+            await react_to_ends(self, tx, reacted, finishes[0].outcome.finished_at)
+            await self._tally(tx, [r[0] for r in results if r is not None])
         return results
+
+    async def _record_ends(
+        self, tx: Tx, finishes: Sequence[Finish], node_id: UUID
+    ) -> dict[UUID, Any]:
+        """The fenced UPDATE of each end; the rows that took, by id. One statement per
+        run here (SQLite's are in-process: microseconds); PostgreSQL batches them."""
+        ended: dict[UUID, Any] = {}
+        for item in finishes:
+            if item.execution_id in ended:
+                continue  # a second end for the same run is refused like a stale one
+            stmt = _finish_stmt(item.execution_id, node_id, item.outcome)
+            row = (await tx.run(stmt)).mappings().first()
+            if row is not None:
+                ended[item.execution_id] = row
+        return ended
 
     async def request_stop(
         self, execution_id: UUID, *, visible_to: Visibility, reason: str, now: datetime
