@@ -99,7 +99,8 @@ def test_apply_sets_notify_and_a_refused_delivery_is_retried_by_hand(
     ncli.ok("trigger", "report")
     _wait(lambda: [n["state"] for n in _notes(ncli, "report")] == ["failed"])
     [failed] = _notes(ncli, "report")
-    assert failed["last_error"].startswith("HTTP 400") and failed["attempts"] == 1
+    assert failed["last_error"] == "HTTP 400 from target ops" and failed["attempts"] == 1
+    assert hook.url not in json.dumps(failed)  # a webhook URL may be a secret itself
     assert failed["payload"]["run"]["state"] == "failed"
     assert "failed" in ncli.ok("notifications", "report")
     out = ncli.ok("notifications", "retry", failed["id"])

@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from enginekit import create_job, executions_of, job_spec, running_node, terminal, wait_for
+from enginekit import (
+    create_job,
+    executions_of,
+    free_port,
+    job_spec,
+    running_node,
+    terminal,
+    wait_for,
+)
 from notifykit import SECRET, http_receiver, signature_ok, smtp_server
 
 from cronhive.engine.deliverer import Deliverer
@@ -119,6 +127,26 @@ async def test_a_receiver_failing_twice_gets_three_attempts_and_one_success(
     assert [h.status for h in receiver.hits] == [500, 500, 200]
     assert len({h.headers["X-Cronhive-Delivery"] for h in receiver.hits}) == 1
     assert (d.state, d.attempts, d.last_error) == (DeliveryState.DELIVERED, 3, None)
+
+
+async def test_an_unreachable_receiver_is_retried_and_its_url_never_recorded(
+    store: Store, tmp_path: Path
+) -> None:
+    spec = with_notify(job_spec(("false",)), failure=("hook",))
+    job = await create_job(store, spec, datetime.now(UTC))
+    closed = free_port()  # nothing listens there
+    target = hook(f"http://127.0.0.1:{closed}/T0KEN-in-the-url")
+    async with delivering(store, tmp_path, Targets({"hook": target})):
+        await run_once(store, job)
+
+        async def retried() -> bool:
+            found = await store.list_deliveries(visible_to=None, job_id=job.id)
+            return bool(found) and found[0].attempts >= 2
+
+        await wait_for(retried, within=30)
+    [d] = await store.list_deliveries(visible_to=None, job_id=job.id)
+    assert d.state in (DeliveryState.PENDING, DeliveryState.DELIVERING)
+    assert d.last_error and "T0KEN" not in d.last_error
 
 
 async def test_slots_missed_while_no_node_ran_notify_on_missed(

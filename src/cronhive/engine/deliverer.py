@@ -132,6 +132,10 @@ class Deliverer:
             error = str(exc) or type(exc).__name__
             if d.attempts < MAX_ATTEMPTS:
                 retry_at = self._clock.now() + timedelta(seconds=backoff(d.attempts))
+        target = self._targets.get(d.target)
+        if error is not None and isinstance(target, Webhook):
+            # Errors of the HTTP stack may quote the URL, which may hold a token.
+            error = error.replace(target.url, f"<{target.name} URL>")
         if error is not None:
             log.warning(
                 "notification %s (%s to %s) attempt %d failed: %s",

@@ -68,7 +68,8 @@ async def post(
     answer = await client.post(target.url, content=body, headers=headers, timeout=target.timeout)
     if answer.status_code < 300:
         return
-    why = f"HTTP {answer.status_code} from {target.url}"
+    # The target's name, never its URL: a webhook URL often is a secret itself.
+    why = f"HTTP {answer.status_code} from target {target.name}"
     if 400 <= answer.status_code < 500 and answer.status_code not in (408, 429):
         raise Permanent(why)
     raise RuntimeError(why)
