@@ -69,6 +69,27 @@ class Web:
             visible_to=visible_owners(who), job_id=job.id, limit=limit
         )
 
+    async def all_notifications(self, who: Identity, limit: int = 100) -> list[Delivery]:
+        return await self.store.list_deliveries(visible_to=visible_owners(who), limit=limit)
+
+    async def retry_notification(self, who: Identity, delivery_id: str) -> Delivery:
+        uuid = uuid_or_404(delivery_id, "notification")
+        d = await self.store.retry_delivery(
+            uuid, visible_to=visible_owners(who), now=self.clock.now()
+        )
+        await self.store.add_event(
+            Event(
+                id=0,
+                at=self.clock.now(),
+                kind="notification.retried",
+                owner=d.owner,
+                job_id=d.job_id,
+                execution_id=d.execution_id,
+                message=f"{d.event} to {d.target} queued again by {who.user} (web)",
+            )
+        )
+        return d
+
     async def runs(
         self,
         who: Identity,

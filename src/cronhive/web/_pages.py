@@ -173,6 +173,16 @@ async def job_page(request: Request, web: Web, caller: Caller) -> Response:
     )
 
 
+async def notifications_page(request: Request, web: Web, caller: Caller) -> Response:
+    notes = await web.all_notifications(caller.identity)
+    return render(request, caller, "notifications.html", notifications=notes)
+
+
+async def retry_notification(request: Request, web: Web, caller: Caller) -> Response:
+    await web.retry_notification(caller.identity, request.path_params["delivery_id"])
+    return RedirectResponse("/notifications", status_code=303)
+
+
 async def job_action(request: Request, web: Web, caller: Caller) -> Response:
     job = await web.job(caller.identity, request.path_params["job_id"])
     action = request.path_params["action"]
@@ -247,6 +257,8 @@ def routes() -> list[Route]:
         Route("/jobs/{job_id}", page(job_page), methods=["GET"]),
         Route("/jobs/{job_id}/{action}", page(job_action), methods=["POST"]),
         Route("/runs/{run_id}", page(run_page), methods=["GET"]),
+        Route("/notifications", page(notifications_page), methods=["GET"]),
+        Route("/notifications/{delivery_id}/retry", page(retry_notification), methods=["POST"]),
         Route("/runs/{run_id}/stop", page(stop_run), methods=["POST"]),
         Route("/runs/{run_id}/tail", page(tail), methods=["GET"]),
         Route("/nodes", page(nodes_page), methods=["GET"]),
