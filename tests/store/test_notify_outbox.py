@@ -250,3 +250,48 @@ async def test_a_fenced_finish_writes_no_delivery(store: Store) -> None:
     )
     assert none is None
     assert await store.list_deliveries(visible_to=None) == []
+
+
+async def test_owner_defaults_apply_where_a_job_has_no_rule_of_its_own(store: Store) -> None:
+    node = await store.register_node(name="n", tags=frozenset(), capacity=9, ttl=300, now=NOW)
+    await store.set_notify_defaults(
+        ALICE, {"failure": ("ops",), "start": ("log",)}, by=ALICE, now=NOW
+    )
+    plain = await _job(store, notify={})
+    own = await store.create_job(
+        spec("own", ALICE, frozenset(), notify={"failure": ("pager",)}),
+        next_fire_at=None,
+        created_by=ALICE,
+        now=NOW,
+    )
+    await _run(store, node.id, plain, RunState.FAILED, 0)
+    await _run(store, node.id, own, RunState.FAILED, 0)
+    assert _events(await store.list_deliveries(visible_to=None, job_id=plain.id)) == [
+        ("failure", "ops"),
+        ("start", "log"),
+    ]
+    # The job's own failure rule replaces the default one; the start default still holds.
+    assert _events(await store.list_deliveries(visible_to=None, job_id=own.id)) == [
+        ("failure", "pager"),
+        ("start", "log"),
+    ]
+    assert await store.notify_defaults(visible_to=SEES_ALICE) == {
+        ALICE: {"failure": ("ops",), "start": ("log",)}
+    }
+    assert await store.notify_defaults(visible_to=SEES_BOB) == {}
+    await store.set_notify_defaults(ALICE, {}, by=ALICE, now=NOW)
+    assert await store.notify_defaults(visible_to=None) == {}
+    await _run(store, node.id, plain, RunState.FAILED, 10)
+    assert len(await store.list_deliveries(visible_to=None, job_id=plain.id)) == 2
+
+
+async def test_owner_defaults_cover_missed_slots(store: Store) -> None:
+    await store.set_notify_defaults(ALICE, {"missed": ("ops",)}, by=ALICE, now=NOW)
+    cron = parse_schedule("cron", "* * * * *", timezone="UTC")
+    job = await _job(store, schedule=cron, misfire=Misfire.SKIP, notify={})
+    async with store.firing(at(3600), 10) as batch:
+        batch.jobs = [job]
+        skipped = replace(execution(job_id=job.id, state=RunState.SKIPPED), finished_at=at(3600))
+        await batch.insert_many([skipped])
+    [d] = await store.list_deliveries(visible_to=None)
+    assert (d.event, d.target, d.payload["missed"]["count"]) == (NotifyOn.MISSED, "ops", 1)

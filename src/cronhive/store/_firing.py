@@ -136,8 +136,8 @@ class SqlBatch(FiringBatch):
         """`missed` notifications of the skipped slots just recorded, in this tick."""
         skipped = [e for e in inserted if e.state is RunState.SKIPPED]
         if skipped:
-            notify = {j.id: j.spec.notify for j in self.jobs if j.spec.notify}
-            await react_missed(self._store, self._tx, skipped, notify, self._now)
+            own = {j.id: j for j in self.jobs}
+            await react_missed(self._store, self._tx, skipped, own, self._now)
 
     async def advance_many(self, moves: Sequence[tuple[UUID, datetime | None]]) -> None:
         if moves:

@@ -19,11 +19,19 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 
 from cronhive.errors import Conflict, NotFound
-from cronhive.model import Delivery, DeliveryState, Execution, NotifyOn, OutputChunk, RunState
+from cronhive.model import (
+    Delivery,
+    DeliveryState,
+    Execution,
+    Job,
+    NotifyOn,
+    OutputChunk,
+    RunState,
+)
 from cronhive.store import _rows as rows
 from cronhive.store._core import FAILURES, SqlBase, Tx, visible
 from cronhive.store.base import Visibility
-from cronhive.store.schema import deliveries, jobs, nodes, output_chunks
+from cronhive.store.schema import deliveries, jobs, nodes, notify_defaults, output_chunks
 
 PENDING = str(DeliveryState.PENDING)
 DELIVERING = str(DeliveryState.DELIVERING)
@@ -61,6 +69,20 @@ def run_payload(ex: Execution, event: NotifyOn) -> dict[str, Any]:
             "chain_depth": depth,
         },
     }
+
+
+Notify = dict[str, tuple[str, ...]]
+
+
+def effective(own: Any, defaults: Any) -> Notify:
+    """A job's triggers: its owner's defaults, each event the job has a rule for replaced
+    by that rule."""
+    return {**rows.row_to_notify(defaults), **rows.row_to_notify(own)}
+
+
+# The jobs' triggers with their owners' defaults (LEFT JOIN: most owners have none).
+_WITH_DEFAULTS = jobs.outerjoin(notify_defaults, notify_defaults.c.owner == jobs.c.owner)
+_DEFAULTS = notify_defaults.c.notify.label("defaults")
 
 
 def _rows_for(
@@ -112,15 +134,16 @@ async def react_to_ends(
     if not by_job:
         return
     found = await tx.run(
-        sa.select(jobs.c.id, jobs.c.notify, jobs.c.failing)
+        sa.select(jobs.c.id, jobs.c.notify, jobs.c.failing, _DEFAULTS)
+        .select_from(_WITH_DEFAULTS)
         .where(jobs.c.id.in_(sorted(by_job, key=str)))
         .order_by(jobs.c.id)
-        .with_for_update()  # SQLite: the write transaction serialises
+        .with_for_update(of=jobs)  # SQLite: the write transaction serialises
     )
     values: list[dict[str, Any]] = []
     flips: list[dict[str, Any]] = []
     for row in found.mappings():
-        notify, was = rows.row_to_notify(row["notify"]), bool(row["failing"])
+        notify, was = effective(row["notify"], row["defaults"]), bool(row["failing"])
         failing = was
         for ex, retried in by_job[row["id"]]:
             happened: list[NotifyOn] = []
@@ -154,12 +177,15 @@ async def react_started(store: SqlBase, tx: Tx, claimed: Sequence[Execution]) ->
     if not job_ids:
         return
     found = await tx.run(
-        sa.select(jobs.c.id, jobs.c.notify).where(
-            jobs.c.id.in_(job_ids), jobs.c.notify.is_not(None)
+        sa.select(jobs.c.id, jobs.c.notify, _DEFAULTS)
+        .select_from(_WITH_DEFAULTS)
+        .where(
+            jobs.c.id.in_(job_ids),
+            sa.or_(jobs.c.notify.is_not(None), notify_defaults.c.notify.is_not(None)),
         )
     )
     starts = {
-        r["id"]: rows.row_to_notify(r["notify"]).get(str(NotifyOn.START), ())
+        r["id"]: effective(r["notify"], r["defaults"]).get(str(NotifyOn.START), ())
         for r in found.mappings()
     }
     values: list[dict[str, Any]] = []
@@ -174,11 +200,20 @@ async def react_missed(
     store: SqlBase,
     tx: Tx,
     skipped: Sequence[Execution],
-    notify: Mapping[UUID, Mapping[str, tuple[str, ...]]],
+    own: Mapping[UUID, Job],
     now: datetime,
 ) -> None:
     """One `missed` delivery per job of a firing batch, however many of its slots were
-    skipped (a day of every-minute slots is one message, not 1,440), for the latest."""
+    skipped (a day of every-minute slots is one message, not 1,440), for the latest.
+    `own`: the batch's jobs by id (their triggers; their owners' defaults are read)."""
+    owners = sorted({own[i].owner for e in skipped if (i := e.job_id) is not None and i in own})
+    found = await tx.run(
+        sa.select(notify_defaults.c.owner, notify_defaults.c.notify).where(
+            notify_defaults.c.owner.in_(owners)
+        )
+    )
+    defaults = {r["owner"]: r["notify"] for r in found.mappings()}
+    notify = {i: effective(dict(j.spec.notify), defaults.get(j.owner)) for i, j in own.items()}
     by_job: dict[UUID, list[Execution]] = {}
     for ex in skipped:
         if ex.job_id is not None and notify.get(ex.job_id, {}).get(str(NotifyOn.MISSED)):
@@ -199,7 +234,27 @@ async def react_missed(
 
 
 class DeliveryOps(SqlBase):
-    """claim_deliveries, settle_delivery, list_deliveries, retry_delivery, output_tail."""
+    """claim_deliveries, settle_delivery, list_deliveries, retry_delivery, output_tail,
+    notify defaults."""
+
+    async def set_notify_defaults(
+        self, owner: str, notify: Mapping[str, tuple[str, ...]], *, by: str, now: datetime
+    ) -> None:
+        value = rows.notify_value(notify)
+        async with self._write() as tx:
+            await tx.run(notify_defaults.delete().where(notify_defaults.c.owner == owner))
+            if value is not None:
+                await tx.run(
+                    notify_defaults.insert().values(
+                        owner=owner, notify=value, updated_by=by, updated_at=now
+                    )
+                )
+
+    async def notify_defaults(self, *, visible_to: Visibility) -> dict[str, Notify]:
+        found = await self._read(
+            sa.select(notify_defaults).where(visible(notify_defaults.c.owner, visible_to))
+        )
+        return {r["owner"]: rows.row_to_notify(r["notify"]) for r in found}
 
     async def output_tail(self, execution_id: UUID, *, chunks: int = 8) -> list[OutputChunk]:
         c = output_chunks.c

@@ -19,7 +19,7 @@ Conventions for every method:
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -401,6 +401,21 @@ class Store(abc.ABC):
     ) -> Delivery:
         """A `failed` delivery becomes `pending` at `now` with its attempts reset (a retry
         by hand). Raises `NotFound`, or `Conflict` if it is not failed."""
+
+    @abc.abstractmethod
+    async def set_notify_defaults(
+        self, owner: str, notify: Mapping[str, tuple[str, ...]], *, by: str, now: datetime
+    ) -> None:
+        """Sets `owner`'s default triggers ({event: targets}; empty: none). Every job of
+        the owner notifies them for each event it has no rule of its own for, from the
+        next outcome on (the outbox writers read them in the same statement as the
+        job's own triggers)."""
+
+    @abc.abstractmethod
+    async def notify_defaults(
+        self, *, visible_to: Visibility
+    ) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The default triggers of the owners the caller may see, by owner (none: absent)."""
 
     @abc.abstractmethod
     async def output_tail(self, execution_id: UUID, *, chunks: int = 8) -> list[OutputChunk]:

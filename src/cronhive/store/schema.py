@@ -231,3 +231,13 @@ deliveries = sa.Table(
 # Claiming: due rows by state and time; a job's list, newest first.
 sa.Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
 sa.Index("ix_deliveries_job", deliveries.c.job_id, deliveries.c.created_at)
+
+# An owner's default reactions: for each event a job has no rule of its own for.
+notify_defaults = sa.Table(
+    "notify_defaults",
+    metadata,
+    sa.Column("owner", sa.Text(), primary_key=True),
+    sa.Column("notify", json_type(), nullable=False),
+    sa.Column("updated_by", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

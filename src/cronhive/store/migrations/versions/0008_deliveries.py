@@ -1,4 +1,4 @@
-"""deliveries: the reactions outbox; jobs.notify and jobs.failing
+"""deliveries: the reactions outbox; jobs.notify and jobs.failing; notify_defaults
 
 Revision ID: 0008
 Revises: 0003
@@ -51,9 +51,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_deliveries_due", "deliveries", ["state", "next_attempt_at"])
     op.create_index("ix_deliveries_job", "deliveries", ["job_id", "created_at"])
+    op.create_table(
+        "notify_defaults",
+        sa.Column("owner", sa.Text(), nullable=False),
+        sa.Column("notify", JSON, nullable=False),
+        sa.Column("updated_by", sa.Text(), nullable=False),
+        sa.Column("updated_at", UTC_TS, nullable=False),
+        sa.PrimaryKeyConstraint("owner", name="pk_notify_defaults"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("notify_defaults")
     op.drop_index("ix_deliveries_job", table_name="deliveries")
     op.drop_index("ix_deliveries_due", table_name="deliveries")
     op.drop_table("deliveries")
