@@ -41,7 +41,7 @@ class Hook:
 
 @pytest.fixture(scope="module")
 def hook() -> Iterator[Hook]:
-    h = Hook([400])  # the first delivery is refused for good: it must be retried by hand
+    h = Hook([])
     yield h
     h.server.shutdown()
     h.server.server_close()
@@ -92,6 +92,8 @@ def test_notify_flags_are_stored_shown_checked_and_cleared(ncli: Cli) -> None:
 def test_apply_sets_notify_and_a_refused_delivery_is_retried_by_hand(
     ncli: Cli, hook: Hook, tmp_path: Path
 ) -> None:
+    hook.statuses[:] = [400]  # the first delivery is refused for good: retried by hand
+    before = len(hook.events)
     path = tmp_path / "jobs.toml"
     path.write_text('[jobs.report]\ncommand = ["false"]\nnotify = { failure = ["ops"] }\n')
     ncli.ok("apply", "-f", str(path))
@@ -106,6 +108,28 @@ def test_apply_sets_notify_and_a_refused_delivery_is_retried_by_hand(
     out = ncli.ok("notifications", "retry", failed["id"])
     assert f"notification {failed['id']} (failure to ops) queued again" in out
     _wait(lambda: [n["state"] for n in _notes(ncli, "report")] == ["delivered"])
-    assert hook.events == ["failure", "failure"]  # refused once, then delivered
+    assert hook.events[before:] == ["failure", "failure"]  # refused once, then delivered
     again = ncli("notifications", "retry", failed["id"])
     assert again.returncode == 1 and "not failed" in again.stderr
+
+
+def test_owner_defaults_notify_jobs_without_rules_of_their_own(ncli: Cli, hook: Hook) -> None:
+    assert ncli.ok("notifications", "defaults").strip() == "defaults of user:admin: none"
+    chain = ncli("notifications", "defaults", "--notify", "success=then-a")
+    assert chain.returncode == 2 and "a default cannot" in chain.stderr
+    unknown = ncli("notifications", "defaults", "--notify", "failure=pager")
+    assert unknown.returncode == 2 and "unknown target 'pager'" in unknown.stderr
+    out = ncli.ok("notifications", "defaults", "--notify", "failure=ops")
+    assert out.strip() == "defaults of user:admin: failure=ops"
+    ncli.ok("add", "quiet", "--", "false")  # no --notify: the default applies
+    assert json.loads(ncli.ok("show", "--json", "quiet"))["notify"] == {}
+    before = len(hook.events)
+    ncli.ok("trigger", "quiet")
+    _wait(lambda: [n["state"] for n in _notes(ncli, "quiet")] == ["delivered"])
+    assert hook.events[before:] == ["failure"]
+    as_json = json.loads(ncli.ok("notifications", "defaults", "--json"))
+    assert as_json == {"owner": "user:admin", "notify": {"failure": ["ops"]}}
+    ncli.ok("notifications", "defaults", "--notify", "none")
+    assert "none" in ncli.ok("notifications", "defaults")
+    stray = ncli("notifications", "quiet", "--notify", "failure=ops")
+    assert stray.returncode == 2 and "go with" in stray.stderr

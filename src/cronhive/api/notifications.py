@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from grpclib.server import Stream
 
@@ -11,7 +12,9 @@ from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api._service import Servicer
 from cronhive.api.errors import guard
+from cronhive.auth import resolve_owner
 from cronhive.model import Delivery
+from cronhive.notify import check_defaults, normalize
 
 __all__ = ["NotificationService", "notification_pb"]
 
@@ -34,6 +37,13 @@ def notification_pb(d: Delivery) -> pb.Notification:
     msg.created_at.FromDatetime(d.created_at)
     if d.delivered_at is not None:
         msg.delivered_at.FromDatetime(d.delivered_at)
+    return msg
+
+
+def defaults_pb(owner: str, notify: Mapping[str, tuple[str, ...]]) -> pb.NotifyDefaults:
+    msg = pb.NotifyDefaults(owner=owner)
+    for event, targets in sorted(notify.items()):
+        msg.notify.add(event=event, targets=sorted(targets))
     return msg
 
 
@@ -67,3 +77,29 @@ class NotificationService(Servicer, cronhive_grpc.NotificationServiceBase):
                 message=f"{d.event} to {d.target} queued again by {who.user}",
             )
             await stream.send_message(notification_pb(d))
+
+    async def GetNotifyDefaults(
+        self, stream: Stream[pb.GetNotifyDefaultsRequest, pb.NotifyDefaults]
+    ) -> None:
+        async with guard("NotificationService.GetNotifyDefaults"):
+            req, who, visible = await self.request(stream)
+            owner = resolve_owner(who, req.owner)
+            found = await self.api.store.notify_defaults(visible_to=visible)
+            await stream.send_message(defaults_pb(owner, found.get(owner, {})))
+
+    async def SetNotifyDefaults(self, stream: Stream[pb.NotifyDefaults, pb.NotifyDefaults]) -> None:
+        async with guard("NotificationService.SetNotifyDefaults"):
+            req, who, _ = await self.request(stream)
+            owner = resolve_owner(who, req.owner)
+            notify = normalize({r.event: list(r.targets) for r in req.notify})
+            check_defaults(notify, self.api.targets)
+            await self.api.store.set_notify_defaults(
+                owner, notify, by=who.owner, now=self.api.clock.now()
+            )
+            await self.event(
+                kind="notify.defaults",
+                owner=owner,
+                message=f"default notifications set by {who.user}: "
+                + (" ".join(f"{e}={','.join(t)}" for e, t in sorted(notify.items())) or "none"),
+            )
+            await stream.send_message(defaults_pb(owner, notify))

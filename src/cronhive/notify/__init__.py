@@ -16,7 +16,7 @@ from cronhive.notify._config import (
     parse_smtp,
     parse_targets,
 )
-from cronhive.notify._rules import check_notify, parse_notify_flags
+from cronhive.notify._rules import check_defaults, check_notify, normalize, parse_notify_flags
 
 __all__ = [
     "Chain",
@@ -25,7 +25,9 @@ __all__ = [
     "Target",
     "Targets",
     "Webhook",
+    "check_defaults",
     "check_notify",
+    "normalize",
     "parse_notify_flags",
     "parse_smtp",
     "parse_targets",

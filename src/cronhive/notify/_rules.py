@@ -94,3 +94,16 @@ async def check_notify(spec: JobSpec, targets: Targets, store: Store, visible: V
             continue
         for c in _chained(job.spec.notify, targets):
             stack.append(((c.owner, c.job), here))
+
+
+def check_defaults(notify: Mapping[str, tuple[str, ...]], targets: Targets) -> None:
+    """An owner's defaults name known targets, and no chain: a default applies to every
+    job of the owner, the chained one too, which would loop."""
+    for event, names in notify.items():
+        for name in names:
+            target = targets.get(name)
+            if target is None:
+                known = ", ".join(targets.names()) or "none configured"
+                raise _bad(f"unknown target {name!r} for {event} (targets: {known})")
+            if isinstance(target, Chain):
+                raise _bad(f"target {name!r} chains a job: a default cannot (it would loop)")

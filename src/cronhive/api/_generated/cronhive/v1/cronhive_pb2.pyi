@@ -846,6 +846,50 @@ class OutputChunk(_message.Message):
 Global___OutputChunk: _TypeAlias = OutputChunk  # noqa: Y015
 
 @_typing.final
+class NotifyDefaults(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_FIELD_NUMBER: _builtins.int
+    NOTIFY_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    """empty = the caller"""
+    @_builtins.property
+    def notify(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotifyRule]: ...
+    def __init__(
+        self,
+        *,
+        owner: _builtins.str = ...,
+        notify: _abc.Iterable[Global___NotifyRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notify", b"notify", "owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifyDefaults: _TypeAlias = NotifyDefaults  # noqa: Y015
+
+@_typing.final
+class GetNotifyDefaultsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    """empty = the caller"""
+    def __init__(
+        self,
+        *,
+        owner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNotifyDefaultsRequest: _TypeAlias = GetNotifyDefaultsRequest  # noqa: Y015
+
+@_typing.final
 class Notification(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
