@@ -18,3 +18,6 @@ $PY bench/api_bench.py
 echo
 echo "== schedule (bench/schedule_bench.py)"
 $PY bench/schedule_bench.py
+echo
+echo "== SQL jobs (bench/sql_bench.py)"
+$PY bench/sql_bench.py

@@ -95,6 +95,17 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SqlSpec:
+    """A SQL job's statement: sent as one text to a database the node configures, after
+    `SET ROLE role` (see docs/sql-jobs.md). One transaction unless `autocommit`."""
+
+    statement: str
+    database: str  # a name from the node configuration's [databases.NAME]
+    role: str  # the PostgreSQL role the statement runs as
+    autocommit: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """What to run: shared by jobs and by the executions they queue (a snapshot)."""
 
@@ -106,6 +117,7 @@ class RunSpec:
     run_as: str | None = None
     target_tags: frozenset[str] = frozenset()
     output_cap: int | None = None  # bytes per run; None = the node's default
+    sql: SqlSpec | None = None  # set: a SQL job (`command` is empty); see cronhive.sqljobs
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ from cronhive.engine.deliverer import DelivererService
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.errors import StoreUnavailable
 from cronhive.runner import Sandbox
+from cronhive.sqljobs import SqlJobs
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
 
@@ -151,6 +152,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
             )
     host, port = parse_listen(config.listen)
     policy = load_policy(config.policy)
+    sql = SqlJobs(config.databases, policy, grace=config.grace)
     limits = TransportLimits(
         max_message_bytes=config.max_message_bytes,
         handshake_timeout=config.tls_handshake_timeout,
@@ -194,6 +196,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                     limits=lease_limits(config.lease_ttl, config.node_name),
                 ),
                 extra=(*services, DelivererService(config.notify, base_url=_web_url(config))),
+                sql=sql,
             ),
         )
         loop = asyncio.get_running_loop()

@@ -18,8 +18,9 @@ from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
 from cronhive.engine.output import wait_any
 from cronhive.errors import InvalidInput
-from cronhive.model import Event
+from cronhive.model import Event, RunSpec
 from cronhive.notify import Targets
+from cronhive.sqljobs import SqlJobs
 from cronhive.store.base import Store, Visibility
 
 T = TypeVar("T")
@@ -38,6 +39,7 @@ class Api:
     policy: Policy
     poll: float = POLL_SECONDS
     targets: Targets = field(default_factory=Targets)  # what jobs may name in `notify`
+    sql: SqlJobs | None = None  # the node's SQL target databases (None: SQL refused)
     # Set when the server closes: streams end with UNAVAILABLE instead of hanging.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -77,3 +79,14 @@ class Servicer:
     async def event(self, **fields: Any) -> None:
         """Records an event now (its id is the store's; the store wakes watchers)."""
         await self.api.store.add_event(Event(id=0, at=self.api.clock.now(), **fields))
+
+
+async def check_sql(api: Api, owner: str, run: RunSpec) -> None:
+    """A SQL run's role rule, when a job is saved or a run started (each run checks it
+    again when it starts). PERMISSION_DENIED: the caller named the role, so saying no
+    reveals nothing; INVALID_ARGUMENT for a database this node does not configure."""
+    if run.sql is None:
+        return
+    if api.sql is None:
+        raise InvalidInput("sql: this node runs no SQL jobs (no [databases])", field="sql")
+    await api.sql.check(owner, run.sql)

@@ -9,9 +9,9 @@ from uuid import UUID
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.model import Event, Execution, Job, JobSpec, Node, OutputChunk, RunState
+from cronhive.model import Event, Execution, Job, JobSpec, Node, OutputChunk, RunState, SqlSpec
 
-__all__ = ["chunk_pb", "event_pb", "execution_pb", "job_pb", "node_pb", "spec_pb"]
+__all__ = ["chunk_pb", "event_pb", "execution_pb", "job_pb", "node_pb", "spec_pb", "sql_pb"]
 
 
 def _ts(target: Timestamp, value: datetime | None) -> None:
@@ -53,7 +53,15 @@ def spec_pb(spec: JobSpec, out: pb.Job | None = None) -> pb.Job:
         msg.output_cap_bytes = run.output_cap
     for event, targets in sorted(spec.notify.items()):
         msg.notify.add(event=event, targets=sorted(targets))
+    if run.sql is not None:
+        msg.sql.CopyFrom(sql_pb(run.sql))
     return msg
+
+
+def sql_pb(sql: SqlSpec) -> pb.SqlSpec:
+    return pb.SqlSpec(
+        statement=sql.statement, database=sql.database, role=sql.role, autocommit=sql.autocommit
+    )
 
 
 def job_pb(job: Job) -> pb.Job:

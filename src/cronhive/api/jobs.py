@@ -16,7 +16,7 @@ from grpclib.server import Stream
 from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api._service import Servicer
+from cronhive.api._service import Servicer, check_sql
 from cronhive.api.convert import execution_pb, job_pb, spec_pb
 from cronhive.api.errors import guard
 from cronhive.auth import (
@@ -57,6 +57,7 @@ SPEC_FIELDS = frozenset(
         "run_as",
         "output_cap_bytes",
         "notify",
+        "sql",
     }
 )
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,100}")
@@ -104,6 +105,7 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
         check_run_as(who, owner, spec.run.run_as, self.api.policy)
         if spec.notify:
             await check_notify(spec, self.api.targets, self.api.store, visible_owners(who))
+        await check_sql(self.api, owner, spec.run)
         return spec
 
     async def Create(self, stream: Stream[pb.CreateJobRequest, pb.Job]) -> None:

@@ -18,7 +18,7 @@ from grpclib.server import Stream
 from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api._service import Api, Servicer
+from cronhive.api._service import Api, Servicer, check_sql
 from cronhive.api.convert import chunk_pb, execution_pb
 from cronhive.api.errors import guard
 from cronhive.auth import check_run_as, resolve_owner
@@ -46,6 +46,7 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
             owner = resolve_owner(who, req.owner)
             run = validate.run_spec(req)
             check_run_as(who, owner, run.run_as, self.api.policy)
+            await check_sql(self.api, owner, run)
             execution = await self.api.store.enqueue(runs.adhoc(owner, run, self.api.clock.now()))
             await self.event(
                 kind="run.queued",

@@ -114,6 +114,7 @@ async def serve_api(
         policy=policy,
         poll=POLL_SECONDS if poll is None else poll,
         targets=targets or Targets(),
+        sql=ctx.config.sql,
     )
     server = await start_api(api, host=host, port=port, certs=certs, limits=limits)
     try:

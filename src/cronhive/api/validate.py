@@ -20,7 +20,16 @@ from uuid import UUID
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.errors import InvalidInput
-from cronhive.model import Concurrency, JobSpec, Misfire, RetryPolicy, RunSpec, RunState, Stream
+from cronhive.model import (
+    Concurrency,
+    JobSpec,
+    Misfire,
+    RetryPolicy,
+    RunSpec,
+    RunState,
+    SqlSpec,
+    Stream,
+)
 from cronhive.notify._rules import normalize
 from cronhive.schedule import Schedule, kind_of, parse_schedule
 
@@ -62,6 +71,8 @@ MAX_SCHEDULE_TEXT = 1 * KIB
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_TOKEN = 1 * KIB
+MAX_SQL_BYTES = 256 * KIB
+MAX_SQL_NAME_BYTES = 63  # PostgreSQL's identifier length (NAMEDATALEN - 1)
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -90,6 +101,12 @@ LIMITS: Mapping[str, str] = {
     "output_cap_bytes": f"absent, or 1-{MAX_OUTPUT_CAP} (1 GiB)",
     "schedule": f"expression at most {MAX_SCHEDULE_TEXT} characters; kind cron|interval|once",
     "page_size": f"0 (= {DEFAULT_PAGE_SIZE}) or 1-{MAX_PAGE_SIZE}",
+    "sql.statement": (
+        f"1-{MAX_SQL_BYTES} bytes, no NUL; with sql set, command, shell, env, cwd and "
+        "run_as stay empty"
+    ),
+    "sql.database": "a database of the node configuration ([databases.NAME])",
+    "sql.role": f"1-{MAX_SQL_NAME_BYTES} bytes, no NUL (a PostgreSQL role name, case kept)",
     "ids": "UUID strings (job and execution ids)",
 }
 
@@ -265,9 +282,35 @@ def _run_as(text: str) -> str | None:
     return text or None  # checked against the policy by auth.check_run_as
 
 
+def _sql(msg: pb.SqlSpec) -> SqlSpec:
+    text = msg.statement
+    if not text.strip() or "\x00" in text or _utf8_len(text) > MAX_SQL_BYTES:
+        raise _bad("sql.statement", LIMITS["sql.statement"])
+    for key, value in (("sql.database", msg.database), ("sql.role", msg.role)):
+        if not value or "\x00" in value or _utf8_len(value) > MAX_SQL_NAME_BYTES:
+            raise _bad(key, f"must be 1-{MAX_SQL_NAME_BYTES} bytes, no NUL")
+    return SqlSpec(statement=text, database=msg.database, role=msg.role, autocommit=msg.autocommit)
+
+
+def _sql_run(msg: pb.Job | pb.StartRunRequest) -> RunSpec:
+    """A SQL run: the process fields must be left empty (they mean nothing here)."""
+    for key in ("command", "shell", "env", "cwd", "run_as"):
+        if getattr(msg, key):
+            raise _bad(key, "must be empty for a SQL job (sql is set)")
+    return RunSpec(
+        command=(),
+        timeout=_timeout(msg.HasField("timeout_seconds"), msg.timeout_seconds),
+        target_tags=_tags(msg.target_tags),
+        output_cap=_output_cap(msg.HasField("output_cap_bytes"), msg.output_cap_bytes),
+        sql=_sql(msg.sql),
+    )
+
+
 def run_spec(msg: pb.Job | pb.StartRunRequest) -> RunSpec:
     """What to run, from a job or an ad-hoc start (the same fields in both), checked
-    against every limit (run_as is left to the policy)."""
+    against every limit (run_as and a SQL role are left to the policy)."""
+    if msg.HasField("sql"):
+        return _sql_run(msg)
     return RunSpec(
         command=_command(msg.command),
         shell=msg.shell,

@@ -14,6 +14,9 @@ TOML, read with tomllib::
     roles = ["scheduler", "admin"]
     run_as = ["backup"]        # jobs owned by group:ops may run as backup
 
+    [groups.data.sql]          # SQL jobs owned by group:data (or by its members)
+    warehouse = ["etl"]        # may run as PostgreSQL role etl on database warehouse
+
 Without a policy file the default applies (`DEFAULT_POLICY`, see docs/security.md): user
 ``admin`` and group ``admins`` are admins, every authenticated user is a scheduler, and
 nobody has run_as grants. With a file, only what it says applies: a missing
@@ -66,6 +69,7 @@ class Grant:
     roles: frozenset[Role] = field(default_factory=frozenset)
     groups: frozenset[str] = field(default_factory=frozenset)  # users only
     run_as: frozenset[str] = field(default_factory=frozenset)
+    sql: Mapping[str, frozenset[str]] = field(default_factory=dict)  # database -> roles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +103,21 @@ class Policy:
             return True
         return ANY_USER in granted and run_as not in ROOT_NAMES
 
+    def sql_role_allowed(self, owner: str, database: str, role: str) -> bool:
+        """True if SQL jobs owned by `owner` may run as PostgreSQL `role` on `database`:
+        granted to the user, to a group the policy puts the user in, or to the owning
+        group. Certificate groups do not count: a run starts with no certificate, and the
+        rule must answer the same when the job is saved and when it runs."""
+        kind, _, name = owner.partition(":")
+        if kind == "user":
+            own = self.users.get(name, Grant())
+            grants = [own, *(self.groups.get(g, Grant()) for g in sorted(own.groups))]
+        elif kind == "group":
+            grants = [self.groups.get(name, Grant())]
+        else:
+            return False
+        return any(role in g.sql.get(database, frozenset()) for g in grants)
+
 
 def _str_list(value: Any, key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -131,7 +150,19 @@ def _grant(table: Any, key: str, allowed: frozenset[str]) -> Grant:
         r if r == ANY_USER else validate_run_as(r, field=run_as_key)
         for r in _str_list(table.get("run_as", []), run_as_key)
     )
-    return Grant(roles=_roles(table.get("roles", []), f"{key}.roles"), groups=groups, run_as=run_as)
+    return Grant(
+        roles=_roles(table.get("roles", []), f"{key}.roles"),
+        groups=groups,
+        run_as=run_as,
+        sql=_sql_grants(table.get("sql", {}), f"{key}.sql"),
+    )
+
+
+def _sql_grants(table: Any, key: str) -> dict[str, frozenset[str]]:
+    """`{database = ["role", ...]}`: names as PostgreSQL spells them (case matters)."""
+    if not isinstance(table, dict):
+        raise InvalidInput(f"{key}: must be a table of database = [roles]", field=key)
+    return {db: frozenset(_str_list(roles, f"{key}.{db}")) for db, roles in table.items()}
 
 
 def _section(doc: dict[str, Any], name: str, allowed: frozenset[str]) -> dict[str, Grant]:
@@ -159,8 +190,8 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
             raise InvalidInput("defaults: may only hold roles", field="defaults")
         return Policy(
             default_roles=_roles(defaults.get("roles", []), "defaults.roles"),
-            users=_section(doc, "users", frozenset({"roles", "groups", "run_as"})),
-            groups=_section(doc, "groups", frozenset({"roles", "run_as"})),
+            users=_section(doc, "users", frozenset({"roles", "groups", "run_as", "sql"})),
+            groups=_section(doc, "groups", frozenset({"roles", "run_as", "sql"})),
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{source}: {exc}", field=exc.field) from None

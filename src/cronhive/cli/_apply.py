@@ -85,8 +85,8 @@ def desired_jobs(doc: Mapping[str, Any], *, where: str) -> tuple[str | None, dic
             raise InvalidInput(f"{where}: jobs.{name} must be a table")
         if "group" in opts:
             raise InvalidInput(f"{where}: jobs.{name}: group is set once, at the top")
-        if "command" not in opts:
-            raise InvalidInput(f"{where}: jobs.{name}: command is required")
+        if "command" not in opts and "sql" not in opts and "sql_file" not in opts:
+            raise InvalidInput(f"{where}: jobs.{name}: command (or sql) is required")
         job = pb.Job(name=name, owner=owner)
         try:
             apply_options(job, opts)

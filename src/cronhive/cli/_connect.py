@@ -154,7 +154,9 @@ class Unusable(Exception):
 
 
 def _grpc_exit(exc: GRPCError) -> int:
-    if exc.status is Status.INVALID_ARGUMENT:
+    # PERMISSION_DENIED: the request named something the caller may not use (a SQL role,
+    # a run_as, a group): refused as given, like bad input.
+    if exc.status in (Status.INVALID_ARGUMENT, Status.PERMISSION_DENIED):
         return EXIT_USAGE
     if exc.status is Status.NOT_FOUND:
         return EXIT_NOT_FOUND

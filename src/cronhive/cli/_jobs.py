@@ -57,15 +57,18 @@ def _apply(job: pb.Job, opts: dict[str, Any]) -> set[str]:
 @cli.command()
 @click.argument("name")
 @job_options
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1)
 @click.pass_context
 def add(ctx: click.Context, /, name: str, command: tuple[str, ...], **flags: Any) -> None:
-    """Add job NAME running CMD on a schedule (or only when triggered, without one).
+    """Add job NAME running CMD (or SQL) on a schedule (or only when triggered).
 
     \b
     cronhive add backup --cron '0 3 * * *' --tz Europe/Berlin -- /usr/local/bin/backup.sh
     cronhive add poll --every 5m --timeout 1m -- curl -fsS https://example.org/
+    cronhive add vacuum --cron '0 3 * * *' --sql 'VACUUM big' --database wh --role etl --autocommit
     """
+    if not command and flags.get("sql") is None and flags.get("sql_file") is None:
+        fail("give a command after -- or --sql/--sql-file", EXIT_USAGE)
     job = pb.Job(name=name, enabled=True)
     _apply(job, _options(flags, command))
 
@@ -184,6 +187,9 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         echo_json(d)
         return
     command = " ".join(job.command) if not job.shell else f"sh -c {job.command[0]!r}"
+    if job.HasField("sql"):
+        mode = "autocommit" if job.sql.autocommit else "one transaction"
+        command = f"SQL on {job.sql.database} as {job.sql.role} ({mode}): {job.sql.statement}"
     timeout = d["timeout_seconds"]
     fields(
         {

@@ -23,7 +23,15 @@ from cronhive.errors import InvalidInput, NotFound
 from cronhive.notify._rules import normalize, parse_notify_flags
 from cronhive.schedule import parse_duration
 
-__all__ = ["KEYS", "apply_options", "find_job", "job_options", "owner_and_name"]
+__all__ = [
+    "KEYS",
+    "SQL_KEYS",
+    "apply_options",
+    "find_job",
+    "job_options",
+    "owner_and_name",
+    "sql_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEYS = frozenset(
@@ -31,8 +39,10 @@ KEYS = frozenset(
         "command", "shell", "cron", "every", "offset", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
         "run_as", "group", "description", "enabled", "notify",
+        "sql", "sql_file", "database", "role", "autocommit",
     }
 )  # fmt: skip
+SQL_KEYS = ("sql", "sql_file", "database", "role", "autocommit")
 _OWNER_REF = re.compile(r"(user|group):([A-Za-z0-9._@-]{1,64})/(.+)")
 
 
@@ -117,6 +127,43 @@ def _command(job: pb.Job, opts: Mapping[str, Any], paths: set[str]) -> None:
     del job.command[:]
     job.command.extend(argv)
     paths.add("command")
+    if job.HasField("sql"):  # a command replaces the job's SQL
+        job.ClearField("sql")
+        paths.add("sql")
+
+
+def _sql(job: pb.Job, opts: Mapping[str, Any], paths: set[str]) -> None:
+    """--sql TEXT | --sql-file PATH with --database, --role, --autocommit."""
+    if all(opts.get(k) is None for k in SQL_KEYS):
+        return
+    if opts.get("sql") is not None and opts.get("sql_file") is not None:
+        raise _bad("sql_file", "give only one of sql and sql_file")
+    if opts.get("command") is not None:
+        raise _bad("sql", "give a command or SQL, not both")
+    if opts.get("sql") is not None:
+        job.sql.statement = _text(opts["sql"], "sql")
+    elif opts.get("sql_file") is not None:
+        path = _text(opts["sql_file"], "sql_file")
+        try:
+            with open(path, encoding="utf-8") as f:
+                job.sql.statement = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _bad("sql_file", f"cannot read {path}: {exc}") from None
+    elif not job.HasField("sql"):
+        raise _bad("database", "needs sql or sql_file (a SQL job)")
+    for key in ("database", "role"):
+        if opts.get(key) is not None:
+            setattr(job.sql, key, _text(opts[key], key))
+    if opts.get("autocommit") is not None:
+        job.sql.autocommit = bool(opts["autocommit"])
+    for key in ("database", "role"):
+        if not getattr(job.sql, key):
+            raise _bad(key, "a SQL job needs one")
+    paths.add("sql")
+    if job.command or job.shell:  # SQL replaces the job's command
+        del job.command[:]
+        job.shell = False
+        paths.update({"command", "shell"})
 
 
 def apply_options(job: pb.Job, opts: Mapping[str, Any]) -> set[str]:
@@ -127,6 +174,7 @@ def apply_options(job: pb.Job, opts: Mapping[str, Any]) -> set[str]:
         raise _bad(unknown[0], f"unknown key; known: {', '.join(sorted(KEYS))}")
     paths: set[str] = set()
     _command(job, opts, paths)
+    _sql(job, opts, paths)
     if _schedule(job, opts):
         paths.add("schedule")
     if opts.get("timeout") is not None:
@@ -215,6 +263,21 @@ async def find_job(client: Client, ref: str, me: str) -> pb.Job:
     raise NotFound(f"no such job: {ref}")
 
 
+def sql_options() -> list[Callable[[F], F]]:
+    """The flags of a SQL job (docs/sql-jobs.md), shared by add, edit and run."""
+    return [
+        click.option("--sql", metavar="TEXT", help="Run this SQL instead of a command."),
+        click.option("--sql-file", metavar="PATH", help="Run the SQL in this file."),
+        click.option("--database", metavar="NAME", help="SQL: a database of the nodes."),
+        click.option("--role", metavar="ROLE", help="SQL: the PostgreSQL role to run as."),
+        click.option(
+            "--autocommit/--no-autocommit",
+            default=None,
+            help="SQL: no transaction block (VACUUM) [one transaction].",
+        ),
+    ]
+
+
 def job_options(func: F) -> F:
     """The flags `add` and `edit` share (every one optional; None = not given)."""
     options = [
@@ -249,6 +312,7 @@ def job_options(func: F) -> F:
             help="Tell a target of the node config on failure, recovery, success, missed "
             "or start (repeatable; TARGET may be a,b; 'none' clears them).",
         ),
+        *sql_options(),
     ]
     for option in reversed(options):
         func = option(func)

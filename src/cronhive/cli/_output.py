@@ -103,6 +103,14 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "name": job.name,
         "owner": job.owner,
         "command": list(job.command),
+        "sql": {
+            "statement": job.sql.statement,
+            "database": job.sql.database,
+            "role": job.sql.role,
+            "autocommit": job.sql.autocommit,
+        }
+        if job.HasField("sql")
+        else None,
         "shell": job.shell,
         "env": dict(sorted(job.env.items())),
         "cwd": job.cwd or None,

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import sys
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
-from cronhive.cli._app import EXIT_FAILURE, cli
+from cronhive.cli._app import EXIT_FAILURE, EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call
 from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds
+from cronhive.cli._jobspec import apply_options, sql_options
 from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
+from cronhive.errors import InvalidInput
 
 __all__ = ["exit_code_of", "print_or_follow", "stream_output"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _sql_flags(func: F) -> F:
+    for option in reversed(sql_options()):
+        func = option(func)
+    return func
 
 
 def _sink(stream: str) -> BinaryIO:
@@ -71,10 +82,12 @@ async def follow_to_end(client: Client, run_id: str) -> int:
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Environment (repeatable).")
 @click.option("--cwd", help="Working directory on the node (absolute).")
 @click.option("--shell", is_flag=True, help="Run CMD as one /bin/sh script.")
-@click.argument("command", nargs=-1, required=True)
+@_sql_flags
+@click.argument("command", nargs=-1)
 @click.pass_context
 def run(
     ctx: click.Context,
+    /,
     follow: bool,
     tags: tuple[str, ...],
     timeout: str | None,
@@ -82,12 +95,14 @@ def run(
     cwd: str | None,
     shell: bool,
     command: tuple[str, ...],
+    **sql: Any,
 ) -> None:
-    """Start CMD now on any node with room; print the run id.
+    """Start CMD (or SQL) now on any node with room; print the run id.
 
     \b
     cronhive run -- make test
     cronhive run -f -- sh -c 'echo hi; exit 3'    # prints hi, exits 3
+    cronhive run -f --sql 'SELECT current_user' --database wh --role etl
     """
     request = pb.StartRunRequest(
         command=[" ".join(command)] if shell else list(command),
@@ -96,6 +111,16 @@ def run(
         cwd=cwd or "",
         target_tags=list(tags),
     )
+    if any(v is not None for v in sql.values()):
+        job = pb.Job()
+        try:
+            apply_options(job, {**sql, "command": list(command) or None})
+        except InvalidInput as exc:
+            key = (exc.field or "").replace("_", "-")
+            fail(f"--{key}: {str(exc).removeprefix(f'{exc.field}: ')}", EXIT_USAGE)
+        request.sql.CopyFrom(job.sql)
+    elif not command:
+        fail("give a command after -- or --sql/--sql-file", EXIT_USAGE)
     if timeout is not None:
         request.timeout_seconds = seconds(timeout, "--timeout")
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from cronhive.errors import InvalidInput
 from cronhive.notify._config import Smtp, Targets, parse_smtp, parse_targets
+from cronhive.sqljobs._targets import SqlTarget, parse_databases
 
 DEFAULT_LISTEN = "127.0.0.1:7433"
 DEFAULT_WEB = "127.0.0.1:7434"
@@ -49,6 +51,8 @@ class ServerConfig:
     notify: Targets = field(default_factory=Targets)
     smtp: Smtp | None = None
     public_url: str | None = None  # the web UI's address in notifications' links
+    # [databases.NAME]: where SQL jobs may run (docs/sql-jobs.md); no secrets held here.
+    databases: Mapping[str, SqlTarget] = field(default_factory=dict)
 
     @property
     def db_url(self) -> str:
@@ -184,6 +188,8 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             out[key] = float(value)
         elif key == "db_wait":
             out[key] = _wait(value)
+        elif key == "databases":
+            out[key] = parse_databases(value)
         else:
             out[key] = value
     return replace(config, **out)

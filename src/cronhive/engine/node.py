@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from uuid import UUID
 
-from cronhive import runner
+from cronhive import runner, sqljobs
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
 from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory
@@ -60,6 +60,7 @@ class NodeConfig:
     lease_store: StoreFactory | None = None
     output_cap: int = DEFAULT_OUTPUT_CAP
     sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
+    sql: sqljobs.SqlJobs | None = None  # target databases of SQL jobs (None: refused)
     schedule: bool = True  # run the scheduler loop
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
@@ -102,6 +103,7 @@ class NodeProcess:
             output_cap=config.output_cap,
             watchdog=self.watchdog,
             node_name=config.name,
+            sql=config.sql,
         )
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()

@@ -18,9 +18,11 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Protocol
 from uuid import UUID
 
-from cronhive import runner
+from cronhive import runner, sqljobs
+from cronhive.auth.policy import DEFAULT_POLICY
 from cronhive.engine.clock import Clock
 from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
@@ -33,6 +35,17 @@ log = logging.getLogger(__name__)
 
 CONTENDED_PAUSE = 0.05  # seconds
 POLL_INTERVAL = 1.0  # seconds; notifications usually wake the worker sooner
+
+
+class Handle(Protocol):
+    """What the worker needs of a started run: a process (`runner.RunHandle`) or a SQL
+    statement (`sqljobs.SqlRun`)."""
+
+    pid: int | None
+
+    async def wait(self) -> runner.RunResult: ...
+
+    async def stop(self, grace: float | None = None) -> runner.RunResult: ...
 
 
 class Worker:
@@ -48,6 +61,7 @@ class Worker:
         output_cap: int,
         watchdog: Watchdog | None = None,
         node_name: str = "",
+        sql: sqljobs.SqlJobs | None = None,
     ) -> None:
         self._store = store
         self._runner = procs
@@ -57,7 +71,9 @@ class Worker:
         self.capacity = capacity
         self._output_cap = output_cap
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
-        self._handles: dict[UUID, runner.RunHandle] = {}
+        self._handles: dict[UUID, Handle] = {}
+        # SQL runs go to their own executor; a node without [databases] refuses them.
+        self._sql = sql or sqljobs.SqlJobs({}, DEFAULT_POLICY)
         self._stopping: dict[UUID, tuple[str, bool]] = {}  # reason, ends lost
         self._wake = asyncio.Event()
         self._finisher = Finisher(store)
@@ -209,20 +225,7 @@ class Worker:
         shipper = OutputShipper(self._store, execution.id, node_id, cap=self._cap(execution))
         spec = execution.run
         try:
-            handle = await self._runner.start(
-                runner.RunSpec(
-                    run_id=str(execution.id),
-                    argv=spec.command,
-                    shell=spec.shell,
-                    env={**spec.env, **self._identity(execution)},
-                    cwd=spec.cwd,
-                    user=spec.run_as,
-                    timeout=spec.timeout,
-                    job_name=execution.job_name,
-                    output_cap=self._cap(execution),
-                ),
-                sink=shipper,
-            )
+            handle = await self._start(execution, shipper)
         except CronhiveError as exc:
             await self._finish(
                 execution,
@@ -243,7 +246,37 @@ class Worker:
         tail = await shipper.tail()
         outcome = self._outcome(execution, result, shipper)
         await self._finish(execution, node_id, outcome, tail)
-        self._runner.discard(str(execution.id))
+        if spec.sql is None:
+            self._runner.discard(str(execution.id))
+
+    async def _start(self, execution: Execution, shipper: OutputShipper) -> Handle:
+        """The dispatch point: a SQL statement to its executor, a command to the runner."""
+        spec = execution.run
+        if spec.sql is not None:
+            return self._sql.start(
+                run_id=str(execution.id),
+                owner=execution.owner,
+                spec=spec.sql,
+                timeout=spec.timeout,
+                sink=shipper,
+                output_cap=self._cap(execution),
+                # Every attempt of one slot shares it: the next fences off a stale one.
+                slot=f"{execution.job_id or execution.owner}@{execution.scheduled_for.isoformat()}",
+            )
+        return await self._runner.start(
+            runner.RunSpec(
+                run_id=str(execution.id),
+                argv=spec.command,
+                shell=spec.shell,
+                env={**spec.env, **self._identity(execution)},
+                cwd=spec.cwd,
+                user=spec.run_as,
+                timeout=spec.timeout,
+                job_name=execution.job_name,
+                output_cap=self._cap(execution),
+            ),
+            sink=shipper,
+        )
 
     def _identity(self, execution: Execution) -> dict[str, str]:
         """What a run knows of itself; CRONHIVE_FENCE lets its own resources refuse a

@@ -25,6 +25,7 @@ from cronhive.model import (
     RetryPolicy,
     RunSpec,
     RunState,
+    SqlSpec,
     Stream,
 )
 from cronhive.schedule import Schedule, parse_schedule, uses_seed
@@ -46,7 +47,30 @@ def run_values(run: RunSpec) -> dict[str, Any]:
         "run_as": run.run_as,
         "target_tags": tags_value(run.target_tags),
         "output_cap": run.output_cap,
+        "sql": _sql_value(run.sql),
     }
+
+
+def _sql_value(sql: SqlSpec | None) -> dict[str, Any] | None:
+    if sql is None:
+        return None
+    return {
+        "statement": sql.statement,
+        "database": sql.database,
+        "role": sql.role,
+        "autocommit": sql.autocommit,
+    }
+
+
+def _row_sql(value: Any) -> SqlSpec | None:
+    if value is None:
+        return None
+    return SqlSpec(
+        statement=value["statement"],
+        database=value["database"],
+        role=value["role"],
+        autocommit=bool(value.get("autocommit", False)),
+    )
 
 
 def row_to_run(row: Row) -> RunSpec:
@@ -59,6 +83,7 @@ def row_to_run(row: Row) -> RunSpec:
         run_as=row["run_as"],
         target_tags=frozenset(row["target_tags"]),
         output_cap=row["output_cap"],
+        sql=_row_sql(row["sql"]),
     )
 
 

@@ -80,6 +80,8 @@ jobs = sa.Table(
     sa.Column("created_by", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # A SQL job's statement, database, role, autocommit (RunSpec.sql); NULL: a command.
+    sa.Column("sql", json_type()),
     sa.UniqueConstraint("owner", "name"),
 )
 # Partial: the scheduler's tick reads only due, enabled jobs; its cost follows them.
@@ -120,6 +122,7 @@ executions = sa.Table(
     # not the job's failure, and a run that keeps killing its node must stop somewhere.
     sa.Column("lost_total", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("lost_streak", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("sql", json_type()),  # the job's RunSpec.sql, snapshot
     sa.UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_executions_slot"),
 )
 # Claiming: queued rows by due time.

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from cronhive.errors import InvalidInput
-from cronhive.model import Execution, Job, Node, OutputChunk
+from cronhive.model import Execution, Job, Node, OutputChunk, SqlSpec
 
 __all__ = [
     "chunk_json",
@@ -56,6 +56,19 @@ def job_json(job: Job) -> dict[str, Any]:
         "failure_count": job.failure_count,
         "created_at": _t(job.created_at),
         "updated_at": _t(job.updated_at),
+        "sql": sql_json(spec.run.sql),
+    }
+
+
+def sql_json(sql: SqlSpec | None) -> dict[str, Any] | None:
+    """A SQL job's statement, database, role and mode (never a credential: none is kept)."""
+    if sql is None:
+        return None
+    return {
+        "statement": sql.statement,
+        "database": sql.database,
+        "role": sql.role,
+        "autocommit": sql.autocommit,
     }
 
 
@@ -66,6 +79,7 @@ def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[s
         "job_name": ex.job_name,
         "owner": ex.owner,
         "command": list(ex.run.command),
+        "sql": sql_json(ex.run.sql),
         "state": str(ex.state),
         "reason": ex.reason,
         "attempt": ex.attempt,

@@ -38,6 +38,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"error": _STR},
     },
     "Schedule": _obj({"kind": _STR, "expression": _STR, "timezone": _STR, "description": _STR}),
+    "Sql": _obj(
+        {"statement": _STR, "database": _STR, "role": _STR, "autocommit": {"type": "boolean"}}
+    ),
     "Job": _obj(
         {
             "id": _UUID,
@@ -59,6 +62,7 @@ SCHEMAS: dict[str, Any] = {
             "failure_count": _INT,
             "created_at": _T,
             "updated_at": _T,
+            "sql": _nullable({"$ref": "#/components/schemas/Sql"}),
         }
     ),
     "Run": _obj(
@@ -68,6 +72,7 @@ SCHEMAS: dict[str, Any] = {
             "job_name": _nullable(_STR),
             "owner": _STR,
             "command": {"type": "array", "items": _STR},
+            "sql": _nullable({"$ref": "#/components/schemas/Sql"}),
             "state": {"type": "string", "enum": _STATES},
             "reason": _nullable(_STR),
             "attempt": _INT,

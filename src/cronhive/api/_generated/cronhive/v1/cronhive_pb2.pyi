@@ -164,6 +164,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     QUARANTINE_FIELD_NUMBER: _builtins.int
+    SQL_FIELD_NUMBER: _builtins.int
     NOTIFY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """output only"""
@@ -226,6 +227,10 @@ class Job(_message.Message):
         """output only"""
 
     @_builtins.property
+    def sql(self) -> Global___SqlSpec:
+        """set: a SQL job (command stays empty); see docs/sql-jobs.md"""
+
+    @_builtins.property
     def notify(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotifyRule]:
         """Reactions: which notification targets (named in the nodes' configuration) hear of
         which event: failure, recovery, success, missed, start. Field numbers 80-89.
@@ -260,11 +265,12 @@ class Job(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         quarantine: _builtins.str = ...,
+        sql: Global___SqlSpec | None = ...,
         notify: _abc.Iterable[Global___NotifyRule] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "sql", b"sql", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "notify", b"notify", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "shell", b"shell", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "notify", b"notify", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "shell", b"shell", "sql", b"sql", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015
@@ -302,6 +308,40 @@ class NotifyRule(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NotifyRule: _TypeAlias = NotifyRule  # noqa: Y015
+
+@_typing.final
+class SqlSpec(_message.Message):
+    """A SQL job's statement: run on a database of the node configuration after SET ROLE."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    DATABASE_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    AUTOCOMMIT_FIELD_NUMBER: _builtins.int
+    statement: _builtins.str
+    """one text; several statements separated by ';' are allowed"""
+    database: _builtins.str
+    """a [databases.NAME] of the node configuration"""
+    role: _builtins.str
+    """the PostgreSQL role it runs as; the owner must be allowed it"""
+    autocommit: _builtins.bool
+    """false: BEGIN ... COMMIT around it; true: no transaction block (VACUUM)"""
+    def __init__(
+        self,
+        *,
+        statement: _builtins.str = ...,
+        database: _builtins.str = ...,
+        role: _builtins.str = ...,
+        autocommit: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autocommit", b"autocommit", "database", b"database", "role", b"role", "statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SqlSpec: _TypeAlias = SqlSpec  # noqa: Y015
 
 @_typing.final
 class CreateJobRequest(_message.Message):
@@ -645,6 +685,7 @@ class StartRunRequest(_message.Message):
     RUN_AS_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
     OUTPUT_CAP_BYTES_FIELD_NUMBER: _builtins.int
+    SQL_FIELD_NUMBER: _builtins.int
     shell: _builtins.bool
     cwd: _builtins.str
     timeout_seconds: _builtins.float
@@ -660,6 +701,10 @@ class StartRunRequest(_message.Message):
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def target_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def sql(self) -> Global___SqlSpec:
+        """set: run this SQL instead of a command"""
+
     def __init__(
         self,
         *,
@@ -672,10 +717,11 @@ class StartRunRequest(_message.Message):
         run_as: _builtins.str = ...,
         owner: _builtins.str = ...,
         output_cap_bytes: _builtins.int | None = ...,
+        sql: Global___SqlSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "output_cap_bytes", b"output_cap_bytes", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "output_cap_bytes", b"output_cap_bytes", "sql", b"sql", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "cwd", b"cwd", "env", b"env", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "run_as", b"run_as", "shell", b"shell", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "cwd", b"cwd", "env", b"env", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "run_as", b"run_as", "shell", b"shell", "sql", b"sql", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015
