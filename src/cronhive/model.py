@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from cronhive.schedule import Schedule
@@ -51,6 +52,23 @@ class Misfire(StrEnum):
     ONCE = "once"  # run the latest missed slot once, if within the grace time
     ALL = "all"  # run every missed slot
     SKIP = "skip"  # record every missed slot as skipped
+
+
+class NotifyOn(StrEnum):
+    """What a job's outcome tells its notification targets about."""
+
+    FAILURE = "failure"  # failed, timed_out or lost, and no retry follows
+    RECOVERY = "recovery"  # the first success after such a failure
+    SUCCESS = "success"
+    MISSED = "missed"  # slots recorded skipped (misfire, overlap, DST)
+    START = "start"  # a node took the run
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    DELIVERING = "delivering"  # claimed by a node, being sent
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up; `cronhive notifications retry` queues it again
 
 
 class Stream(StrEnum):
@@ -133,6 +151,8 @@ class JobSpec:
     misfire: Misfire = Misfire.ONCE
     misfire_grace: float = 300.0  # seconds; `once` runs a missed slot at most this late
     description: str = ""
+    # Reactions: event (a `NotifyOn` value) -> names of targets in the node configuration.
+    notify: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,3 +280,26 @@ def command_line(command: Sequence[str], shell: bool = False) -> str:
     if shell and command:
         return shlex.join(["/bin/sh", "-c", command[0], *command[1:]])
     return shlex.join(command)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    """One notification of one event to one target: a row of the outbox, written in the
+    transaction that recorded the event, claimed and sent by any node."""
+
+    id: UUID
+    event: NotifyOn
+    target: str
+    owner: str
+    job_id: UUID | None
+    job_name: str | None
+    execution_id: UUID | None
+    payload: Mapping[str, Any]  # what the event says; never a secret (no env, no target)
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = None
+    claimed_by: UUID | None = None
+    claim_expires_at: datetime | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None

@@ -20,6 +20,7 @@ from cronhive.blobs.s3 import S3Settings
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.archiver import Archiver
+from cronhive.engine.deliverer import DelivererService
 from cronhive.engine.lease import StoreFactory
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.engine.retention import Retention, RetentionPolicy
@@ -178,6 +179,13 @@ def _shutdown_on(sig: signal.Signals, node: NodeProcess) -> None:
     node.shutdown()
 
 
+def _web_url(config: ServerConfig) -> str | None:
+    """The web UI's address for links in notifications."""
+    if config.public_url:
+        return config.public_url
+    return None if config.web is None else f"https://{config.web}"
+
+
 async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
     """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start.
     ``hide``: more paths no run may see (the config file)."""
@@ -204,7 +212,9 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         max_streams_per_identity=config.max_calls_per_user,
     )
     services: list[ApiService | WebService | MetricsService] = [
-        ApiService(host=host, port=port, certs=certs, policy=policy, limits=limits)
+        ApiService(
+            host=host, port=port, certs=certs, policy=policy, limits=limits, targets=config.notify
+        )
     ]
     if config.web is not None:  # None: no web UI on this node
         web_host, web_port = parse_listen(config.web, field="web")
@@ -249,7 +259,12 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                         limits=lease_limits(config.lease_ttl, config.node_name),
                     ),
                 ),
-                extra=(*services, archiver, Retention(store, blobs, retention_policy(config))),
+                extra=(
+                    *services,
+                    archiver,
+                    Retention(store, blobs, retention_policy(config)),
+                    DelivererService(config.notify, base_url=_web_url(config)),
+                ),
                 sql=sql,
                 blobs=blobs,
                 script_max_bytes=config.script_max_bytes,

@@ -21,6 +21,7 @@ from cronhive.engine.hub import Hub
 from cronhive.engine.output import wait_any
 from cronhive.errors import InvalidInput
 from cronhive.model import Event, RunSpec
+from cronhive.notify import Targets
 from cronhive.sqljobs import SqlJobs
 from cronhive.store.base import Store, Visibility
 
@@ -39,6 +40,7 @@ class Api:
     hub: Hub
     policy: Policy
     poll: float = POLL_SECONDS
+    targets: Targets = field(default_factory=Targets)  # what jobs may name in `notify`
     sql: SqlJobs | None = None  # the node's SQL target databases (None: SQL refused)
     # Set when the server closes: streams end with UNAVAILABLE instead of hanging.
     closing: asyncio.Event = field(default_factory=asyncio.Event)

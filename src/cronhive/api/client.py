@@ -32,6 +32,7 @@ class Client:
         self.events = cronhive_grpc.EventServiceStub(channel)
         self.tokens = cronhive_grpc.TokenServiceStub(channel)
         self.scripts = cronhive_grpc.ScriptServiceStub(channel)
+        self.notifications = cronhive_grpc.NotificationServiceStub(channel)
 
     def close(self) -> None:
         """Closes the connection; calls in flight fail."""

@@ -70,6 +70,8 @@ def spec_pb(spec: JobSpec, out: pb.Job | None = None) -> pb.Job:
     msg.run_as = run.run_as or ""
     if run.output_cap is not None:
         msg.output_cap_bytes = run.output_cap
+    for event, targets in sorted(spec.notify.items()):
+        msg.notify.add(event=event, targets=sorted(targets))
     if run.sql is not None:
         msg.sql.CopyFrom(sql_pb(run.sql))
     if run.script is not None:

@@ -33,6 +33,7 @@ from cronhive.engine import runs
 from cronhive.engine.runs import next_fire
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.model import Job, JobSpec
+from cronhive.notify import check_notify
 from cronhive.store.base import Visibility
 
 __all__ = ["SPEC_FIELDS", "JobService"]
@@ -57,6 +58,7 @@ SPEC_FIELDS = frozenset(
         "description",
         "run_as",
         "output_cap_bytes",
+        "notify",
         "sql",
         "script",
     }
@@ -111,6 +113,8 @@ class JobService(Servicer, cronhive_grpc.JobServiceBase):
                     field="schedule",
                 )
         check_run_as(who, owner, spec.run.run_as, self.api.policy)
+        if spec.notify:
+            await check_notify(spec, self.api.targets, self.api.store, visible_owners(who))
         await check_sql(self.api, owner, spec.run)
         if spec.run.script is not None:
             run = await bind_script(self.api, spec.run, owner=owner, visible=visible_owners(who))

@@ -25,12 +25,14 @@ from cronhive.api._transport import LimitedServer, TransportLimits
 from cronhive.api.events import EventService
 from cronhive.api.jobs import JobService
 from cronhive.api.nodes import NodeService
+from cronhive.api.notifications import NotificationService
 from cronhive.api.runs import RunService
 from cronhive.api.scripts import ScriptService
 from cronhive.api.tokens import TokenService
 from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.node import NodeContext
 from cronhive.errors import CronhiveError, InvalidInput
+from cronhive.notify import Targets
 
 __all__ = ["ApiServer", "ApiService", "TransportLimits", "serve_api", "start_api"]
 
@@ -69,6 +71,7 @@ def handlers(api: Api) -> list[Any]:
         JobService(api),
         RunService(api),
         NodeService(api),
+        NotificationService(api),
         EventService(api),
         TokenService(api),
         ScriptService(api),
@@ -118,6 +121,7 @@ async def serve_api(
     on_bound: Callable[[int], None] | None = None,
     poll: float | None = None,
     limits: TransportLimits | None = None,
+    targets: Targets | None = None,
 ) -> None:
     """Serves the API of the node `ctx` until cancelled; `on_bound(port)` once listening."""
     api = Api(
@@ -126,6 +130,7 @@ async def serve_api(
         hub=ctx.hub,
         policy=policy,
         poll=POLL_SECONDS if poll is None else poll,
+        targets=targets or Targets(),
         sql=ctx.config.sql,
         blobs=ctx.config.blobs,
         script_max_bytes=ctx.config.script_max_bytes,
@@ -153,9 +158,11 @@ class ApiService:
         policy: Policy,
         poll: float | None = None,
         limits: TransportLimits | None = None,
+        targets: Targets | None = None,
     ) -> None:
         self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
         self.limits = limits
+        self.targets = targets
         self._bound: asyncio.Future[int] | None = None
 
     def _future(self) -> asyncio.Future[int]:
@@ -175,6 +182,7 @@ class ApiService:
                 on_bound=bound.set_result,
                 poll=self.poll,
                 limits=self.limits,
+                targets=self.targets,
             )
         except BaseException as exc:
             if not bound.done():

@@ -33,6 +33,7 @@ from cronhive.model import (
     SqlSpec,
     Stream,
 )
+from cronhive.notify._rules import normalize
 from cronhive.schedule import Schedule, kind_of, parse_schedule
 
 __all__ = [
@@ -408,6 +409,7 @@ def job_spec(msg: pb.Job, *, owner: str) -> JobSpec:
             default=300.0,
         ),
         description=msg.description,
+        notify=normalize({r.event: list(r.targets) for r in msg.notify}),
     )
 
 

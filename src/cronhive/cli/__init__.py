@@ -20,5 +20,6 @@ from cronhive.cli import _apply  # noqa: F401  # isort: skip
 from cronhive.cli import _crontab  # noqa: F401  # isort: skip
 from cronhive.cli import _token  # noqa: F401  # isort: skip
 from cronhive.cli import _runsview  # noqa: F401  # isort: skip
+from cronhive.cli import _notifications  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]

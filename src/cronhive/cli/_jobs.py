@@ -44,6 +44,7 @@ _json = click.option("--json", "as_json", is_flag=True, help="JSON with stable k
 def _options(flags: dict[str, Any], command: tuple[str, ...]) -> dict[str, Any]:
     opts: dict[str, Any] = {k: v for k, v in flags.items() if k not in ("tags", "env")}
     opts["tags"] = list(flags["tags"]) or None
+    opts["notify"] = list(flags["notify"]) or None
     opts["env"] = env_pairs(flags["env"]) or None
     opts["command"] = list(command) or None
     return opts
@@ -282,6 +283,7 @@ def show(ctx: click.Context, ref: str, as_json: bool, body_only: bool) -> None:
             "cwd": job.cwd or "-",
             "run as": job.run_as or "-",
             "description": job.description or "-",
+            "notify": "  ".join(f"{r.event}={','.join(r.targets)}" for r in job.notify) or "-",
         }
     )
 

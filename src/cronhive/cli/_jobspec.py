@@ -21,6 +21,7 @@ from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
 from cronhive.cli._flags import parse_size
 from cronhive.errors import InvalidInput, NotFound
+from cronhive.notify._rules import normalize, parse_notify_flags
 from cronhive.schedule import parse_duration
 
 __all__ = [
@@ -39,7 +40,7 @@ KEYS = frozenset(
         "command", "shell", "cron", "every", "offset", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
         "run_as", "group", "description", "enabled", "script", "interpreter",
-        "retry_backoff", "retry_max_delay", "output_cap",
+        "retry_backoff", "retry_max_delay", "output_cap", "notify",
         "sql", "sql_file", "database", "role", "autocommit",
     }
 )  # fmt: skip
@@ -234,7 +235,24 @@ def apply_options(job: pb.Job, opts: Mapping[str, Any]) -> set[str]:
     if opts.get("enabled") is not None:
         job.enabled = bool(opts["enabled"])
         paths.add("enabled")
+    if opts.get("notify") is not None:
+        _notify(job, opts["notify"])
+        paths.add("notify")
     return paths
+
+
+def _notify(job: pb.Job, value: Any) -> None:
+    """`--notify EVENT=TARGET[,TARGET]` flags (a list; `none` clears them all) or an apply
+    file's `notify = { failure = ["ops"], recovery = "ops" }`."""
+    if isinstance(value, Mapping):
+        rules = normalize(value)
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        rules = {} if list(value) == ["none"] else parse_notify_flags(value)
+    else:
+        raise _bad("notify", "expected EVENT=TARGET flags or a table of event = [targets]")
+    del job.notify[:]
+    for event, targets in sorted(rules.items()):
+        job.notify.add(event=event, targets=list(targets))
 
 
 def owner_and_name(ref: str, me: str) -> tuple[str, str]:
@@ -322,6 +340,13 @@ def job_options(func: F) -> F:
         click.option("--retry-backoff", metavar="FACTOR", help="Delay multiplier per retry [2]."),
         click.option("--retry-max-delay", metavar="DURATION", help="Longest retry delay [1h]."),
         click.option("--output-cap", metavar="SIZE", help="Output kept per run (64M, 1G)."),
+        click.option(
+            "--notify",
+            multiple=True,
+            metavar="EVENT=TARGET",
+            help="Tell a target of the node config on failure, recovery, success, missed "
+            "or start (repeatable; TARGET may be a,b; 'none' clears them).",
+        ),
         *sql_options(),
     ]
     for option in reversed(options):

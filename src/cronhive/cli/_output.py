@@ -132,6 +132,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "run_as": job.run_as or None,
         "script": _script(job),
         "output_cap_bytes": job.output_cap_bytes if job.HasField("output_cap_bytes") else None,
+        "notify": {r.event: list(r.targets) for r in job.notify},
         "next_fire_at": _ts(job, "next_fire_at"),
         "last_run_at": _ts(job, "last_run_at"),
         "last_state": job.last_state or None,

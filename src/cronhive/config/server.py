@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cronhive.errors import InvalidInput
+from cronhive.notify._config import Smtp, Targets, parse_smtp, parse_targets
 from cronhive.sqljobs._targets import SqlTarget, parse_databases
 
 DEFAULT_LISTEN = "127.0.0.1:7433"
@@ -48,6 +49,10 @@ class ServerConfig:
     max_calls_per_user: int = 64  # concurrent gRPC calls of one certificate CN
     isolation: str = "bwrap"  # or "none": runs as the node's own processes
     run_user: str = "nobody"  # whom runs without run_as run as, on a root node
+    # Reactions: the targets jobs may name (`[notify.NAME]`) and how mail leaves (`[smtp]`).
+    notify: Targets = field(default_factory=Targets)
+    smtp: Smtp | None = None
+    public_url: str | None = None  # the web UI's address in notifications' links
     # [databases.NAME]: where SQL jobs may run (docs/sql-jobs.md); no secrets held here.
     databases: Mapping[str, SqlTarget] = field(default_factory=dict)
     # Blob store (scripts, output archive): "local" (blobs_dir) or "s3" (s3_* below).
@@ -157,6 +162,18 @@ def load_server_config(path: Path | None, **flags: Any) -> ServerConfig:
 
 def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
     out: dict[str, Any] = {}
+    # [smtp] first: a mail target needs it.
+    if "smtp" in values:
+        out["smtp"] = parse_smtp(values.pop("smtp"))
+    if "notify" in values:
+        out["notify"] = parse_targets(values.pop("notify"), out.get("smtp"))
+    if "public_url" in values:
+        url = values.pop("public_url")
+        if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
+            raise InvalidInput(
+                f"public_url: expected an http(s) URL, got {url!r}", field="public_url"
+            )
+        out["public_url"] = url.rstrip("/")
     for key, value in values.items():
         if key in ("certs_dir", "policy", "blobs_dir"):
             out[key] = Path(value)

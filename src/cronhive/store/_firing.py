@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from cronhive.model import Event, Execution, Job, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._core import ACTIVE, QUEUED, RUNNING, Tx, visible
+from cronhive.store._outbox import react_missed
 from cronhive.store.base import FiringBatch, RunCaps, Visibility
 from cronhive.store.schema import events, executions, jobs
 
@@ -106,6 +107,7 @@ class SqlBatch(FiringBatch):
             return False
         if execution.state is RunState.QUEUED:
             self.unclaimed.add(execution.id)
+        await self._missed([execution])
         return True
 
     async def advance(self, job_id: UUID, next_fire_at: datetime | None) -> None:
@@ -127,7 +129,15 @@ class SqlBatch(FiringBatch):
         self.unclaimed.update(
             e.id for e in executions_ if e.id in inserted and e.state is RunState.QUEUED
         )
+        await self._missed([e for e in executions_ if e.id in inserted])
         return inserted
+
+    async def _missed(self, inserted: Sequence[Execution]) -> None:
+        """`missed` notifications of the skipped slots just recorded, in this tick."""
+        skipped = [e for e in inserted if e.state is RunState.SKIPPED]
+        if skipped:
+            own = {j.id: j for j in self.jobs}
+            await react_missed(self._store, self._tx, skipped, own, self._now)
 
     async def advance_many(self, moves: Sequence[tuple[UUID, datetime | None]]) -> None:
         if moves:

@@ -19,6 +19,7 @@ from cronhive.errors import Conflict, Fenced
 from cronhive.model import Event, Execution, Node, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._core import RUNNING, SqlBase, Tx
+from cronhive.store._outbox import react_to_ends
 from cronhive.store.base import DOWN_RETENTION, RetryDecider
 from cronhive.store.schema import events, executions, nodes
 
@@ -162,8 +163,10 @@ class NodeOps(SqlBase):
                 .returning(*executions.c)
             )
             lost = [rows.row_to_execution(r) for r in result.mappings()]
+            retried: set[UUID] = set()
             for ex in lost:
-                await self._queue_retry(tx, ex, retry, now)
+                if await self._queue_retry(tx, ex, retry, now) is not None:
+                    retried.add(ex.id)
                 tx.note("output", str(ex.id))
             if lost:
                 await tx.run(
@@ -186,6 +189,9 @@ class NodeOps(SqlBase):
                 tx.note("events")
             # Job rows last and by id, the order every writer takes them in (finish_many
             # too), so a reaper and a finisher wait for each other but never deadlock.
+            # A lost run with no retry after it is a failure: told in this transaction
+            # (the outbox locks the same job rows first, in the same order).
+            await react_to_ends(self, tx, [(ex, ex.id in retried) for ex in lost], now)
             await self._tally(tx, lost)
             await tx.run(
                 nodes.update()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -12,12 +12,15 @@ from sqlalchemy.engine import RowMapping
 from cronhive.errors import CronhiveError
 from cronhive.model import (
     Concurrency,
+    Delivery,
+    DeliveryState,
     Event,
     Execution,
     Job,
     JobSpec,
     Misfire,
     Node,
+    NotifyOn,
     OutputChunk,
     RetryPolicy,
     RunSpec,
@@ -145,8 +148,19 @@ def spec_values(spec: JobSpec) -> dict[str, Any]:
         "misfire": str(spec.misfire),
         "misfire_grace": spec.misfire_grace,
         "description": spec.description,
+        "notify": notify_value(spec.notify),
         "quarantine": None,  # a spec its owner wrote is read anew
     }
+
+
+def notify_value(notify: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]] | None:
+    """{event: [targets]}, events and targets sorted; None when there are none."""
+    value = {k: sorted(set(v)) for k, v in sorted(notify.items()) if v}
+    return value or None
+
+
+def row_to_notify(value: Any) -> dict[str, tuple[str, ...]]:
+    return {str(k): tuple(v) for k, v in (value or {}).items()}
 
 
 @lru_cache(maxsize=4096)
@@ -194,6 +208,7 @@ def row_to_job(row: Row) -> Job:
         misfire=Misfire(row["misfire"]),
         misfire_grace=row["misfire_grace"],
         description=row["description"],
+        notify=row_to_notify(row["notify"]),
     )
     last_state = row["last_state"]
     return Job(
@@ -324,4 +339,46 @@ def row_to_chunk(row: Row) -> OutputChunk:
         offset=row["offset"],
         seq=row["seq"],
         data=bytes(row["data"]),
+    )
+
+
+def delivery_values(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event": str(d.event),
+        "target": d.target,
+        "owner": d.owner,
+        "job_id": d.job_id,
+        "job_name": d.job_name,
+        "execution_id": d.execution_id,
+        "payload": dict(d.payload),
+        "state": str(d.state),
+        "attempts": d.attempts,
+        "next_attempt_at": d.next_attempt_at,
+        "last_error": d.last_error,
+        "claimed_by": d.claimed_by,
+        "claim_expires_at": d.claim_expires_at,
+        "created_at": d.created_at,
+        "delivered_at": d.delivered_at,
+    }
+
+
+def row_to_delivery(row: Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        event=NotifyOn(row["event"]),
+        target=row["target"],
+        owner=row["owner"],
+        job_id=row["job_id"],
+        job_name=row["job_name"],
+        execution_id=row["execution_id"],
+        payload=dict(row["payload"]),
+        state=DeliveryState(row["state"]),
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        claimed_by=row["claimed_by"],
+        claim_expires_at=row["claim_expires_at"],
+        created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
     )

@@ -78,6 +78,10 @@ jobs = sa.Table(
     sa.Column("last_state", sa.Text()),
     # Why the scheduler set this job aside (a row it cannot read or plan); NULL: fine.
     sa.Column("quarantine", sa.Text()),
+    # Reactions: {event: [target names]}; NULL: none. `failing`: the last run that counts
+    # ended a failure with no retry after it (the next success is a recovery).
+    sa.Column("notify", json_type()),
+    sa.Column("failing", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_by", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
@@ -250,3 +254,42 @@ web_sessions = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=False),
 )
 sa.Index("ix_web_sessions_expires_at", web_sessions.c.expires_at)
+
+# The outbox of reactions: rows are written in the transaction that records the event,
+# so an outcome and its notifications commit together or not at all. Any node claims a
+# due row (SKIP LOCKED on PostgreSQL), sends it and records the result;
+# `uq_deliveries_event`: one row per event and target, however often a writer retries.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("event", sa.Text(), nullable=False),
+    sa.Column("target", sa.Text(), nullable=False),
+    sa.Column("owner", sa.Text(), nullable=False),
+    sa.Column("job_id", sa.Uuid()),
+    sa.Column("job_name", sa.Text()),
+    sa.Column("execution_id", sa.Uuid()),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("state", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("claimed_by", sa.Uuid()),
+    sa.Column("claim_expires_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.UniqueConstraint("execution_id", "event", "target", name="uq_deliveries_event"),
+)
+# Claiming: due rows by state and time; a job's list, newest first.
+sa.Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
+sa.Index("ix_deliveries_job", deliveries.c.job_id, deliveries.c.created_at)
+
+# An owner's default reactions: for each event a job has no rule of its own for.
+notify_defaults = sa.Table(
+    "notify_defaults",
+    metadata,
+    sa.Column("owner", sa.Text(), primary_key=True),
+    sa.Column("notify", json_type(), nullable=False),
+    sa.Column("updated_by", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

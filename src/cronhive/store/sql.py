@@ -33,6 +33,7 @@ from cronhive.store._core import QUEUED, RUNNING, Tx, visible
 from cronhive.store._fair import fair_params, fair_pick, next_claimable
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
+from cronhive.store._outbox import DeliveryOps, react_started, react_to_ends
 from cronhive.store.base import (
     Finish,
     FiringBatch,
@@ -91,7 +92,7 @@ def _finish_event(done: Execution, outcome: Outcome) -> Event:
     )
 
 
-class SqlStore(NodeOps):
+class SqlStore(DeliveryOps, NodeOps):
     """The shared implementation; see cronhive.store.base for every method's contract."""
 
     # --- jobs ------------------------------------------------------------------------
@@ -291,7 +292,9 @@ class SqlStore(NodeOps):
         params = {**params, "c_now": now, "c_node": node_id}
         result = await tx.run(stmt, params)
         claimed = [rows.row_to_execution(r) for r in result.mappings()]
-        return await self._fence_claimed(tx, claimed)
+        claimed = await self._fence_claimed(tx, claimed)
+        await react_started(self, tx, claimed)
+        return claimed
 
     async def claim(
         self,
@@ -389,6 +392,10 @@ class SqlStore(NodeOps):
             if finished:
                 await tx.run(events.insert(), finished)  # one executemany for the batch
                 tx.note("events")
+            # The outcome's notifications go into the outbox in the same commit, just
+            # before the tally (they lock the same job rows, in the same order).
+            reacted = [(r[0], r[1] is not None) for r in results if r is not None]
+            await react_to_ends(self, tx, reacted, finishes[0].outcome.finished_at)
             await self._tally(tx, [r[0] for r in results if r is not None])
         return results
 

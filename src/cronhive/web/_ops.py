@@ -25,7 +25,7 @@ from cronhive.engine.hub import Hub
 from cronhive.engine.output import follow_output
 from cronhive.engine.runs import next_fire
 from cronhive.errors import NotFound
-from cronhive.model import Event, Execution, Job, Node, OutputChunk, RunState, Stream
+from cronhive.model import Delivery, Event, Execution, Job, Node, OutputChunk, RunState, Stream
 from cronhive.store import Store
 from cronhive.store.listing import RunFilter, filtered_runs, narrowed, node_ids
 
@@ -78,6 +78,33 @@ class Web:
         except NotFound:
             raise NotFound("no such script") from None
         return await fetch_script(self.blobs, script.digest)
+
+    async def notifications(self, who: Identity, job: Job, limit: int = 20) -> list[Delivery]:
+        """The job's latest notifications (webhooks, mails, chained runs) and their state."""
+        return await self.store.list_deliveries(
+            visible_to=visible_owners(who), job_id=job.id, limit=limit
+        )
+
+    async def all_notifications(self, who: Identity, limit: int = 100) -> list[Delivery]:
+        return await self.store.list_deliveries(visible_to=visible_owners(who), limit=limit)
+
+    async def retry_notification(self, who: Identity, delivery_id: str) -> Delivery:
+        uuid = uuid_or_404(delivery_id, "notification")
+        d = await self.store.retry_delivery(
+            uuid, visible_to=visible_owners(who), now=self.clock.now()
+        )
+        await self.store.add_event(
+            Event(
+                id=0,
+                at=self.clock.now(),
+                kind="notification.retried",
+                owner=d.owner,
+                job_id=d.job_id,
+                execution_id=d.execution_id,
+                message=f"{d.event} to {d.target} queued again by {who.user} (web)",
+            )
+        )
+        return d
 
     async def runs(
         self,

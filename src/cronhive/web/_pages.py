@@ -168,8 +168,16 @@ async def job_page(request: Request, web: Web, caller: Caller) -> Response:
         nxt = encode_cursor([page_runs[-1].queued_at.isoformat(), str(page_runs[-1].id)])
     recent = page_runs if before is not None else await web.runs(who, job=job, limit=60)
     chart = runs_chart(recent, web.clock.now())
+    notes = await web.notifications(who, job)
     return render(
-        request, caller, "job.html", job=job, runs=page_runs, next_cursor=nxt, chart=chart
+        request,
+        caller,
+        "job.html",
+        job=job,
+        runs=page_runs,
+        next_cursor=nxt,
+        chart=chart,
+        notifications=notes,
     )
 
 
@@ -182,6 +190,16 @@ async def job_script(request: Request, web: Web, caller: Caller) -> Response:
         media_type="text/plain; charset=utf-8",
         headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"},
     )
+
+
+async def notifications_page(request: Request, web: Web, caller: Caller) -> Response:
+    notes = await web.all_notifications(caller.identity)
+    return render(request, caller, "notifications.html", notifications=notes)
+
+
+async def retry_notification(request: Request, web: Web, caller: Caller) -> Response:
+    await web.retry_notification(caller.identity, request.path_params["delivery_id"])
+    return RedirectResponse("/notifications", status_code=303)
 
 
 async def job_action(request: Request, web: Web, caller: Caller) -> Response:
@@ -339,6 +357,8 @@ def routes() -> list[Route]:
         Route("/jobs/{job_id}/{action}", page(job_action), methods=["POST"]),
         Route("/runs", page(runs_page), methods=["GET"]),
         Route("/runs/{run_id}", page(run_page), methods=["GET"]),
+        Route("/notifications", page(notifications_page), methods=["GET"]),
+        Route("/notifications/{delivery_id}/retry", page(retry_notification), methods=["POST"]),
         Route("/runs/{run_id}/stop", page(stop_run), methods=["POST"]),
         Route("/runs/{run_id}/tail", page(tail), methods=["GET"]),
         Route("/nodes", page(nodes_page), methods=["GET"]),

@@ -246,6 +246,82 @@ class RunServiceStub:
         )
 
 
+class NotificationServiceBase(abc.ABC):
+
+    @abc.abstractmethod
+    async def ListNotifications(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.ListNotificationsRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.ListNotificationsResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def RetryNotification(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.RetryNotificationRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.Notification]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def GetNotifyDefaults(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.GetNotifyDefaultsRequest, cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def SetNotifyDefaults(self, stream: 'grpclib.server.Stream[cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults, cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults]') -> None:
+        pass
+
+    def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
+        return {
+            '/cronhive.v1.NotificationService/ListNotifications': grpclib.const.Handler(
+                self.ListNotifications,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.ListNotificationsRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.ListNotificationsResponse,
+            ),
+            '/cronhive.v1.NotificationService/RetryNotification': grpclib.const.Handler(
+                self.RetryNotification,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.RetryNotificationRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.Notification,
+            ),
+            '/cronhive.v1.NotificationService/GetNotifyDefaults': grpclib.const.Handler(
+                self.GetNotifyDefaults,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.GetNotifyDefaultsRequest,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults,
+            ),
+            '/cronhive.v1.NotificationService/SetNotifyDefaults': grpclib.const.Handler(
+                self.SetNotifyDefaults,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults,
+                cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults,
+            ),
+        }
+
+
+class NotificationServiceStub:
+
+    def __init__(self, channel: grpclib.client.Channel) -> None:
+        self.ListNotifications = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.NotificationService/ListNotifications',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.ListNotificationsRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.ListNotificationsResponse,
+        )
+        self.RetryNotification = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.NotificationService/RetryNotification',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.RetryNotificationRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.Notification,
+        )
+        self.GetNotifyDefaults = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.NotificationService/GetNotifyDefaults',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.GetNotifyDefaultsRequest,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults,
+        )
+        self.SetNotifyDefaults = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/cronhive.v1.NotificationService/SetNotifyDefaults',
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults,
+            cronhive.api._generated.cronhive.v1.cronhive_pb2.NotifyDefaults,
+        )
+
+
 class NodeServiceBase(abc.ABC):
 
     @abc.abstractmethod

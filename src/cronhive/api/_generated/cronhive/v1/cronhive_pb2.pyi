@@ -167,6 +167,7 @@ class Job(_message.Message):
     SCRIPT_FIELD_NUMBER: _builtins.int
     WARNING_FIELD_NUMBER: _builtins.int
     SQL_FIELD_NUMBER: _builtins.int
+    NOTIFY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """output only"""
     name: _builtins.str
@@ -239,6 +240,12 @@ class Job(_message.Message):
     def sql(self) -> Global___SqlSpec:
         """set: a SQL job (command stays empty); see docs/sql-jobs.md"""
 
+    @_builtins.property
+    def notify(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotifyRule]:
+        """Reactions: which notification targets (named in the nodes' configuration) hear of
+        which event: failure, recovery, success, missed, start. Field numbers 80-89.
+        """
+
     def __init__(
         self,
         *,
@@ -271,10 +278,11 @@ class Job(_message.Message):
         script: Global___ScriptRef | None = ...,
         warning: _builtins.str = ...,
         sql: Global___SqlSpec | None = ...,
+        notify: _abc.Iterable[Global___NotifyRule] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "script", b"script", "sql", b"sql", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "script", b"script", "shell", b"shell", "sql", b"sql", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at", "warning", b"warning"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "notify", b"notify", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "script", b"script", "shell", b"shell", "sql", b"sql", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015
@@ -286,6 +294,32 @@ class Job(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class NotifyRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    TARGETS_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """failure | recovery | success | missed | start"""
+    @_builtins.property
+    def targets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """names of [notify.NAME] tables of the node config"""
+
+    def __init__(
+        self,
+        *,
+        event: _builtins.str = ...,
+        targets: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "targets", b"targets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifyRule: _TypeAlias = NotifyRule  # noqa: Y015
 
 @_typing.final
 class SqlSpec(_message.Message):
@@ -981,6 +1015,175 @@ class OutputChunk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutputChunk: _TypeAlias = OutputChunk  # noqa: Y015
+
+@_typing.final
+class NotifyDefaults(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_FIELD_NUMBER: _builtins.int
+    NOTIFY_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    """empty = the caller"""
+    @_builtins.property
+    def notify(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotifyRule]: ...
+    def __init__(
+        self,
+        *,
+        owner: _builtins.str = ...,
+        notify: _abc.Iterable[Global___NotifyRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notify", b"notify", "owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifyDefaults: _TypeAlias = NotifyDefaults  # noqa: Y015
+
+@_typing.final
+class GetNotifyDefaultsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    """empty = the caller"""
+    def __init__(
+        self,
+        *,
+        owner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNotifyDefaultsRequest: _TypeAlias = GetNotifyDefaultsRequest  # noqa: Y015
+
+@_typing.final
+class Notification(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    JOB_NAME_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    event: _builtins.str
+    target: _builtins.str
+    owner: _builtins.str
+    job_id: _builtins.str
+    job_name: _builtins.str
+    execution_id: _builtins.str
+    state: _builtins.str
+    """pending | delivering | delivered | failed"""
+    attempts: _builtins.int
+    last_error: _builtins.str
+    payload_json: _builtins.str
+    """what the target is told (never a secret)"""
+    @_builtins.property
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def delivered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        event: _builtins.str = ...,
+        target: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        job_id: _builtins.str = ...,
+        job_name: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        last_error: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        delivered_at: _timestamp_pb2.Timestamp | None = ...,
+        payload_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "delivered_at", b"delivered_at", "next_attempt_at", b"next_attempt_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at", b"created_at", "delivered_at", b"delivered_at", "event", b"event", "execution_id", b"execution_id", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "owner", b"owner", "payload_json", b"payload_json", "state", b"state", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Notification: _TypeAlias = Notification  # noqa: Y015
+
+@_typing.final
+class ListNotificationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """empty = every job the caller sees"""
+    page_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationsRequest: _TypeAlias = ListNotificationsRequest  # noqa: Y015
+
+@_typing.final
+class ListNotificationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Notification]: ...
+    def __init__(
+        self,
+        *,
+        notifications: _abc.Iterable[Global___Notification] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notifications", b"notifications"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationsResponse: _TypeAlias = ListNotificationsResponse  # noqa: Y015
+
+@_typing.final
+class RetryNotificationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryNotificationRequest: _TypeAlias = RetryNotificationRequest  # noqa: Y015
 
 @_typing.final
 class Node(_message.Message):

@@ -1,0 +1,105 @@
+"""NotificationService: the reactions outbox as its owners see it, and retry by hand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from grpclib.server import Stream
+
+from cronhive.api import validate
+from cronhive.api._generated.cronhive.v1 import cronhive_grpc
+from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.api._service import Servicer
+from cronhive.api.errors import guard
+from cronhive.auth import resolve_owner
+from cronhive.model import Delivery
+from cronhive.notify import check_defaults, normalize
+
+__all__ = ["NotificationService", "notification_pb"]
+
+
+def notification_pb(d: Delivery) -> pb.Notification:
+    msg = pb.Notification(
+        id=str(d.id),
+        event=str(d.event),
+        target=d.target,
+        owner=d.owner,
+        job_id=str(d.job_id) if d.job_id else "",
+        job_name=d.job_name or "",
+        execution_id=str(d.execution_id) if d.execution_id else "",
+        state=str(d.state),
+        attempts=d.attempts,
+        last_error=d.last_error or "",
+        payload_json=json.dumps(d.payload, sort_keys=True),
+    )
+    msg.next_attempt_at.FromDatetime(d.next_attempt_at)
+    msg.created_at.FromDatetime(d.created_at)
+    if d.delivered_at is not None:
+        msg.delivered_at.FromDatetime(d.delivered_at)
+    return msg
+
+
+def defaults_pb(owner: str, notify: Mapping[str, tuple[str, ...]]) -> pb.NotifyDefaults:
+    msg = pb.NotifyDefaults(owner=owner)
+    for event, targets in sorted(notify.items()):
+        msg.notify.add(event=event, targets=sorted(targets))
+    return msg
+
+
+class NotificationService(Servicer, cronhive_grpc.NotificationServiceBase):
+    async def ListNotifications(
+        self, stream: Stream[pb.ListNotificationsRequest, pb.ListNotificationsResponse]
+    ) -> None:
+        async with guard("NotificationService.ListNotifications"):
+            req, _, visible = await self.request(stream)
+            job_id = validate.uuid_of(req.job_id, field="job_id") if req.job_id else None
+            found = await self.api.store.list_deliveries(
+                visible_to=visible, job_id=job_id, limit=validate.page_size(req.page_size)
+            )
+            reply = pb.ListNotificationsResponse(notifications=[notification_pb(d) for d in found])
+            await stream.send_message(reply)
+
+    async def RetryNotification(
+        self, stream: Stream[pb.RetryNotificationRequest, pb.Notification]
+    ) -> None:
+        async with guard("NotificationService.RetryNotification"):
+            req, who, visible = await self.request(stream)
+            delivery_id = validate.uuid_of(req.id)
+            d = await self.api.store.retry_delivery(
+                delivery_id, visible_to=visible, now=self.api.clock.now()
+            )
+            await self.event(
+                kind="notification.retried",
+                owner=d.owner,
+                job_id=d.job_id,
+                execution_id=d.execution_id,
+                message=f"{d.event} to {d.target} queued again by {who.user}",
+            )
+            await stream.send_message(notification_pb(d))
+
+    async def GetNotifyDefaults(
+        self, stream: Stream[pb.GetNotifyDefaultsRequest, pb.NotifyDefaults]
+    ) -> None:
+        async with guard("NotificationService.GetNotifyDefaults"):
+            req, who, visible = await self.request(stream)
+            owner = resolve_owner(who, req.owner)
+            found = await self.api.store.notify_defaults(visible_to=visible)
+            await stream.send_message(defaults_pb(owner, found.get(owner, {})))
+
+    async def SetNotifyDefaults(self, stream: Stream[pb.NotifyDefaults, pb.NotifyDefaults]) -> None:
+        async with guard("NotificationService.SetNotifyDefaults"):
+            req, who, _ = await self.request(stream)
+            owner = resolve_owner(who, req.owner)
+            notify = normalize({r.event: list(r.targets) for r in req.notify})
+            check_defaults(notify, self.api.targets)
+            await self.api.store.set_notify_defaults(
+                owner, notify, by=who.owner, now=self.api.clock.now()
+            )
+            await self.event(
+                kind="notify.defaults",
+                owner=owner,
+                message=f"default notifications set by {who.user}: "
+                + (" ".join(f"{e}={','.join(t)}" for e, t in sorted(notify.items())) or "none"),
+            )
+            await stream.send_message(defaults_pb(owner, notify))
