@@ -30,6 +30,7 @@ from cronhive.api.runs import RunService
 from cronhive.api.scripts import ScriptService
 from cronhive.api.tokens import TokenService
 from cronhive.auth import CertPaths, Policy, server_context
+from cronhive.engine.listener import Listener
 from cronhive.engine.node import NodeContext
 from cronhive.errors import CronhiveError, InvalidInput
 from cronhive.notify import Targets
@@ -144,7 +145,7 @@ async def serve_api(
         await server.close()
 
 
-class ApiService:
+class ApiService(Listener):
     """`serve_api` as a NodeConfig.extra entry whose bound port can be awaited."""
 
     __name__ = "api"
@@ -163,37 +164,17 @@ class ApiService:
         self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
         self.limits = limits
         self.targets = targets
-        self._bound: asyncio.Future[int] | None = None
+        super().__init__()
 
-    def _future(self) -> asyncio.Future[int]:
-        if self._bound is None:
-            self._bound = asyncio.get_running_loop().create_future()
-        return self._bound
-
-    async def __call__(self, ctx: NodeContext) -> None:
-        bound = self._future()
-        try:
-            await serve_api(
-                ctx,
-                host=self.host,
-                port=self.port,
-                certs=self.certs,
-                policy=self.policy,
-                on_bound=bound.set_result,
-                poll=self.poll,
-                limits=self.limits,
-                targets=self.targets,
-            )
-        except BaseException as exc:
-            if not bound.done():
-                bound.set_exception(
-                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
-                )
-                # Nobody may be waiting for the port (a plain node): the error is raised
-                # from here anyway, so do not let asyncio log it a second time.
-                bound.exception()
-            raise
-
-    async def bound_port(self) -> int:
-        """The port the server listens on, once it does (raises what stopped it)."""
-        return await asyncio.shield(self._future())
+    async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
+        await serve_api(
+            ctx,
+            host=self.host,
+            port=self.port,
+            certs=self.certs,
+            policy=self.policy,
+            on_bound=bound.set_result,
+            poll=self.poll,
+            limits=self.limits,
+            targets=self.targets,
+        )

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cronhive.engine.listener import Listener
 from cronhive.engine.node import NodeContext
 from cronhive.errors import CronhiveError, InvalidInput
 from cronhive.metrics._instruments import QUEUE_DEPTH_CAP, Metrics
@@ -32,7 +33,7 @@ log = logging.getLogger("cronhive.metrics")
 READY_DB_TIMEOUT = 2.0  # seconds a readiness probe waits for the database
 
 
-class MetricsService:
+class MetricsService(Listener):
     """Serves the listener until cancelled; `await bound_port()` tells the port (after
     asking for port 0). Raises InvalidInput (field ``metrics``) if it cannot bind."""
 
@@ -40,26 +41,7 @@ class MetricsService:
 
     def __init__(self, *, host: str, port: int, metrics: Metrics) -> None:
         self.host, self.port, self.metrics = host, port, metrics
-        self._bound: asyncio.Future[int] | None = None
-
-    def _future(self) -> asyncio.Future[int]:
-        if self._bound is None:
-            self._bound = asyncio.get_running_loop().create_future()
-        return self._bound
-
-    async def bound_port(self) -> int:
-        return await asyncio.shield(self._future())
-
-    async def __call__(self, ctx: NodeContext) -> None:
-        bound = self._future()
-        try:
-            await self._serve(ctx, bound)
-        except BaseException as exc:
-            if not bound.done():
-                bound.set_exception(
-                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
-                )
-            raise
+        super().__init__()
 
     async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
         sock = _bind(self.host, self.port)

@@ -15,6 +15,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from cronhive.auth import CertPaths, Policy, server_context
+from cronhive.engine.listener import Listener
 from cronhive.engine.node import NodeContext
 from cronhive.errors import InvalidInput
 from cronhive.web._app import create_app
@@ -98,7 +99,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class WebService:
+class WebService(Listener):
     """Serves the web UI of a node until cancelled; `await bound_port()` tells the port
     (useful after asking for port 0). Raises InvalidInput for bad certificate files or an
     address that cannot be bound (field ``web``)."""
@@ -117,28 +118,8 @@ class WebService:
     ) -> None:
         self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
         self.handshake_timeout = handshake_timeout  # a silent TLS connection is closed then
-        self._bound: asyncio.Future[int] | None = None
+        super().__init__()
         self.web: Web | None = None
-
-    def _future(self) -> asyncio.Future[int]:
-        if self._bound is None:
-            self._bound = asyncio.get_running_loop().create_future()
-        return self._bound
-
-    async def bound_port(self) -> int:
-        """The port the server listens on, once it does (raises what stopped it)."""
-        return await asyncio.shield(self._future())
-
-    async def __call__(self, ctx: NodeContext) -> None:
-        bound = self._future()
-        try:
-            await self._serve(ctx, bound)
-        except BaseException as exc:
-            if not bound.done():
-                bound.set_exception(
-                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
-                )
-            raise
 
     async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
         web = Web(
