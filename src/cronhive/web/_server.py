@@ -55,9 +55,20 @@ class _Config(Config):
 def _closed_stream_data(exc: BaseException | None) -> bool:
     """Hypercorn's KeyError for data arriving on an HTTP/2 stream it has already answered
     and closed (pgjones/hypercorn#329, fixes not released): what a gRPC client pointed at
-    the web port causes (the 404 goes out before its request body)."""
+    the web port causes (the 404 goes out before its request body). Also the error of
+    closing that connection afterwards (an SSLError raised while handling the KeyError)."""
+    for _ in range(4):  # the KeyError, or what went wrong while handling it
+        if exc is None:
+            return False
+        if _stream_key_error(exc):
+            return True
+        exc = exc.__context__
+    return False
+
+
+def _stream_key_error(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
-        return all(_closed_stream_data(e) for e in exc.exceptions)
+        return all(_stream_key_error(e) for e in exc.exceptions)
     if not isinstance(exc, KeyError) or exc.__traceback__ is None:
         return False
     last = traceback.extract_tb(exc.__traceback__)[-1]
