@@ -62,19 +62,3 @@ def pg_database(pg_admin_url: str) -> Iterator[PgDatabaseFactory]:
 def pg_url_for(admin_url: str, dbname: str) -> str:
     """The URL of database `dbname` on the server of `admin_url`."""
     return _with_db(admin_url, dbname)
-
-
-# Folders whose tests look at every process on the host (by CRONHIVE_RUN_ID, which the
-# runner also kills by) or start PostgreSQL clusters: one worker runs each of them whole.
-_ONE_WORKER = frozenset({"runner", "security", "chaos"})
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's `--dist loadgroup` (scripts/test): a folder above, else
-    a module (its module-scoped nodes and browsers start once)."""
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        parts = path.split("/")
-        folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
-        group = folder if folder in _ONE_WORKER else path
-        item.add_marker(pytest.mark.xdist_group(group))

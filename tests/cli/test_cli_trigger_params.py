@@ -9,22 +9,24 @@ from clikit import Cli
 
 
 def test_trigger_with_env_and_extra_args(cli: Cli) -> None:
-    cli.ok("add", "greet", "--env", "WHO=world", "--env", "MOOD=calm", "--", "sh", "-c",
-           'echo "$GREETING $WHO $MOOD" "$@"', "greet")  # fmt: skip
-    cli.ok("edit", "greet", "--env", "WHO=world", "--env", "MOOD=calm", "--env", "GREETING=hi")
-    plain = cli("trigger", "-f", "greet")
+    cli.ok("add", "greet-params", "--env", "WHO=world", "--env", "MOOD=calm", "--", "sh", "-c",
+           'echo "$GREETING $WHO $MOOD" "$@"', "greet-params")  # fmt: skip
+    cli.ok(
+        "edit", "greet-params", "--env", "WHO=world", "--env", "MOOD=calm", "--env", "GREETING=hi"
+    )
+    plain = cli("trigger", "-f", "greet-params")
     assert (plain.returncode, plain.stdout) == (0, "hi world calm\n"), plain.stderr
-    done = cli("trigger", "-f", "greet", "--env", "WHO=there", "--", "and", "more words")
+    done = cli("trigger", "-f", "greet-params", "--env", "WHO=there", "--", "and", "more words")
     assert (done.returncode, done.stdout) == (0, "hi there calm and more words\n"), done.stderr
 
-    newest = json.loads(cli.ok("history", "greet", "-n", "1", "--json"))[0]
+    newest = json.loads(cli.ok("history", "greet-params", "-n", "1", "--json"))[0]
     assert newest["env"] == {"GREETING": "hi", "MOOD": "calm", "WHO": "there"}
     assert newest["command"][-2:] == ["and", "more words"]
     shown = cli.ok("status", newest["id"])
     assert "WHO=there" in shown and "'more words'" in shown
-    job = json.loads(cli.ok("show", "greet", "--json"))
-    assert job["env"]["WHO"] == "world" and job["command"][-1] == "greet"  # unchanged
-    events = cli.ok("events", "--job", "greet")
+    job = json.loads(cli.ok("show", "greet-params", "--json"))
+    assert job["env"]["WHO"] == "world" and job["command"][-1] == "greet-params"  # unchanged
+    events = cli.ok("events", "--job", "greet-params")
     assert "with env WHO and 2 extra arguments" in events
 
 
