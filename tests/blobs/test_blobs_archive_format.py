@@ -16,7 +16,7 @@ import pytest
 from cronhive.blobs import BlobStore
 from cronhive.blobs.archive import BLOCK, ArchiveCorrupt, ArchivedOutput, verify, write_archive
 from cronhive.model import Execution, Outcome, OutputChunk, RunSpec, RunState, Stream
-from cronhive.store import Store, open_store
+from cronhive.store import Finish, Store, open_store
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 BOTH = (Stream.STDOUT, Stream.STDERR)
@@ -51,7 +51,9 @@ async def _run(store: Store, chunks: list[tuple[Stream, bytes]]) -> tuple[UUID, 
     for i in range(0, len(written), 100):
         await store.append_output(ex.id, node_id=node.id, chunks=written[i : i + 100])
     outcome = Outcome(state=RunState.SUCCEEDED, finished_at=NOW)
-    await store.finish(ex.id, node_id=node.id, outcome=outcome, retry=lambda _: None)
+    await store.finish_many(
+        [Finish(execution_id=ex.id, outcome=outcome)], node_id=node.id, retry=lambda _: None
+    )
     return ex.id, written
 
 

@@ -26,7 +26,7 @@ from cronhive.model import (
     RunState,
     Stream,
 )
-from cronhive.store import Store, open_store
+from cronhive.store import Finish, Store, open_store
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 OWNER = "user:alice"
@@ -62,7 +62,9 @@ async def _archived_run(
     chunk = OutputChunk(execution_id=ex.id, stream=Stream.STDOUT, offset=0, seq=0, data=b"x\n")
     await store.append_output(ex.id, node_id=node_id, chunks=[chunk])
     outcome = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at, stdout_bytes=2)
-    await store.finish(ex.id, node_id=node_id, outcome=outcome, retry=lambda _: None)
+    await store.finish_many(
+        [Finish(execution_id=ex.id, outcome=outcome)], node_id=node_id, retry=lambda _: None
+    )
     manifest = await write_archive(store, blobs, ex.id)
     assert await store.archive_output(ex.id, manifest=manifest, now=at)
     return ex.id

@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from cronhive.model import Execution, JobSpec, RunSpec, RunState
-from cronhive.store import Store
+from cronhive.errors import Fenced
+from cronhive.model import Execution, JobSpec, Outcome, RunSpec, RunState
+from cronhive.store import Finish, FiringBatch, RetryDecider, Store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = "user:alice"
@@ -57,3 +58,21 @@ def execution(
         not_before=not_before,
         queued_at=queued_at,
     )
+
+
+async def finish_one(
+    store: Store, execution_id: UUID, *, node_id: UUID, outcome: Outcome, retry: RetryDecider
+) -> tuple[Execution, Execution | None]:
+    """One run's end through `finish_many` (the production path); Fenced where it gives
+    None (the run is no longer running on `node_id`)."""
+    [done] = await store.finish_many(
+        [Finish(execution_id=execution_id, outcome=outcome)], node_id=node_id, retry=retry
+    )
+    if done is None:
+        raise Fenced(f"run {execution_id} is no longer running on node {node_id}")
+    return done
+
+
+async def insert_one(batch: FiringBatch, ex: Execution) -> bool:
+    """One slot through `insert_many`: False if the slot exists already."""
+    return ex.id in await batch.insert_many([ex])

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from storekit import NOW, at, execution
+from storekit import ALICE, NOW, at, execution, spec
 
 from cronhive.errors import Conflict, InvalidInput, StoreUnavailable
 from cronhive.model import Execution, RunState
@@ -127,9 +127,9 @@ async def test_a_libpq_multi_host_url_finds_the_server_that_answers(pg_database:
     try:
         node = await store.register_node(name="m", tags=frozenset(), capacity=1, ttl=30, now=NOW)
         async with store.listen() as notes:
-            await store.notify("jobs", "x")
+            await store.create_job(spec("m"), next_fire_at=None, created_by=ALICE, now=NOW)
             note = await asyncio.wait_for(anext(notes), 10)
-        assert (note.topic, note.key) == ("jobs", "x")
+        assert (note.topic, note.key) == ("jobs", "")
         assert [n.id for n in await store.list_nodes(now=NOW)] == [node.id]
     finally:
         await store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storekit import ALICE, BOB, NOW, at, execution, spec
+from storekit import ALICE, BOB, NOW, at, execution, finish_one, spec
 
 from cronhive.model import Outcome, RunState
 from cronhive.store import Store
@@ -68,7 +68,7 @@ async def test_an_owner_at_its_cap_is_passed_over_and_others_proceed(store: Stor
     assert await store.claim(node.id, frozenset(), 50, NOW, caps=caps) == []
     first_bob = min((e for e in claimed if e.owner == BOB), key=lambda e: e.queued_at)
     done = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(1))
-    await store.finish(first_bob.id, node_id=node.id, outcome=done, retry=lambda _: None)
+    await finish_one(store, first_bob.id, node_id=node.id, outcome=done, retry=lambda _: None)
     [again] = await store.claim(node.id, frozenset(), 50, at(1), caps=caps)
     assert again.owner == BOB
     usage = await store.usage(BOB)

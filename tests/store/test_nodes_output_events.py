@@ -8,7 +8,19 @@ from datetime import datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from storekit import ALICE, BOB, NOW, SEES_ALICE, SEES_BOB, StoreFactory, at, execution, spec
+from storekit import (
+    ALICE,
+    BOB,
+    NOW,
+    SEES_ALICE,
+    SEES_BOB,
+    StoreFactory,
+    at,
+    execution,
+    finish_one,
+    insert_one,
+    spec,
+)
 
 from cronhive.errors import Conflict, Fenced
 from cronhive.model import Event, Execution, Outcome, OutputChunk, RunState, Stream
@@ -42,7 +54,7 @@ async def test_register_renew_list_and_deregister(store: Store) -> None:
         await store.deregister_node(node.id, now=at(21))
     [run] = await store.list_executions(visible_to=None)
     ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(22))
-    await store.finish(run.id, node_id=node.id, outcome=ok, retry=retry_at_60)
+    await finish_one(store, run.id, node_id=node.id, outcome=ok, retry=retry_at_60)
     await store.deregister_node(node.id, now=at(23))
     # A node that left stays listed, down, so operators see when it went.
     [gone] = await store.list_nodes(now=at(23))
@@ -101,7 +113,7 @@ async def test_reap_marks_runs_lost_queues_retries_once_and_fences_the_node(
     # The old node's writes are refused from now on.
     ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(32))
     with pytest.raises(Fenced):
-        await store.finish(running[0].id, node_id=node.id, outcome=ok, retry=retry_at_60)
+        await finish_one(store, running[0].id, node_id=node.id, outcome=ok, retry=retry_at_60)
     with pytest.raises(Fenced):
         await store.append_output(
             running[0].id, node_id=node.id, chunks=[chunk(running[0], Stream.STDOUT, 0, 0, b"x")]
@@ -193,7 +205,7 @@ async def test_a_rolled_back_write_notifies_nobody(store_factory: StoreFactory) 
         job = await store.create_job(spec(), next_fire_at=NOW, created_by=ALICE, now=NOW)
         with pytest.raises(RuntimeError):
             async with store.firing(NOW, limit=5) as batch:
-                await batch.insert(execution(job_id=job.id))
+                await insert_one(batch, execution(job_id=job.id))
                 raise RuntimeError("boom")
         await store.notify("marker")
         seen = []

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from storekit import ALICE, NOW, SEES_ALICE, SEES_BOB, StoreFactory, at, execution, spec
+from storekit import ALICE, NOW, SEES_ALICE, SEES_BOB, StoreFactory, at, execution, finish_one, spec
 
 from cronhive.errors import Conflict, NotFound
 from cronhive.model import (
@@ -60,7 +60,7 @@ async def _run(
         outcome = Outcome(
             state=state, exit_code=0 if state is RunState.SUCCEEDED else 1, finished_at=at(t + 1)
         )
-        await store.finish(run.id, node_id=node, outcome=outcome, retry=retry)  # type: ignore[arg-type]
+        await finish_one(store, run.id, node_id=node, outcome=outcome, retry=retry)  # type: ignore[arg-type]
 
 
 def _events(found: list[Delivery]) -> list[tuple[str, str]]:
@@ -96,7 +96,7 @@ async def test_a_failure_with_a_retry_after_it_is_not_yet_a_failure(store: Store
     assert await store.list_deliveries(visible_to=None) == []
     [again] = await store.claim(node.id, frozenset(), 1, at(5))
     ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(6))
-    await store.finish(again.id, node_id=node.id, outcome=ok, retry=no_retry)
+    await finish_one(store, again.id, node_id=node.id, outcome=ok, retry=no_retry)
     # Nobody was told of a failure, so the success is no recovery either.
     assert await store.list_deliveries(visible_to=None) == []
 

@@ -23,14 +23,14 @@ async def two(pg_url: str) -> AsyncIterator[tuple[Store, Store]]:
 
 
 async def _fire(store: Store, barrier: asyncio.Barrier) -> int:
-    """One scheduler tick: insert the due slot of every job, then advance it."""
-    inserted = 0
+    """One scheduler tick as the scheduler makes it: the due slot of every job in one
+    insert, then every job advanced in one statement."""
     async with store.firing(NOW, limit=100) as batch:
         await barrier.wait()  # both ticks hold their transaction at the same moment
-        for job in batch.jobs:
-            inserted += await batch.insert(execution(job_id=job.id, scheduled_for=NOW))
-            await batch.advance(job.id, at(60))
-    return inserted
+        slots = [execution(job_id=job.id, scheduled_for=NOW) for job in batch.jobs]
+        inserted = await batch.insert_many(slots)
+        await batch.advance_many([(job.id, at(60)) for job in batch.jobs])
+    return len(inserted)
 
 
 async def test_two_nodes_firing_at_once_make_one_execution_per_slot(
@@ -55,9 +55,9 @@ async def test_the_same_slot_inserted_by_two_stores_is_stored_once(
     # Past SKIP LOCKED (the second batch does not see the locked job): only the unique
     # constraint stands between the two inserts.
     async with a.firing(NOW, limit=10) as first:
-        assert await first.insert(execution(job_id=job.id))
+        assert len(await first.insert_many([execution(job_id=job.id)])) == 1
     async with b.firing(NOW, limit=10) as second:
-        assert not await second.insert(execution(job_id=job.id))
+        assert await second.insert_many([execution(job_id=job.id)]) == set()
     assert len(await b.list_executions(visible_to=None)) == 1
 
 

@@ -4,7 +4,7 @@ which ended runs still wait for archiving."""
 from __future__ import annotations
 
 import pytest
-from storekit import ALICE, BOB, NOW, SEES_ALICE, SEES_BOB, at, execution
+from storekit import ALICE, BOB, NOW, SEES_ALICE, SEES_BOB, at, execution, finish_one
 
 from cronhive.errors import NotFound
 from cronhive.model import Outcome, OutputChunk, RunState, Stream
@@ -41,7 +41,7 @@ async def test_archiving_replaces_the_chunks_once(store: Store) -> None:
     assert await store.unarchived_runs(finished_before=cutoff) == []  # still running
     for ex in (ran, silent):
         outcome = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(5))
-        await store.finish(ex.id, node_id=node.id, outcome=outcome, retry=lambda _: None)
+        await finish_one(store, ex.id, node_id=node.id, outcome=outcome, retry=lambda _: None)
     assert list(await store.unarchived_runs(finished_before=cutoff)) == [ran.id]
     assert await store.unarchived_runs(finished_before=at(4)) == []  # ended later
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from storekit import ALICE, NOW, at, execution, spec
+from storekit import ALICE, NOW, at, execution, finish_one, spec
 
 from cronhive.errors import NotFound
 from cronhive.model import Event, Outcome, OutputChunk, RunState, Stream
@@ -73,7 +73,7 @@ async def test_delete_runs_takes_chunks_and_archive_records(store: Store) -> Non
     assert await store.delete_runs([claimed.id]) == 0  # running: stays
     await store.request_stop(ex.id, visible_to=None, reason="t", now=NOW)
     outcome = Outcome(state=RunState.STOPPED, finished_at=at(1))
-    await store.finish(ex.id, node_id=node.id, outcome=outcome, retry=lambda _: None)
+    await finish_one(store, ex.id, node_id=node.id, outcome=outcome, retry=lambda _: None)
     assert await store.archive_output(ex.id, manifest={"streams": {}}, now=at(2))
     assert await store.delete_runs([ex.id]) == 1
     with pytest.raises(NotFound):

@@ -7,7 +7,18 @@ from datetime import datetime
 from uuid import uuid4
 
 import pytest
-from storekit import ALICE, BOB, NOW, SEES_ALICE, SEES_BOB, at, execution, spec
+from storekit import (
+    ALICE,
+    BOB,
+    NOW,
+    SEES_ALICE,
+    SEES_BOB,
+    at,
+    execution,
+    finish_one,
+    insert_one,
+    spec,
+)
 
 from cronhive.errors import Conflict, Fenced, NotFound
 from cronhive.model import Execution, Outcome, OutputChunk, RetryPolicy, RunState, Stream
@@ -68,10 +79,10 @@ async def test_firing_inserts_each_slot_once_and_advances(store: Store) -> None:
     async with store.firing(NOW, limit=10) as batch:
         [due] = batch.jobs
         assert await batch.active_runs([due.id]) == {due.id: []}
-        assert await batch.insert(slot)
-        assert not await batch.insert(execution(job_id=job.id))  # same slot, new id
+        assert await insert_one(batch, slot)
+        assert not await insert_one(batch, execution(job_id=job.id))  # same slot, new id
         assert (await batch.active_runs([due.id]))[due.id] == [slot]
-        await batch.advance(job.id, at(60))
+        await batch.advance_many([(job.id, at(60))])
     assert (await store.get_job(job.id, visible_to=None)).next_fire_at == at(60)
     async with store.firing(NOW, limit=10) as batch:
         assert batch.jobs == []
@@ -86,8 +97,8 @@ async def test_a_failing_batch_changes_nothing(store: Store) -> None:
     job = await store.create_job(spec(), next_fire_at=NOW, created_by=ALICE, now=NOW)
     with pytest.raises(RuntimeError):
         async with store.firing(NOW, limit=10) as batch:
-            await batch.insert(execution(job_id=job.id))
-            await batch.advance(job.id, at(60))
+            await insert_one(batch, execution(job_id=job.id))
+            await batch.advance_many([(job.id, at(60))])
             raise RuntimeError("engine bug")
     assert (await store.get_job(job.id, visible_to=None)).next_fire_at == NOW
     assert await store.list_executions(visible_to=None) == []
@@ -104,7 +115,7 @@ async def test_batch_fast_path_claims_and_stops(store: Store) -> None:
         active = await batch.active_runs([job.id])
         assert [e.id for e in active[job.id]] == [old.id]
         await batch.request_stop(old.id, "replaced by a newer run")
-        assert await batch.insert(new)
+        assert await insert_one(batch, new)
         [claimed] = await batch.claim([new.id], node.id, NOW)
     assert (claimed.id, claimed.state, claimed.node_id, claimed.started_at) == (
         new.id,
@@ -163,7 +174,9 @@ async def test_finish_records_outcome_counters_event_and_retry(store: Store) -> 
     outcome = Outcome(
         state=RunState.FAILED, exit_code=3, finished_at=at(2), stdout_bytes=7, stderr_bytes=1
     )
-    done, retry = await store.finish(run.id, node_id=node.id, outcome=outcome, retry=retry_in_10s)
+    done, retry = await finish_one(
+        store, run.id, node_id=node.id, outcome=outcome, retry=retry_in_10s
+    )
     assert (done.state, done.exit_code, done.finished_at, done.stdout_bytes) == (
         RunState.FAILED,
         3,
@@ -188,7 +201,7 @@ async def test_finish_records_outcome_counters_event_and_retry(store: Store) -> 
     # The retry succeeds: counted as a success, no further retry.
     [again] = await store.claim(node.id, frozenset(), 1, at(12))
     ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(13))
-    _, none = await store.finish(again.id, node_id=node.id, outcome=ok, retry=no_retry)
+    _, none = await finish_one(store, again.id, node_id=node.id, outcome=ok, retry=no_retry)
     assert none is None
     after = await store.get_job(job.id, visible_to=None)
     assert (after.failure_count, after.success_count, after.last_run_at) == (1, 1, at(12))
@@ -243,7 +256,7 @@ async def test_finish_stores_the_last_output_with_the_end_or_not_at_all(store: S
     await store.enqueue(execution())
     mine, taken = await store.claim(node.id, frozenset(), 2, NOW)
     ok = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(1))
-    await store.finish(taken.id, node_id=node.id, outcome=ok, retry=no_retry)  # given away
+    await finish_one(store, taken.id, node_id=node.id, outcome=ok, retry=no_retry)  # given away
 
     def tail(run: Execution) -> list[OutputChunk]:
         return [
@@ -274,11 +287,11 @@ async def test_finish_by_another_node_or_twice_is_fenced_and_changes_nothing(
     [run] = await store.claim(node.id, frozenset(), 1, NOW)
     outcome = Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(1))
     with pytest.raises(Fenced):
-        await store.finish(run.id, node_id=uuid4(), outcome=outcome, retry=retry_in_10s)
+        await finish_one(store, run.id, node_id=uuid4(), outcome=outcome, retry=retry_in_10s)
     assert await store.get_execution(run.id, visible_to=None) == run
-    await store.finish(run.id, node_id=node.id, outcome=outcome, retry=no_retry)
+    await finish_one(store, run.id, node_id=node.id, outcome=outcome, retry=no_retry)
     with pytest.raises(Fenced):
-        await store.finish(run.id, node_id=node.id, outcome=outcome, retry=retry_in_10s)
+        await finish_one(store, run.id, node_id=node.id, outcome=outcome, retry=retry_in_10s)
     assert len(await store.list_executions(visible_to=None)) == 1
 
 

@@ -14,6 +14,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from cronhive.errors import NotFound
+from cronhive.model import Event
 from cronhive.store._core import ACTIVE, SqlBase, visible
 from cronhive.store.base import ScriptRecord, Visibility
 from cronhive.store.schema import executions, output_archives, output_chunks, scripts
@@ -21,13 +22,21 @@ from cronhive.store.schema import executions, output_archives, output_chunks, sc
 
 class BlobOps(SqlBase):
     async def add_script(
-        self, digest: str, *, owner: str, name: str, size: int, now: datetime
+        self,
+        digest: str,
+        *,
+        owner: str,
+        name: str,
+        size: int,
+        now: datetime,
+        event: Event | None = None,
     ) -> None:
         values = {"digest": digest, "owner": owner, "name": name, "size": size, "created_at": now}
         async with self._write() as tx:
             await tx.run(
                 self._insert(scripts).values(values).on_conflict_do_nothing()  # type: ignore[attr-defined]
             )
+            await self._record(tx, event)
 
     async def find_script(self, digest: str, *, visible_to: Visibility) -> ScriptRecord:
         c = scripts.c

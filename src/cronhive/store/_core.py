@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
-from cronhive.model import Execution, RunState
+from cronhive.model import Event, Execution, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._errors import translating
 from cronhive.store.base import RetryDecider, Store, Visibility
-from cronhive.store.schema import executions, jobs
+from cronhive.store.schema import events, executions, jobs
 
 QUEUED = str(RunState.QUEUED)
 RUNNING = str(RunState.RUNNING)
@@ -186,6 +186,14 @@ class SqlBase(Store):
         await self._release_node_lock()
         for engine in dict.fromkeys((self._writer, self._reader, self._lease)):
             await engine.dispose()
+
+    async def _record(self, tx: Tx, event: Event | None) -> None:
+        """Records the event of the action `tx` carries, in its transaction: both commit
+        or neither does (a failed insert rolls the action back)."""
+        if event is None:
+            return
+        await tx.run(events.insert().values(rows.event_values(event)))
+        tx.note("events")
 
     async def _tally(self, tx: Tx, ended: Iterable[Execution]) -> None:
         """Adds runs that ended to their jobs' counters: one row at a time, in the lock

@@ -96,25 +96,6 @@ class SqlBatch(FiringBatch):
             found[ex.job_id].append(ex)  # type: ignore[index]
         return found
 
-    async def insert(self, execution: Execution) -> bool:
-        stmt = (
-            self._store._insert(executions)
-            .values(rows.execution_values(execution))
-            .on_conflict_do_nothing()  # type: ignore[attr-defined]
-            .returning(executions.c.id)
-        )
-        if (await self._tx.run(stmt)).first() is None:
-            return False
-        if execution.state is RunState.QUEUED:
-            self.unclaimed.add(execution.id)
-        await self._missed([execution])
-        return True
-
-    async def advance(self, job_id: UUID, next_fire_at: datetime | None) -> None:
-        await self._tx.run(
-            jobs.update().where(jobs.c.id == job_id).values(next_fire_at=next_fire_at)
-        )
-
     async def insert_many(self, executions_: Sequence[Execution]) -> set[UUID]:
         inserted: set[UUID] = set()
         for start in range(0, len(executions_), _INSERT_CHUNK):

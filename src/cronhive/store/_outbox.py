@@ -22,6 +22,7 @@ from cronhive.errors import Conflict, NotFound
 from cronhive.model import (
     Delivery,
     DeliveryState,
+    Event,
     Execution,
     Job,
     NotifyOn,
@@ -238,10 +239,17 @@ class DeliveryOps(SqlBase):
     notify defaults."""
 
     async def set_notify_defaults(
-        self, owner: str, notify: Mapping[str, tuple[str, ...]], *, by: str, now: datetime
+        self,
+        owner: str,
+        notify: Mapping[str, tuple[str, ...]],
+        *,
+        by: str,
+        now: datetime,
+        event: Event | None = None,
     ) -> None:
         value = rows.notify_value(notify)
         async with self._write() as tx:
+            await self._record(tx, event)
             await tx.run(notify_defaults.delete().where(notify_defaults.c.owner == owner))
             if value is not None:
                 await tx.run(
@@ -372,7 +380,12 @@ class DeliveryOps(SqlBase):
         return rows.row_to_delivery(found[0])
 
     async def retry_delivery(
-        self, delivery_id: UUID, *, visible_to: Visibility, now: datetime
+        self,
+        delivery_id: UUID,
+        *,
+        visible_to: Visibility,
+        now: datetime,
+        event: Event | None = None,
     ) -> Delivery:
         c = deliveries.c
         async with self._write() as tx:
@@ -394,6 +407,7 @@ class DeliveryOps(SqlBase):
             )
             if row is not None:
                 tx.note("deliveries")
+                await self._record(tx, event)
         if row is None:
             current = await self.get_delivery(delivery_id, visible_to=visible_to)
             raise Conflict(f"delivery {delivery_id} is {current.state}, not failed")

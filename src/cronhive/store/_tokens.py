@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from cronhive.errors import NotFound
+from cronhive.model import Event
 from cronhive.store._core import SqlBase
 from cronhive.store.schema import tokens
 from cronhive.store.tokens import Token
@@ -51,9 +52,10 @@ def _values(token: Token) -> dict[str, Any]:
 class TokenOps(SqlBase):
     """create_token, list_tokens, revoke_token, find_token (see `Store`)."""
 
-    async def create_token(self, token: Token) -> Token:
+    async def create_token(self, token: Token, *, event: Event | None = None) -> Token:
         async with self._write() as tx:
             await tx.run(tokens.insert().values(_values(token)))
+            await self._record(tx, event)
         return token
 
     async def list_tokens(self, user: str) -> list[Token]:
@@ -64,7 +66,9 @@ class TokenOps(SqlBase):
         )
         return [_row_to_token(r) for r in found]
 
-    async def revoke_token(self, user: str, token_id: UUID, *, now: datetime) -> Token:
+    async def revoke_token(
+        self, user: str, token_id: UUID, *, now: datetime, event: Event | None = None
+    ) -> Token:
         c = tokens.c
         async with self._write() as tx:
             await tx.run(
@@ -77,8 +81,9 @@ class TokenOps(SqlBase):
                 .mappings()
                 .first()
             )
-        if row is None:
-            raise NotFound("no such token")
+            if row is None:
+                raise NotFound("no such token")
+            await self._record(tx, event)
         return _row_to_token(row)
 
     async def find_token(self, token_id: UUID, digest: str, *, now: datetime) -> Token:

@@ -6,6 +6,9 @@ that any number of nodes (each holding its own `Store`) may share one PostgreSQL
 database. SQLite implements the same contract for a single node.
 
 Conventions for every method:
+- A write that takes `event` records it in its own transaction: the action and its
+  event commit together or not at all (the application layer, cronhive.service, passes
+  one with every user's action).
 - Instants in and out are aware UTC datetimes; `now` is always passed in (the caller
   owns the clock, so tests never sleep).
 - `visible_to` is the set of owner principals the caller may see (`user:x`,
@@ -19,151 +22,52 @@ Conventions for every method:
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from cronhive.model import (
-    Delivery,
-    DeliveryState,
     Event,
     Execution,
     Job,
     JobSpec,
     Node,
-    Outcome,
     OutputChunk,
     RunState,
     Stream,
 )
+from cronhive.store.firing import FiringBatch
+from cronhive.store.outbox import OutboxStore
 from cronhive.store.sessions import WebSession
 from cronhive.store.tokens import Token
+from cronhive.store.values import (
+    DOWN_RETENTION,
+    Finish,
+    Notification,
+    RetryDecider,
+    RunCaps,
+    ScriptRecord,
+    Usage,
+    Visibility,
+)
 
-Visibility = frozenset[str] | None
-
-# How long a reaped or departed node stays listed as down.
-DOWN_RETENTION = timedelta(hours=24)
-
-# Computes when the retry of a run that ended in `Execution.state` may start, or None for
-# no retry. Called inside the store's transaction, so it must be pure and quick.
-RetryDecider = Callable[[Execution], datetime | None]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Notification:
-    """A wake-up from any node. `topic` is one of: `jobs` (a job changed: re-plan the
-    sleep), `runs` (an execution was queued: try claiming), `stop` (key = execution id),
-    `output` (key = execution id), `events`."""
-
-    topic: str
-    key: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunCaps:
-    """Per-owner caps on running runs, for a claim: `owners` maps an owner
-    (``user:x``/``group:y``) to its cap, any other owner has `default`; None is no cap.
-    An owner at its cap is passed over by the claim; the others proceed."""
-
-    default: int | None = None
-    owners: Mapping[str, int | None] = field(default_factory=dict)
-
-    def cap_of(self, owner: str) -> int | None:
-        return self.owners.get(owner, self.default)
+__all__ = [
+    "DOWN_RETENTION",
+    "Finish",
+    "FiringBatch",
+    "Notification",
+    "RetryDecider",
+    "RunCaps",
+    "ScriptRecord",
+    "Store",
+    "Usage",
+    "Visibility",
+]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Usage:
-    """What one owner holds now (for quotas): its jobs, and its queued and running runs."""
-
-    jobs: int
-    queued: int
-    running: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Finish:
-    """How one run ended, for `Store.finish_many`; `chunks` is the last of its output,
-    stored in the same transaction as the end (both or neither): a short run costs one
-    write, and a reader that sees the end sees every byte."""
-
-    execution_id: UUID
-    outcome: Outcome
-    chunks: Sequence[OutputChunk] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScriptRecord:
-    """A script body someone stored (the body is in the blob store under its digest)."""
-
-    digest: str
-    owner: str
-    name: str
-    size: int
-
-
-class FiringBatch(abc.ABC):
-    """The due jobs of one scheduler tick, locked for this transaction.
-
-    On PostgreSQL the rows are taken with `FOR UPDATE SKIP LOCKED`, so two nodes ticking at
-    once split the due jobs between them instead of both firing them. Whatever the lock,
-    `UNIQUE(job_id, scheduled_for, attempt)` makes a second insert of a slot impossible:
-    `insert` of a slot that exists already is silently ignored and returns False.
-    Nothing is visible to other nodes until the batch's context exits without error.
-    """
-
-    jobs: Sequence[Job]
-
-    @abc.abstractmethod
-    async def active_runs(self, job_ids: Collection[UUID]) -> dict[UUID, list[Execution]]:
-        """Queued or running executions of these jobs (for the concurrency policy)."""
-
-    @abc.abstractmethod
-    async def insert(self, execution: Execution) -> bool:
-        """Inserts a queued or skipped execution; False if its slot exists already."""
-
-    @abc.abstractmethod
-    async def advance(self, job_id: UUID, next_fire_at: datetime | None) -> None:
-        """Moves the job's next fire time (None: the schedule is exhausted)."""
-
-    @abc.abstractmethod
-    async def insert_many(self, executions: Sequence[Execution]) -> set[UUID]:
-        """`insert` for many executions in one statement; returns the ids inserted (a
-        slot that exists already is left out, exactly as `insert` would return False)."""
-
-    @abc.abstractmethod
-    async def advance_many(self, moves: Sequence[tuple[UUID, datetime | None]]) -> None:
-        """`advance` for many jobs in one round trip: (job id, next fire time) pairs."""
-
-    @abc.abstractmethod
-    async def request_stop(self, execution_id: UUID, reason: str) -> None:
-        """Asks the node running `execution_id` to stop it (concurrency `replace`)."""
-
-    @abc.abstractmethod
-    async def quarantine(self, job: Job, reason: str) -> None:
-        """Sets a job aside that cannot be read or planned: `quarantine = reason`, no
-        next fire time (it is not due again until its owner changes it), and a
-        `job.quarantined` event; the other jobs of the batch fire as usual. `firing`
-        does this itself for rows it cannot read (they are not in `jobs`)."""
-
-    @abc.abstractmethod
-    async def claim(
-        self,
-        execution_ids: Collection[UUID],
-        node_id: UUID,
-        now: datetime,
-        *,
-        caps: RunCaps | None = None,
-    ) -> list[Execution]:
-        """The fast path: the firing node takes these just-inserted runs itself (the
-        caller checked tags and capacity). Returns them as `running` on `node_id`;
-        with `caps`, those of an owner at its cap stay queued (as `Store.claim`)."""
-
-
-class Store(abc.ABC):
+class Store(OutboxStore):
     """Jobs, executions, nodes, output and events; see the module docstring."""
 
     # --- lifecycle -------------------------------------------------------------------
@@ -181,9 +85,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_job(
-        self, spec: JobSpec, *, next_fire_at: datetime | None, created_by: str, now: datetime
+        self,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        created_by: str,
+        now: datetime,
+        event: Event | None = None,
     ) -> Job:
-        """Stores a new job. Raises `Conflict` if the owner already has a job of that name."""
+        """Stores a new job, and `event` (its `job_id` set to the new job's) in the same
+        transaction. Raises `Conflict` if the owner already has a job of that name."""
 
     @abc.abstractmethod
     async def get_job(self, job_id: UUID, *, visible_to: Visibility) -> Job:
@@ -216,8 +127,10 @@ class Store(abc.ABC):
         next_fire_at: datetime | None,
         visible_to: Visibility,
         now: datetime,
+        event: Event | None = None,
     ) -> Job:
-        """Replaces the job's spec. Raises `NotFound`, or `Conflict` on a name clash."""
+        """Replaces the job's spec (and records `event`, in the same transaction). Raises
+        `NotFound`, or `Conflict` on a name clash."""
 
     @abc.abstractmethod
     async def set_enabled(
@@ -228,12 +141,16 @@ class Store(abc.ABC):
         next_fire_at: datetime | None,
         visible_to: Visibility,
         now: datetime,
+        event: Event | None = None,
     ) -> Job:
-        """Pauses or resumes. Raises `NotFound`."""
+        """Pauses or resumes (with `event`, in one transaction). Raises `NotFound`."""
 
     @abc.abstractmethod
-    async def delete_job(self, job_id: UUID, *, visible_to: Visibility, now: datetime) -> None:
-        """Deletes the job; its executions stay (job_id kept, history is append-only).
+    async def delete_job(
+        self, job_id: UUID, *, visible_to: Visibility, now: datetime, event: Event | None = None
+    ) -> None:
+        """Deletes the job, with `event` in the same transaction; its executions stay
+        (job_id kept, history is append-only).
         Queued runs of the job are recorded `skipped` with reason `job deleted`.
         Raises `NotFound`."""
 
@@ -250,9 +167,9 @@ class Store(abc.ABC):
         """The earliest `next_fire_at` of any enabled job (the scheduler sleeps until it)."""
 
     @abc.abstractmethod
-    async def enqueue(self, execution: Execution) -> Execution:
-        """Inserts a queued execution (ad-hoc run or trigger). Raises `Conflict` if its
-        slot exists already."""
+    async def enqueue(self, execution: Execution, *, event: Event | None = None) -> Execution:
+        """Inserts a queued execution (ad-hoc run or trigger), with `event` in the same
+        transaction. Raises `Conflict` if its slot exists already."""
 
     @abc.abstractmethod
     async def claim(
@@ -293,36 +210,31 @@ class Store(abc.ABC):
         owner to end, not for a time)."""
 
     @abc.abstractmethod
-    async def finish(
-        self,
-        execution_id: UUID,
-        *,
-        node_id: UUID,
-        outcome: Outcome,
-        retry: RetryDecider,
-    ) -> tuple[Execution, Execution | None]:
-        """Records how a run ended, only if it is still `running` on `node_id`: otherwise
-        (it was reaped and given away) raises `Fenced` and changes nothing. In the same
-        transaction: the job's counters, last run and last state; an event; and, when
-        `retry` returns an instant, the next attempt as a new queued execution. Returns
-        the finished execution and the retry, if any."""
-
-    @abc.abstractmethod
     async def finish_many(
         self, finishes: Sequence[Finish], *, node_id: UUID, retry: RetryDecider
     ) -> list[tuple[Execution, Execution | None] | None]:
-        """`finish` for many runs of one node in one transaction (a node ending many
-        runs at once pays one commit). Each entry is recorded exactly as `finish` would
-        record it; where `finish` would raise `Fenced` the entry is None and that run is
-        unchanged, while the others are still recorded. Results are in input order.
+        """Records how runs of `node_id` ended, in one transaction (a node ending many
+        runs at once pays one commit). Each end is recorded only if its run is still
+        `running` on `node_id`; otherwise (it was reaped and given away) its entry is None
+        and that run is unchanged, while the others are still recorded. With each end, in
+        the same transaction: the job's counters, last run and last state; an event; and,
+        when `retry` returns an instant, the next attempt as a new queued execution.
+        Results, in input order, are (the finished execution, its retry or None).
         Raises `StoreError` (nothing recorded) when the transaction fails."""
 
     @abc.abstractmethod
     async def request_stop(
-        self, execution_id: UUID, *, visible_to: Visibility, reason: str, now: datetime
+        self,
+        execution_id: UUID,
+        *,
+        visible_to: Visibility,
+        reason: str,
+        now: datetime,
+        event: Event | None = None,
     ) -> Execution:
         """Queued: becomes `stopped` at once. Running: `stop_requested` is set and the
-        node running it is notified. Terminal: unchanged. Raises `NotFound`."""
+        node running it is notified. Terminal: unchanged. `event` is recorded in the same
+        transaction. Raises `NotFound`."""
 
     @abc.abstractmethod
     async def get_execution(self, execution_id: UUID, *, visible_to: Visibility) -> Execution:
@@ -403,89 +315,7 @@ class Store(abc.ABC):
         """Chunks with seq > `after_seq` of the given streams, in seq order. Visibility
         is the caller's business (check the execution first)."""
 
-    # --- reactions: the outbox ---------------------------------------------------------
-    # Deliveries are never added by callers: `finish_many`, `reap`, a firing batch's
-    # skipped slots and a claim write them in the transaction that records the outcome,
-    # one per (event, target) of the job's `notify` triggers (see store._outbox): a
-    # failure (failed, timed_out or lost with no retry queued), a recovery (the first
-    # success after one), a success, missed slots (one delivery per job and tick), a start.
-
-    @abc.abstractmethod
-    async def claim_deliveries(
-        self,
-        node_id: UUID,
-        *,
-        targets: Collection[str],
-        limit: int,
-        claim_for: float,
-        now: datetime,
-    ) -> list[Delivery]:
-        """Takes up to `limit` due deliveries to `targets` (the ones this node's
-        configuration knows; the others wait for a node that does): `pending` ones whose
-        `next_attempt_at <= now`, and `delivering` ones whose claim expired or whose
-        node's lease is gone (a dead node's work is taken over). They become
-        `delivering`, claimed until `now + claim_for` seconds, `attempts` + 1. Two nodes
-        never get the same row (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write
-        lock). A node without a live lease gets nothing."""
-
-    @abc.abstractmethod
-    async def settle_delivery(
-        self,
-        delivery_id: UUID,
-        *,
-        node_id: UUID,
-        now: datetime,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> bool:
-        """Records an attempt's result, only if `node_id` still holds the claim (False
-        otherwise: it was taken over, and the other node's result stands). No `error`:
-        `delivered`; an error with `retry_at`: `pending` again until then; an error
-        without: `failed` (given up)."""
-
-    @abc.abstractmethod
-    async def list_deliveries(
-        self,
-        *,
-        visible_to: Visibility,
-        job_id: UUID | None = None,
-        states: Iterable[DeliveryState] | None = None,
-        limit: int = 100,
-    ) -> list[Delivery]:
-        """Deliveries the caller may see (by the job's owner), newest first."""
-
-    @abc.abstractmethod
-    async def get_delivery(self, delivery_id: UUID, *, visible_to: Visibility) -> Delivery:
-        """Raises `NotFound`."""
-
-    @abc.abstractmethod
-    async def retry_delivery(
-        self, delivery_id: UUID, *, visible_to: Visibility, now: datetime
-    ) -> Delivery:
-        """A `failed` delivery becomes `pending` at `now` with its attempts reset (a retry
-        by hand). Raises `NotFound`, or `Conflict` if it is not failed."""
-
-    @abc.abstractmethod
-    async def set_notify_defaults(
-        self, owner: str, notify: Mapping[str, tuple[str, ...]], *, by: str, now: datetime
-    ) -> None:
-        """Sets `owner`'s default triggers ({event: targets}; empty: none). Every job of
-        the owner notifies them for each event it has no rule of its own for, from the
-        next outcome on (the outbox writers read them in the same statement as the
-        job's own triggers)."""
-
-    @abc.abstractmethod
-    async def notify_defaults(
-        self, *, visible_to: Visibility
-    ) -> dict[str, dict[str, tuple[str, ...]]]:
-        """The default triggers of the owners the caller may see, by owner (none: absent)."""
-
-    @abc.abstractmethod
-    async def output_tail(self, execution_id: UUID, *, chunks: int = 8) -> list[OutputChunk]:
-        """The last `chunks` chunks of a run (both streams), in seq order: what a
-        notification quotes. Visibility is the caller's business."""
-
-    # --- events and notifications ----------------------------------------------------
+    # --- events and wake-ups ----------------------------------------------------
 
     @abc.abstractmethod
     async def add_event(self, event: Event) -> None:
@@ -498,10 +328,6 @@ class Store(abc.ABC):
         """Events with id > `after_id`, oldest first."""
 
     @abc.abstractmethod
-    async def notify(self, topic: str, key: str = "") -> None:
-        """Wakes listeners on every node (PostgreSQL NOTIFY; in-process on SQLite)."""
-
-    @abc.abstractmethod
     def listen(self) -> AbstractAsyncContextManager[AsyncIterator[Notification]]:
         """Notifications from every node while the context is open. Delivery is a hint,
         not a guarantee: a listener must still poll at its own pace."""
@@ -509,17 +335,20 @@ class Store(abc.ABC):
     # --- personal access tokens ------------------------------------------------------
 
     @abc.abstractmethod
-    async def create_token(self, token: Token) -> Token:
-        """Stores a new token (the caller made its id and digest, see store.tokens).
-        Raises `Conflict` if the user has a live (unrevoked) token of that name."""
+    async def create_token(self, token: Token, *, event: Event | None = None) -> Token:
+        """Stores a new token (the caller made its id and digest, see store.tokens), with
+        `event`. Raises `Conflict` if the user has a live (unrevoked) token of that name."""
 
     @abc.abstractmethod
     async def list_tokens(self, user: str) -> list[Token]:
         """Every token of `user`, revoked and expired ones included, oldest first."""
 
     @abc.abstractmethod
-    async def revoke_token(self, user: str, token_id: UUID, *, now: datetime) -> Token:
-        """Revokes `user`'s token (revoking twice keeps the first instant). Raises
+    async def revoke_token(
+        self, user: str, token_id: UUID, *, now: datetime, event: Event | None = None
+    ) -> Token:
+        """Revokes `user`'s token (revoking twice keeps the first instant), with `event`
+        in the same transaction. Raises
         `NotFound` for a token that is missing or belongs to someone else."""
 
     @abc.abstractmethod
@@ -532,10 +361,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def add_script(
-        self, digest: str, *, owner: str, name: str, size: int, now: datetime
+        self,
+        digest: str,
+        *,
+        owner: str,
+        name: str,
+        size: int,
+        now: datetime,
+        event: Event | None = None,
     ) -> None:
         """Records that `owner` stored the script body `digest` (already in the blob
-        store); storing the same body again changes nothing."""
+        store), and `event`; storing the same body again changes nothing else."""
 
     @abc.abstractmethod
     async def find_script(self, digest: str, *, visible_to: Visibility) -> ScriptRecord:

@@ -28,7 +28,6 @@ from sqlalchemy.sql.dml import Insert
 from cronhive.model import Execution, RunState
 from cronhive.store._blobrefs import BlobOps
 from cronhive.store._core import RUNNING, Tally, Tx, tallies
-from cronhive.store._errors import translating
 from cronhive.store._retention import RetentionOps
 from cronhive.store._sessions import SessionOps
 from cronhive.store._tokens import TokenOps
@@ -241,11 +240,6 @@ class PostgresStore(SqlStore, TokenOps, BlobOps, RetentionOps, SessionOps):
             _NOTIFY_MANY,
             {"channel": CHANNEL, "payloads": [payload(t, k) for t, k in tx.notes]},
         )
-
-    async def notify(self, topic: str, key: str = "") -> None:
-        with translating():
-            async with self._writer.begin() as conn:
-                await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, payload(topic, key))))
 
     def listen(self) -> AbstractAsyncContextManager[AsyncIterator[Notification]]:
         return pg_listen(self._conninfo, **self._listen_args)

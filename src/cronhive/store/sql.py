@@ -11,22 +11,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
-from cronhive.errors import Conflict, Fenced, NotFound
+from cronhive.errors import Conflict, NotFound
 from cronhive.model import (
     Event,
     Execution,
     Job,
     JobSpec,
     Outcome,
-    OutputChunk,
     RunState,
-    Stream,
 )
 from cronhive.store import _rows as rows
 from cronhive.store._core import QUEUED, RUNNING, Tx, visible
@@ -34,6 +33,7 @@ from cronhive.store._fair import fair_params, fair_pick, next_claimable
 from cronhive.store._firing import SqlBatch, stop
 from cronhive.store._nodes import NodeOps, live_lease
 from cronhive.store._outbox import DeliveryOps, react_started, react_to_ends
+from cronhive.store._output import OutputOps
 from cronhive.store.base import (
     Finish,
     FiringBatch,
@@ -92,13 +92,19 @@ def _finish_event(done: Execution, outcome: Outcome) -> Event:
     )
 
 
-class SqlStore(DeliveryOps, NodeOps):
+class SqlStore(DeliveryOps, NodeOps, OutputOps):
     """The shared implementation; see cronhive.store.base for every method's contract."""
 
     # --- jobs ------------------------------------------------------------------------
 
     async def create_job(
-        self, spec: JobSpec, *, next_fire_at: datetime | None, created_by: str, now: datetime
+        self,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        created_by: str,
+        now: datetime,
+        event: Event | None = None,
     ) -> Job:
         job = Job(
             id=uuid4(),
@@ -122,6 +128,7 @@ class SqlStore(DeliveryOps, NodeOps):
             async with self._write() as tx:
                 await tx.run(jobs.insert().values(values))
                 tx.note("jobs")
+                await self._record(tx, event and replace(event, job_id=job.id))
         except Conflict as exc:
             raise Conflict(f"{spec.owner} already has a job named {spec.name!r}") from exc
         return job
@@ -167,7 +174,7 @@ class SqlStore(DeliveryOps, NodeOps):
         return [rows.row_to_job(r) for r in await self._read(stmt)]
 
     async def _update_job(
-        self, job_id: UUID, values: dict[str, Any], visible_to: Visibility
+        self, job_id: UUID, values: dict[str, Any], visible_to: Visibility, event: Event | None
     ) -> Job:
         stmt = (
             jobs.update()
@@ -180,6 +187,7 @@ class SqlStore(DeliveryOps, NodeOps):
             if row is None:
                 raise NotFound(f"no job {job_id}")
             tx.note("jobs")
+            await self._record(tx, event)
         return rows.row_to_job(row)
 
     async def update_job(
@@ -190,10 +198,11 @@ class SqlStore(DeliveryOps, NodeOps):
         next_fire_at: datetime | None,
         visible_to: Visibility,
         now: datetime,
+        event: Event | None = None,
     ) -> Job:
         values = {**rows.spec_values(spec), "next_fire_at": next_fire_at, "updated_at": now}
         try:
-            return await self._update_job(job_id, values, visible_to)
+            return await self._update_job(job_id, values, visible_to, event)
         except Conflict as exc:
             raise Conflict(f"{spec.owner} already has a job named {spec.name!r}") from exc
 
@@ -205,11 +214,14 @@ class SqlStore(DeliveryOps, NodeOps):
         next_fire_at: datetime | None,
         visible_to: Visibility,
         now: datetime,
+        event: Event | None = None,
     ) -> Job:
         values = {"enabled": enabled, "next_fire_at": next_fire_at, "updated_at": now}
-        return await self._update_job(job_id, values, visible_to)
+        return await self._update_job(job_id, values, visible_to, event)
 
-    async def delete_job(self, job_id: UUID, *, visible_to: Visibility, now: datetime) -> None:
+    async def delete_job(
+        self, job_id: UUID, *, visible_to: Visibility, now: datetime, event: Event | None = None
+    ) -> None:
         async with self._write() as tx:
             gone = await tx.run(
                 jobs.delete()
@@ -224,6 +236,7 @@ class SqlStore(DeliveryOps, NodeOps):
                 .values(state=str(RunState.SKIPPED), reason="job deleted", finished_at=now)
             )
             tx.note("jobs")
+            await self._record(tx, event)
 
     # --- firing and claiming ---------------------------------------------------------
 
@@ -252,12 +265,13 @@ class SqlStore(DeliveryOps, NodeOps):
         value: datetime | None = found[0]["at"]
         return value
 
-    async def enqueue(self, execution: Execution) -> Execution:
+    async def enqueue(self, execution: Execution, *, event: Event | None = None) -> Execution:
         try:
             async with self._write() as tx:
                 await tx.run(executions.insert().values(rows.execution_values(execution)))
                 if execution.state is RunState.QUEUED:
                     tx.note("runs")
+                await self._record(tx, event)
         except Conflict as exc:
             raise Conflict(
                 f"job {execution.job_name or execution.job_id} already has attempt "
@@ -348,21 +362,6 @@ class SqlStore(DeliveryOps, NodeOps):
         at: datetime | None = next(iter(found.values()))
         return at
 
-    async def finish(
-        self,
-        execution_id: UUID,
-        *,
-        node_id: UUID,
-        outcome: Outcome,
-        retry: RetryDecider,
-    ) -> tuple[Execution, Execution | None]:
-        [done] = await self.finish_many(
-            [Finish(execution_id=execution_id, outcome=outcome)], node_id=node_id, retry=retry
-        )
-        if done is None:
-            raise Fenced(f"run {execution_id} is no longer running on node {node_id}")
-        return done
-
     async def finish_many(
         self, finishes: Sequence[Finish], *, node_id: UUID, retry: RetryDecider
     ) -> list[tuple[Execution, Execution | None] | None]:
@@ -415,12 +414,19 @@ class SqlStore(DeliveryOps, NodeOps):
         return ended
 
     async def request_stop(
-        self, execution_id: UUID, *, visible_to: Visibility, reason: str, now: datetime
+        self,
+        execution_id: UUID,
+        *,
+        visible_to: Visibility,
+        reason: str,
+        now: datetime,
+        event: Event | None = None,
     ) -> Execution:
         async with self._write() as tx:
             ex = await stop(tx, execution_id, visible_to, reason, now)
-        if ex is None:
-            raise NotFound(f"no run {execution_id}")
+            if ex is None:
+                raise NotFound(f"no run {execution_id}")
+            await self._record(tx, event)
         return ex
 
     async def get_execution(self, execution_id: UUID, *, visible_to: Visibility) -> Execution:
@@ -458,74 +464,3 @@ class SqlStore(DeliveryOps, NodeOps):
             )
         stmt = stmt.order_by(c.queued_at.desc(), c.id.desc()).limit(limit)
         return [rows.row_to_execution(r) for r in await self._read(stmt)]
-
-    # --- output ----------------------------------------------------------------------
-
-    async def append_output(
-        self, execution_id: UUID, *, node_id: UUID, chunks: Sequence[OutputChunk]
-    ) -> None:
-        c = executions.c
-        mine = (
-            sa.select(c.id)
-            .where(c.id == execution_id, c.state == RUNNING, c.node_id == node_id)
-            .with_for_update(read=True)  # a reaper waits until these bytes are in
-        )
-        async with self._write() as tx:
-            if (await tx.run(mine)).first() is None:
-                raise Fenced(f"run {execution_id} is not running on node {node_id}")
-            if chunks:
-                await tx.run(
-                    self._insert(output_chunks).on_conflict_do_nothing(),  # type: ignore[attr-defined]
-                    [rows.chunk_values(execution_id, ch) for ch in chunks],
-                )
-            tx.note("output", str(execution_id))
-
-    async def read_output(
-        self,
-        execution_id: UUID,
-        *,
-        streams: Collection[Stream],
-        after_seq: int = -1,
-        limit: int = 256,
-    ) -> list[OutputChunk]:
-        c = output_chunks.c
-        stmt = (
-            sa.select(output_chunks)
-            .where(
-                c.execution_id == execution_id,
-                c.stream.in_(sorted(str(s) for s in streams)),
-                c.seq > after_seq,
-            )
-            .order_by(c.seq)
-            .limit(limit)
-        )
-        return [rows.row_to_chunk(r) for r in await self._read(stmt)]
-
-    # --- events ----------------------------------------------------------------------
-
-    async def add_event(self, event: Event) -> None:
-        async with self._write() as tx:
-            await tx.run(events.insert().values(rows.event_values(event)))
-            tx.note("events")
-
-    async def list_events(
-        self, *, visible_to: Visibility, after_id: int = 0, limit: int = 100
-    ) -> list[Event]:
-        stmt = (
-            sa.select(events)
-            .where(events.c.id > after_id, visible(events.c.owner, visible_to))
-            .order_by(events.c.id)
-            .limit(limit)
-        )
-        return [rows.row_to_event(r) for r in await self._read(stmt)]
-
-    # --- operations ------------------------------------------------------------------
-
-    async def output_sizes(self, execution_id: UUID) -> dict[Stream, int]:
-        c = output_chunks.c
-        stmt = (
-            sa.select(c.stream, sa.func.max(c.offset + sa.func.length(c.data)).label("end"))
-            .where(c.execution_id == execution_id)
-            .group_by(c.stream)
-        )
-        return {Stream(r["stream"]): int(r["end"]) for r in await self._read(stmt)}

@@ -121,9 +121,6 @@ class SqliteStore(SqlStore, TokenOps, BlobOps, RetentionOps, SessionOps):
         for topic, key in tx.notes:
             self._hub.publish(Notification(topic=topic, key=key))
 
-    async def notify(self, topic: str, key: str = "") -> None:
-        self._hub.publish(Notification(topic=topic, key=key))
-
     def listen(self) -> AbstractAsyncContextManager[AsyncIterator[Notification]]:
         return self._hub.subscribe()
 
