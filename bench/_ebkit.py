@@ -92,9 +92,9 @@ async def enqueue_adhoc(store: SqlStore, argv: tuple[str, ...], n: int, batch: i
             rows.execution_values(runs.adhoc("user:bench", run, t))
             for _ in range(min(batch, n - start))
         ]
-        async with store._writer.begin() as conn:
-            await conn.execute(executions.insert(), values)
-        await store.notify("runs")
+        async with store._write() as tx:
+            await tx.run(executions.insert(), values)
+            tx.note("runs")
 
 
 async def insert_jobs(store: SqlStore, specs: Sequence[tuple[JobSpec, datetime]]) -> None:
@@ -114,9 +114,9 @@ async def insert_jobs(store: SqlStore, specs: Sequence[tuple[JobSpec, datetime]]
             }
             for spec, first in specs[start : start + 1000]
         ]
-        async with store._writer.begin() as conn:
-            await conn.execute(jobs.insert(), values)
-    await store.notify("jobs")
+        async with store._write() as tx:
+            await tx.run(jobs.insert(), values)
+            tx.note("jobs")
 
 
 def job(name: str, argv: tuple[str, ...], schedule: str) -> tuple[JobSpec, datetime]:

@@ -22,7 +22,7 @@ from uuid import uuid4
 from cronhive.blobs import LocalBlobs
 from cronhive.blobs.archive import ArchivedOutput, write_archive
 from cronhive.model import Execution, Outcome, OutputChunk, RunSpec, RunState, Stream
-from cronhive.store import Store, open_store
+from cronhive.store import Finish, Store, open_store
 
 CHUNK = 64 * 1024  # what the runner ships from a pipe, typically
 
@@ -61,7 +61,8 @@ async def _run_with(store: Store, body: bytes) -> Execution:
         ]
         await store.append_output(ex.id, node_id=node.id, chunks=chunks)
     outcome = Outcome(state=RunState.SUCCEEDED, finished_at=now, stdout_bytes=len(body))
-    await store.finish(ex.id, node_id=node.id, outcome=outcome, retry=lambda _: None)
+    end = Finish(execution_id=ex.id, outcome=outcome)
+    await store.finish_many([end], node_id=node.id, retry=lambda _: None)
     await store.deregister_node(node.id, now=now)
     return ex
 

@@ -216,7 +216,8 @@ async def test_finish_many_records_each_like_finish_and_skips_fenced_ones(store:
     await store.enqueue(execution())
     first, second, third = await store.claim(node.id, frozenset(), 3, NOW)
     # `second` was given away meanwhile: its finish must be refused, the others kept.
-    await store.finish(
+    await finish_one(
+        store,
         second.id,
         node_id=node.id,
         outcome=Outcome(state=RunState.SUCCEEDED, exit_code=0, finished_at=at(1)),
