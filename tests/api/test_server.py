@@ -105,11 +105,13 @@ async def test_port_in_use_is_invalid_input(tmp_path: Path) -> None:
     from cronhive.auth import DEFAULT_POLICY
     from cronhive.engine.clock import SystemClock
     from cronhive.engine.hub import Hub
+    from cronhive.service import Service
     from cronhive.store import open_store
 
     certs: CertPaths = init_certs(tmp_path / "certs", days=30)
     store = await open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    api = Api(store=store, clock=SystemClock(), hub=Hub(), policy=DEFAULT_POLICY)
+    service = Service(store=store, clock=SystemClock(), hub=Hub(), policy=DEFAULT_POLICY)
+    api = Api(service=service)
     first = await start_api(api, host="127.0.0.1", port=0, certs=certs)
     try:
         with pytest.raises(InvalidInput) as err:

@@ -30,7 +30,7 @@ import psutil
 import psycopg
 import tomli_w
 
-from cronhive.engine.runs import triggered
+from cronhive.engine.executions import triggered
 from cronhive.model import (
     Execution,
     Job,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from enginekit import create_job, executions_of, job_spec, node_logs, spawn_node, wait_for
 
-from cronhive.engine.runs import triggered
+from cronhive.engine.executions import triggered
 from cronhive.model import Execution, RunState
 from cronhive.store import Store, open_store
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from enginekit import adhoc, create_job, executions_of, job_spec, running_node, terminal, wait_for
 
 from cronhive.engine.clock import ManualClock
-from cronhive.engine.runs import triggered
+from cronhive.engine.executions import triggered
 from cronhive.engine.scheduler import Scheduler
 from cronhive.model import Concurrency, Misfire, RunState, Stream
 from cronhive.store import Store, open_store

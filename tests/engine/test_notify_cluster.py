@@ -18,7 +18,7 @@ import pytest
 from enginekit import create_job, job_spec, node_logs, spawn_node, wait_for
 from notifykit import SECRET, Receiver, http_receiver, signature_ok
 
-from cronhive.engine.runs import triggered
+from cronhive.engine.executions import triggered
 from cronhive.model import DeliveryState, Job
 from cronhive.store import Store, open_store
 

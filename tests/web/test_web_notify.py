@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from webkit import WebNode
 
-from cronhive.engine.runs import triggered
+from cronhive.engine.executions import triggered
 from cronhive.model import JobSpec, RunSpec
 
 

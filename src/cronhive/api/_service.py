@@ -1,5 +1,6 @@
-"""What every servicer shares: the node's store, clock and hub, the policy, and the
-two steps each RPC begins with (read the request, know the caller)."""
+"""What every servicer shares: the node's application layer (cronhive.service), the
+server's closing state, and the step each RPC begins with (know the caller, read the
+request)."""
 
 from __future__ import annotations
 
@@ -13,40 +14,21 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
-from cronhive.auth import Identity, Policy, identity_of, visible_owners
-from cronhive.blobs import BlobStore
-from cronhive.blobs.scripts import DEFAULT_MAX_BYTES as DEFAULT_SCRIPT_MAX
-from cronhive.engine.clock import Clock
-from cronhive.engine.hub import Hub
-from cronhive.engine.output import wait_any
+from cronhive.auth import Identity, identity_of
 from cronhive.errors import InvalidInput
-from cronhive.model import Event, RunSpec
-from cronhive.notify import Targets
-from cronhive.sqljobs import SqlJobs
-from cronhive.store.base import Store, Visibility
+from cronhive.service import Service
 
 T = TypeVar("T")
-
-# Notifications are hints: a follower also re-checks at this pace.
-POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class Api:
-    """The dependencies of the servicers (one per node)."""
+    """The servicers' dependencies (one per node): the operations, and the server's
+    closing (set when it closes: streams end with UNAVAILABLE instead of hanging)."""
 
-    store: Store
-    clock: Clock
-    hub: Hub
-    policy: Policy
-    poll: float = POLL_SECONDS
-    targets: Targets = field(default_factory=Targets)  # what jobs may name in `notify`
-    sql: SqlJobs | None = None  # the node's SQL target databases (None: SQL refused)
-    # Set when the server closes: streams end with UNAVAILABLE instead of hanging.
+    service: Service
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
-    blobs: BlobStore | None = None  # script bodies and archived output (None: none here)
-    script_max_bytes: int = DEFAULT_SCRIPT_MAX
 
     @contextmanager
     def streaming(self) -> Iterator[None]:
@@ -59,10 +41,9 @@ class Api:
         finally:
             self.streams.discard(task)
 
-    async def wait(self, events: list[asyncio.Event]) -> None:
-        """A stream's pause: until one of `events`, the next poll, or close (which
-        raises UNAVAILABLE so the client knows to reconnect, elsewhere if need be)."""
-        await wait_any([*events, self.closing], self.poll)
+    def check_open(self) -> None:
+        """After a stream ended by the server closing: UNAVAILABLE, so the client knows
+        to call again (elsewhere if need be)."""
         if self.closing.is_set():
             raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; call again")
 
@@ -70,27 +51,13 @@ class Api:
 class Servicer:
     def __init__(self, api: Api) -> None:
         self.api = api
+        self.svc = api.service
 
-    async def request(self, stream: Stream[T, Any]) -> tuple[T, Identity, Visibility]:
-        """The request, the caller and what the caller may see. Authentication first: an
-        unusable certificate is refused before the request is even read."""
-        identity = identity_of(stream, self.api.policy)
+    async def request(self, stream: Stream[T, Any]) -> tuple[T, Identity]:
+        """The request and the caller. Authentication first: an unusable certificate is
+        refused before the request is even read."""
+        identity = identity_of(stream, self.svc.policy)
         message = await stream.recv_message()
         if message is None:
             raise InvalidInput("request: no message", field="request")
-        return message, identity, visible_owners(identity)
-
-    async def event(self, **fields: Any) -> None:
-        """Records an event now (its id is the store's; the store wakes watchers)."""
-        await self.api.store.add_event(Event(id=0, at=self.api.clock.now(), **fields))
-
-
-async def check_sql(api: Api, owner: str, run: RunSpec) -> None:
-    """A SQL run's role rule, when a job is saved or a run started (each run checks it
-    again when it starts). PERMISSION_DENIED: the caller named the role, so saying no
-    reveals nothing; INVALID_ARGUMENT for a database this node does not configure."""
-    if run.sql is None:
-        return
-    if api.sql is None:
-        raise InvalidInput("sql: this node runs no SQL jobs (no [databases])", field="sql")
-    await api.sql.check(owner, run.sql)
+        return message, identity

@@ -20,6 +20,7 @@ from cronhive.model import (
     ScriptRef,
     SqlSpec,
 )
+from cronhive.service import RunView
 
 __all__ = [
     "chunk_pb",
@@ -27,6 +28,7 @@ __all__ = [
     "execution_pb",
     "job_pb",
     "node_pb",
+    "run_pb",
     "script_pb",
     "spec_pb",
     "sql_pb",
@@ -127,6 +129,8 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
         env=dict(e.run.env),
         shell=e.run.shell,
     )
+    if e.run.sql is not None:
+        msg.sql.CopyFrom(sql_pb(e.run.sql))
     # A failed run with neither exit code nor signal never started: its reason is the error.
     if e.state is RunState.FAILED and e.exit_code is None and e.signal is None:
         msg.error = e.reason or ""
@@ -141,6 +145,14 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
     if e.run.script is not None:
         script_pb(e.run.script, msg.script)
     _ts(msg.not_before, e.not_before)
+    return msg
+
+
+def run_pb(view: RunView) -> pb.Execution:
+    """A run as answered (service.RunView: live sizes, its node's name, why it waits)."""
+    e = view.execution
+    msg = execution_pb(e, {e.node_id: view.node_name} if e.node_id and view.node_name else None)
+    msg.waiting = view.waiting
     return msg
 
 

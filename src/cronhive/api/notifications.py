@@ -12,9 +12,7 @@ from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api._service import Servicer
 from cronhive.api.errors import guard
-from cronhive.auth import resolve_owner
 from cronhive.model import Delivery
-from cronhive.notify import check_defaults, normalize
 
 __all__ = ["NotificationService", "notification_pb"]
 
@@ -52,10 +50,10 @@ class NotificationService(Servicer, cronhive_grpc.NotificationServiceBase):
         self, stream: Stream[pb.ListNotificationsRequest, pb.ListNotificationsResponse]
     ) -> None:
         async with guard("NotificationService.ListNotifications"):
-            req, _, visible = await self.request(stream)
+            req, who = await self.request(stream)
             job_id = validate.uuid_of(req.job_id, field="job_id") if req.job_id else None
-            found = await self.api.store.list_deliveries(
-                visible_to=visible, job_id=job_id, limit=validate.page_size(req.page_size)
+            found = await self.svc.list_notifications(
+                who, job_id=job_id, limit=validate.page_size(req.page_size)
             )
             reply = pb.ListNotificationsResponse(notifications=[notification_pb(d) for d in found])
             await stream.send_message(reply)
@@ -64,42 +62,21 @@ class NotificationService(Servicer, cronhive_grpc.NotificationServiceBase):
         self, stream: Stream[pb.RetryNotificationRequest, pb.Notification]
     ) -> None:
         async with guard("NotificationService.RetryNotification"):
-            req, who, visible = await self.request(stream)
-            delivery_id = validate.uuid_of(req.id)
-            d = await self.api.store.retry_delivery(
-                delivery_id, visible_to=visible, now=self.api.clock.now()
-            )
-            await self.event(
-                kind="notification.retried",
-                owner=d.owner,
-                job_id=d.job_id,
-                execution_id=d.execution_id,
-                message=f"{d.event} to {d.target} queued again by {who.user}",
-            )
+            req, who = await self.request(stream)
+            d = await self.svc.retry_notification(who, validate.uuid_of(req.id))
             await stream.send_message(notification_pb(d))
 
     async def GetNotifyDefaults(
         self, stream: Stream[pb.GetNotifyDefaultsRequest, pb.NotifyDefaults]
     ) -> None:
         async with guard("NotificationService.GetNotifyDefaults"):
-            req, who, visible = await self.request(stream)
-            owner = resolve_owner(who, req.owner)
-            found = await self.api.store.notify_defaults(visible_to=visible)
-            await stream.send_message(defaults_pb(owner, found.get(owner, {})))
+            req, who = await self.request(stream)
+            owner, notify = await self.svc.notify_defaults(who, req.owner)
+            await stream.send_message(defaults_pb(owner, notify))
 
     async def SetNotifyDefaults(self, stream: Stream[pb.NotifyDefaults, pb.NotifyDefaults]) -> None:
         async with guard("NotificationService.SetNotifyDefaults"):
-            req, who, _ = await self.request(stream)
-            owner = resolve_owner(who, req.owner)
-            notify = normalize({r.event: list(r.targets) for r in req.notify})
-            check_defaults(notify, self.api.targets)
-            await self.api.store.set_notify_defaults(
-                owner, notify, by=who.owner, now=self.api.clock.now()
-            )
-            await self.event(
-                kind="notify.defaults",
-                owner=owner,
-                message=f"default notifications set by {who.user}: "
-                + (" ".join(f"{e}={','.join(t)}" for e, t in sorted(notify.items())) or "none"),
-            )
+            req, who = await self.request(stream)
+            rules = {r.event: list(r.targets) for r in req.notify}
+            owner, notify = await self.svc.set_notify_defaults(who, req.owner, rules)
             await stream.send_message(defaults_pb(owner, notify))

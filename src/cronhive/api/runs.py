@@ -1,88 +1,48 @@
-"""RunService: ad-hoc runs, stop, status, history and live output.
-
-Any node answers for any run: status and output come from the store, never from the
-process, so a reader on node B follows a run on node A from its first byte.
-"""
+"""RunService: ad-hoc runs, stop, status, history and live output (the operations are
+cronhive.service's; this reads the messages and answers them)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC
-from uuid import UUID
 
-from grpclib.const import Status
-from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
-from cronhive.api._service import Api, Servicer, check_sql
-from cronhive.api.convert import chunk_pb, execution_pb
+from cronhive.api._service import Servicer
+from cronhive.api.convert import chunk_pb, run_pb
 from cronhive.api.errors import guard
-from cronhive.api.scripts import bind_script
-from cronhive.auth import check_run_as, parse_owner, quotas, resolve_owner
-from cronhive.engine import runs
-from cronhive.engine.output import follow_output
-from cronhive.errors import NotFound
-from cronhive.model import Execution, Node, RunState
 from cronhive.model import Stream as OutStream
-from cronhive.store.base import Visibility
-from cronhive.store.listing import RunFilter, filtered_runs, narrowed, node_ids
+from cronhive.service import RunFilter
 
 __all__ = ["RunService"]
 
-NODE_NAMES_TTL = 5.0  # seconds
-
 
 class RunService(Servicer, cronhive_grpc.RunServiceBase):
-    def __init__(self, api: Api) -> None:
-        super().__init__(api)
-        self._names: dict[UUID, str] = {}
-        self._nodes: list[Node] = []
-        self._names_at = float("-inf")
-
     async def Start(self, stream: Stream[pb.StartRunRequest, pb.Execution]) -> None:
         async with guard("RunService.Start"):
-            req, who, visible = await self.request(stream)
-            owner = resolve_owner(who, req.owner)
-            run = validate.run_spec(req)
-            check_run_as(who, owner, run.run_as, self.api.policy)
-            await check_sql(self.api, owner, run)
-            await quotas.check_new_run(self.api.store, self.api.policy, who, owner)
-            run = await bind_script(self.api, run, owner=owner, visible=visible)
-            execution = await self.api.store.enqueue(runs.adhoc(owner, run, self.api.clock.now()))
-            await self.event(
-                kind="run.queued",
-                owner=owner,
-                execution_id=execution.id,
-                message=f"ad-hoc run started by {who.user}",
-            )
-            await stream.send_message(await self._pb(execution))
+            req, who = await self.request(stream)
+            execution = await self.svc.start_run(who, req.owner, validate.run_spec(req))
+            await stream.send_message(run_pb(await self.svc.view(execution)))
 
     async def Stop(self, stream: Stream[pb.StopRunRequest, pb.Execution]) -> None:
         async with guard("RunService.Stop"):
-            req, who, visible = await self.request(stream)
-            execution_id = await self._visible(req.id, visible)
-            execution = await self.api.store.request_stop(
-                execution_id,
-                visible_to=visible,
-                reason=f"stopped by {who.user}",
-                now=self.api.clock.now(),
-            )
-            await stream.send_message(await self._pb(execution))
+            req, who = await self.request(stream)
+            execution = await self.svc.stop_run(who, validate.uuid_of(req.id))
+            await stream.send_message(run_pb(await self.svc.view(execution)))
 
     async def GetStatus(self, stream: Stream[pb.GetStatusRequest, pb.Execution]) -> None:
         async with guard("RunService.GetStatus"):
-            req, _, visible = await self.request(stream)
-            execution = await self._execution(req.id, visible)
-            await stream.send_message(await self._pb(execution))
+            req, who = await self.request(stream)
+            execution = await self.svc.run_status(who, validate.uuid_of(req.id))
+            await stream.send_message(run_pb(await self.svc.view(execution)))
 
     async def ListExecutions(
         self, stream: Stream[pb.ListExecutionsRequest, pb.ListExecutionsResponse]
     ) -> None:
         async with guard("RunService.ListExecutions"):
-            req, _, visible = await self.request(stream)
+            req, who = await self.request(stream)
             job_id = validate.uuid_of(req.job_id, field="job_id") if req.job_id else None
             states = validate.run_states(req.states)
             size = validate.page_size(req.page_size)
@@ -93,23 +53,17 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
                     validate.instant_of(token[0], "page_token"),
                     validate.uuid_of(token[1], field="page_token"),
                 )
-            now = self.api.clock.now()
             wanted = RunFilter(
                 job_id=job_id,
                 states=states,
-                nodes=await node_ids(self.api.store, req.node, now) if req.node else None,
                 since=req.since.ToDatetime(tzinfo=UTC) if req.HasField("since") else None,
                 job_name=req.job_name or None,
             )
-            if req.owner:
-                parse_owner(req.owner)
-                visible = narrowed(visible, req.owner)
-            rows, last = await filtered_runs(
-                self.api.store, wanted, visible_to=visible, before=before, size=size
+            rows, last = await self.svc.list_runs(
+                who, wanted, owner=req.owner, node=req.node, before=before, limit=size
             )
-            names = await self._node_names()
             reply = pb.ListExecutionsResponse(
-                executions=[self._waiting(execution_pb(e, names), e) for e in rows]
+                executions=[run_pb(v) for v in await self.svc.views(rows)]
             )
             if last is not None:
                 reply.next_page_token = validate.encode_token(
@@ -119,74 +73,24 @@ class RunService(Servicer, cronhive_grpc.RunServiceBase):
 
     async def StreamOutput(self, stream: Stream[pb.StreamOutputRequest, pb.OutputChunk]) -> None:
         async with guard("RunService.StreamOutput"):
-            req, _, visible = await self.request(stream)
-            execution_id = await self._visible(req.id, visible)
+            req, who = await self.request(stream)
+            run_id = validate.uuid_of(req.id)
             streams = validate.stream_choice(req.stream)
             start = {OutStream.STDOUT: req.stdout_offset, OutStream.STDERR: req.stderr_offset}
-            async for chunk in follow_output(
-                self.api.store,
-                self.api.hub,
-                execution_id,
-                visible_to=visible,
+            output = self.svc.output(
+                who,
+                run_id,
                 streams=streams,
                 follow=req.follow,
                 closing=self.api.closing,
-                poll=self.api.poll,
-                blobs=self.api.blobs,
                 start=start,
-            ):
+            )
+            async for chunk in output:
                 skip = max(0, start[chunk.stream] - chunk.offset)
                 if skip < len(chunk.data):
                     await stream.send_message(chunk_pb(chunk, skip))
-            if req.follow and self.api.closing.is_set():
-                # Ended by the server closing, not by the run: tell the client to call
-                # again (elsewhere if need be).
-                execution = await self.api.store.get_execution(execution_id, visible_to=visible)
-                if not execution.state.terminal:
-                    raise GRPCError(Status.UNAVAILABLE, "the server is shutting down; call again")
-
-    # --- helpers -------------------------------------------------------------------
-
-    async def _execution(self, text: str, visible: Visibility) -> Execution:
-        execution_id = validate.uuid_of(text)
-        try:
-            return await self.api.store.get_execution(execution_id, visible_to=visible)
-        except NotFound:
-            raise NotFound(f"no such execution: {execution_id}") from None
-
-    async def _visible(self, text: str, visible: Visibility) -> UUID:
-        return (await self._execution(text, visible)).id
-
-    def _waiting(self, msg: pb.Execution, execution: Execution) -> pb.Execution:
-        """Says why a queued run may wait (its tags: see runs.unmatched_tags), from the
-        nodes read at most NODE_NAMES_TTL ago."""
-        if execution.state is RunState.QUEUED:
-            msg.waiting = runs.unmatched_tags(
-                execution.run.target_tags, self._nodes, self.api.clock.now()
-            )
-        return msg
-
-    async def _node_names(self, wanted: UUID | None = None) -> dict[UUID, str]:
-        # Names change rarely and a status call is hot: re-read them at most every few
-        # seconds, or when a run names a node not seen yet.
-        now = time.monotonic()
-        if now - self._names_at > NODE_NAMES_TTL or (wanted and wanted not in self._names):
-            nodes = await self.api.store.list_nodes(now=self.api.clock.now())
-            # Names seen once are kept: a run's node stays named after its row is gone.
-            self._names = self._names | {n.id: n.name for n in nodes}
-            self._nodes = nodes
-            self._names_at = now
-        return self._names
-
-    async def _pb(self, execution: Execution) -> pb.Execution:
-        names = await self._node_names(execution.node_id)
-        msg = self._waiting(execution_pb(execution, names), execution)
-        if execution.state is RunState.RUNNING or (
-            execution.state is RunState.LOST and not execution.stdout_bytes + execution.stderr_bytes
-        ):
-            # The counts are recorded when a run ends; until then (or for a run lost with
-            # its node) the stored output says how much there is.
-            sizes = await self.api.store.output_sizes(execution.id)
-            msg.stdout_bytes = max(msg.stdout_bytes, sizes.get(OutStream.STDOUT, 0))
-            msg.stderr_bytes = max(msg.stderr_bytes, sizes.get(OutStream.STDERR, 0))
-        return msg
+            # Ended by the server closing, not by the run: tell the client to call again
+            # (elsewhere if need be).
+            closed = req.follow and self.api.closing.is_set()
+            if closed and not (await self.svc.run_status(who, run_id)).state.terminal:
+                self.api.check_open()

@@ -20,7 +20,7 @@ from grpclib.health.check import ServiceCheck
 from grpclib.health.service import Health
 from grpclib.reflection.service import ServerReflection
 
-from cronhive.api._service import POLL_SECONDS, Api
+from cronhive.api._service import Api
 from cronhive.api._transport import LimitedServer, TransportLimits
 from cronhive.api.events import EventService
 from cronhive.api.jobs import JobService
@@ -32,8 +32,9 @@ from cronhive.api.tokens import TokenService
 from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.listener import Listener
 from cronhive.engine.node import NodeContext
-from cronhive.errors import CronhiveError, InvalidInput
+from cronhive.errors import InvalidInput
 from cronhive.notify import Targets
+from cronhive.service import POLL_SECONDS, Service
 
 __all__ = ["ApiServer", "ApiService", "TransportLimits", "serve_api", "start_api"]
 
@@ -78,16 +79,9 @@ def handlers(api: Api) -> list[Any]:
         ScriptService(api),
     ]
 
-    async def database_answers() -> bool:
-        try:
-            await api.store.database_time()
-        except CronhiveError:
-            return False
-        return True
-
     # Every service by its full name ("cronhive.v1.JobService") and "" for the server,
     # SERVING while the database answers: what a load balancer's gRPC health check asks.
-    database = ServiceCheck(database_answers, check_ttl=HEALTH_TTL, check_timeout=2.0)
+    database = ServiceCheck(api.service.database_answers, check_ttl=HEALTH_TTL, check_timeout=2.0)
     services = [*cronhive, Health({service: [database] for service in cronhive})]
     return [*ServerReflection.extend(services), *services]
 
@@ -126,15 +120,17 @@ async def serve_api(
 ) -> None:
     """Serves the API of the node `ctx` until cancelled; `on_bound(port)` once listening."""
     api = Api(
-        store=ctx.store,
-        clock=ctx.clock,
-        hub=ctx.hub,
-        policy=policy,
-        poll=POLL_SECONDS if poll is None else poll,
-        targets=targets or Targets(),
-        sql=ctx.config.sql,
-        blobs=ctx.config.blobs,
-        script_max_bytes=ctx.config.script_max_bytes,
+        service=Service(
+            store=ctx.store,
+            clock=ctx.clock,
+            hub=ctx.hub,
+            policy=policy,
+            poll=POLL_SECONDS if poll is None else poll,
+            targets=targets or Targets(),
+            sql=ctx.config.sql,
+            blobs=ctx.config.blobs,
+            script_max_bytes=ctx.config.script_max_bytes,
+        )
     )
     server = await start_api(api, host=host, port=port, certs=certs, limits=limits)
     try:

@@ -14,14 +14,12 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.blobs.scripts import check_digest, check_interpreter
-from cronhive.errors import InvalidInput
 from cronhive.model import (
     Concurrency,
     JobSpec,
@@ -35,6 +33,20 @@ from cronhive.model import (
 )
 from cronhive.notify._rules import normalize
 from cronhive.schedule import Schedule, kind_of, parse_schedule
+from cronhive.service.limits import (
+    KIB,
+    MAX_ARG_BYTES,
+    MAX_ARGS,
+    MAX_COMMAND_BYTES,
+    MAX_ENV,
+    MAX_ENV_NAME,
+    MAX_ENV_VALUE_BYTES,
+    parameters,
+)
+from cronhive.service.limits import bad as _bad
+from cronhive.service.limits import command as _command
+from cronhive.service.limits import env as _env
+from cronhive.service.limits import utf8_len as _utf8_len
 
 __all__ = [
     "LIMITS",
@@ -44,22 +56,16 @@ __all__ = [
     "job_spec",
     "name",
     "page_size",
+    "parameters",
     "run_spec",
     "run_states",
     "stream_choice",
     "uuid_of",
 ]
 
-KIB = 1024
 DAY = 86_400.0
 
 MAX_NAME = 100
-MAX_ARGS = 256
-MAX_ARG_BYTES = 4 * KIB
-MAX_COMMAND_BYTES = 64 * KIB
-MAX_ENV = 128
-MAX_ENV_NAME = 128
-MAX_ENV_VALUE_BYTES = 4 * KIB
 MAX_CWD_BYTES = 4 * KIB
 MAX_DESCRIPTION = 2 * KIB
 MAX_TIMEOUT = 7 * DAY
@@ -78,7 +84,6 @@ MAX_SQL_BYTES = 256 * KIB
 MAX_SQL_NAME_BYTES = 63  # PostgreSQL's identifier length (NAMEDATALEN - 1)
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=-]{0,62}")
 
 # field -> limit in words; docs/api.md renders the same table.
@@ -112,14 +117,6 @@ LIMITS: Mapping[str, str] = {
     "sql.role": f"1-{MAX_SQL_NAME_BYTES} bytes, no NUL (a PostgreSQL role name, case kept)",
     "ids": "UUID strings (job and execution ids)",
 }
-
-
-def _bad(field: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {message}", field=field)
-
-
-def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def uuid_of(text: str, *, field: str = "id") -> UUID:
@@ -201,42 +198,6 @@ def stream_choice(text: str) -> frozenset[Stream]:
     if text == "":
         return frozenset(Stream)
     return frozenset({enum_value(Stream, text, "stream", None)})
-
-
-def _command(args: Iterable[str], *, script: bool = False) -> tuple[str, ...]:
-    argv = tuple(args)
-    if script and not argv:
-        return argv  # a script's arguments may be none
-    if not argv:
-        raise _bad("command", "must have at least one argument")
-    if len(argv) > MAX_ARGS:
-        raise _bad("command", f"at most {MAX_ARGS} arguments, got {len(argv)}")
-    total = 0
-    for i, arg in enumerate(argv):
-        size = _utf8_len(arg)
-        if size > MAX_ARG_BYTES:
-            raise _bad("command", f"argument {i} is longer than {MAX_ARG_BYTES} bytes")
-        if "\x00" in arg:
-            raise _bad("command", f"argument {i} contains NUL")
-        total += size
-    if total > MAX_COMMAND_BYTES:
-        raise _bad("command", f"longer than {MAX_COMMAND_BYTES} bytes in all")
-    if not argv[0] and not script:
-        raise _bad("command", "the first argument must not be empty")
-    return argv
-
-
-def _env(env: Mapping[str, str]) -> dict[str, str]:
-    if len(env) > MAX_ENV:
-        raise _bad("env", f"at most {MAX_ENV} variables, got {len(env)}")
-    for key, value in env.items():
-        if not _ENV_NAME_RE.fullmatch(key):
-            raise _bad("env", f"bad variable name {key[:40]!r}")
-        if "\x00" in value or _utf8_len(value) > MAX_ENV_VALUE_BYTES:
-            raise _bad(
-                "env", f"value of {key} is longer than {MAX_ENV_VALUE_BYTES} bytes or has NUL"
-            )
-    return dict(sorted(env.items()))
 
 
 def _cwd(cwd: str) -> str | None:
@@ -422,16 +383,3 @@ def instant_of(text: str, field: str) -> datetime:
     if value.tzinfo is None:
         raise _bad(field, "not a token this server issued")
     return value
-
-
-def parameters(run: RunSpec, env: Mapping[str, str], args: Iterable[str]) -> RunSpec:
-    """`run` with one trigger's parameters: `env` over the job's environment, `args`
-    after its command (a shell job's script gets them as $1, $2, ...). The result is
-    held to every limit of a job's own command and env. Shared by the gRPC API and the
-    web, so both take the same parameters."""
-    extra = tuple(args)
-    if not env and not extra:
-        return run
-    if run.sql is not None:
-        raise _bad("args" if extra else "env", "a SQL job takes no env or arguments")
-    return replace(run, env=_env({**run.env, **env}), command=_command((*run.command, *extra)))

@@ -19,11 +19,11 @@ from cronhive.auth import Identity, Policy, check_run_as, quotas, visible_owners
 from cronhive.auth.authz import nodes_as_seen
 from cronhive.blobs import BlobStore
 from cronhive.blobs.scripts import fetch as fetch_script
-from cronhive.engine import runs
+from cronhive.engine import executions as made
 from cronhive.engine.clock import Clock
+from cronhive.engine.executions import next_fire
 from cronhive.engine.hub import Hub
 from cronhive.engine.output import follow_output
-from cronhive.engine.runs import next_fire
 from cronhive.errors import NotFound
 from cronhive.model import Delivery, Event, Execution, Job, Node, OutputChunk, RunState, Stream
 from cronhive.store import Store
@@ -182,8 +182,8 @@ class Web:
         check_run_as(who, job.owner, job.spec.run.run_as, self.policy)
         await quotas.check_new_run(self.store, self.policy, who, job.owner)
         run = validate.parameters(job.spec.run, env or {}, args)
-        execution = await self.store.enqueue(runs.triggered(job, self.clock.now(), run))
-        note = runs.parameters_note(env or {}, args)
+        execution = await self.store.enqueue(made.triggered(job, self.clock.now(), run))
+        note = made.parameters_note(env or {}, args)
         await self._event(
             "run.queued", job, execution.id, f"{job.name} triggered by {who.user} (web){note}"
         )

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from cronhive.auth import parse_owner
-from cronhive.engine.runs import unmatched_tags
+from cronhive.engine.executions import unmatched_tags
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.model import RunState, command_line
 from cronhive.schedule import parse_duration

@@ -653,6 +653,7 @@ class Execution(_message.Message):
     COMMAND_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     SHELL_FIELD_NUMBER: _builtins.int
+    SQL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     job_id: _builtins.str
     """empty for ad-hoc runs"""
@@ -708,6 +709,10 @@ class Execution(_message.Message):
 
     @_builtins.property
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def sql(self) -> Global___SqlSpec:
+        """a SQL run's statement, database, role (absent: a process)"""
+
     def __init__(
         self,
         *,
@@ -737,10 +742,11 @@ class Execution(_message.Message):
         command: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         shell: _builtins.bool = ...,
+        sql: Global___SqlSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "not_before", b"not_before", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "script", b"script", "signal", b"signal", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "not_before", b"not_before", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "script", b"script", "signal", b"signal", "sql", b"sql", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "command", b"command", "env", b"env", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "node_id", b"node_id", "node_name", b"node_name", "not_before", b"not_before", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "script", b"script", "shell", b"shell", "signal", b"signal", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "target_tags", b"target_tags", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "command", b"command", "env", b"env", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "node_id", b"node_id", "node_name", b"node_name", "not_before", b"not_before", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "script", b"script", "shell", b"shell", "signal", b"signal", "sql", b"sql", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "target_tags", b"target_tags", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015

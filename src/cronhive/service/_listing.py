@@ -1,5 +1,5 @@
 """Listing runs with filters the store has no index for (node, since, owner), on top of
-`Store.list_executions`: shared by the gRPC API and the web so both filter alike."""
+`Store.list_executions` (the service's `list_runs`)."""
 
 from __future__ import annotations
 
