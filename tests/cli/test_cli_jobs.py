@@ -36,7 +36,7 @@ def test_add_show_edit_pause_resume_rm(cli: Cli) -> None:
         "dst_skipped": "auto",
         "description": "at 03:00 every day (Europe/Berlin)",
     }
-    assert (job["timeout_seconds"], job["concurrency"], job["tags"]) == (
+    assert (job["timeout_seconds"], job["concurrency"], job["target_tags"]) == (
         3600.0,
         "forbid",
         ["linux"],

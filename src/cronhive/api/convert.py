@@ -99,6 +99,8 @@ def sql_pb(sql: SqlSpec) -> pb.SqlSpec:
 def job_pb(job: Job) -> pb.Job:
     msg = spec_pb(job.spec)
     msg.id = str(job.id)
+    if job.spec.schedule is not None:
+        msg.schedule.description = job.spec.schedule.describe()
     _ts(msg.next_fire_at, job.next_fire_at)
     msg.success_count = job.success_count
     msg.failure_count = job.failure_count

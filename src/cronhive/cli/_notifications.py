@@ -3,13 +3,13 @@ went); `cronhive notifications retry ID` queues a failed delivery again."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
+from cronhive.api.shapes import shape
 from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._jobspec import find_job
@@ -22,30 +22,8 @@ __all__ = ["notification_dict"]
 _PAINT = {"delivered": "succeeded", "failed": "failed", "pending": "queued"}
 
 
-def _ts(msg: Any, name: str) -> str | None:
-    if not msg.HasField(name):
-        return None
-    value: str = getattr(msg, name).ToDatetime().isoformat() + "Z"
-    return value
-
-
 def notification_dict(n: pb.Notification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "event": n.event,
-        "target": n.target,
-        "owner": n.owner,
-        "job_id": n.job_id or None,
-        "job_name": n.job_name or None,
-        "execution_id": n.execution_id or None,
-        "state": n.state,
-        "attempts": n.attempts,
-        "next_attempt_at": _ts(n, "next_attempt_at"),
-        "last_error": n.last_error or None,
-        "created_at": _ts(n, "created_at"),
-        "delivered_at": _ts(n, "delivered_at"),
-        "payload": json.loads(n.payload_json) if n.payload_json else None,
-    }
+    return shape(n)
 
 
 @cli.command()

@@ -12,28 +12,15 @@ import click
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
+from cronhive.api.shapes import shape
 from cronhive.cli._app import cli
 from cronhive.cli._connect import Target, call
 from cronhive.cli._output import echo_json, table, when
 
 
-def _stamp(msg: Any, field: str) -> str | None:
-    if not msg.HasField(field):
-        return None
-    iso: str = getattr(msg, field).ToDatetime().isoformat() + "Z"
-    return iso
-
-
 def token_dict(t: pb.Token) -> dict[str, Any]:
-    """The stable JSON keys of a token (absent instants are null)."""
-    return {
-        "id": t.id,
-        "name": t.name,
-        "created_at": _stamp(t, "created_at"),
-        "expires_at": _stamp(t, "expires_at"),
-        "last_used_at": _stamp(t, "last_used_at"),
-        "revoked_at": _stamp(t, "revoked_at"),
-    }
+    """The stable JSON keys of a token (api.shapes; absent instants are null)."""
+    return shape(t)
 
 
 @cli.group()
@@ -66,9 +53,8 @@ def create(ctx: click.Context, name: str, days: int | None) -> None:
 
     reply = call(ctx, body)
     click.echo(reply.text)
-    expires = (
-        when(_stamp(reply.token, "expires_at")) if reply.token.HasField("expires_at") else "never"
-    )
+    expires_at = token_dict(reply.token)["expires_at"]
+    expires = when(expires_at) if expires_at else "never"
     click.echo(
         f"token {reply.token.name} ({reply.token.id}), expires {expires}; it is shown only now",
         err=True,

@@ -52,6 +52,7 @@ class Schedule(_message.Message):
     TIMEZONE_FIELD_NUMBER: _builtins.int
     DST_REPEATED_FIELD_NUMBER: _builtins.int
     DST_SKIPPED_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """cron | interval | once"""
     expression: _builtins.str
@@ -62,6 +63,8 @@ class Schedule(_message.Message):
     """policy for a wall time that occurs twice; empty = default"""
     dst_skipped: _builtins.str
     """policy for a wall time that does not occur; empty = default"""
+    description: _builtins.str
+    """output only: the schedule in words ("at 03:00 every day (UTC)")"""
     def __init__(
         self,
         *,
@@ -70,10 +73,11 @@ class Schedule(_message.Message):
         timezone: _builtins.str = ...,
         dst_repeated: _builtins.str = ...,
         dst_skipped: _builtins.str = ...,
+        description: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dst_repeated", b"dst_repeated", "dst_skipped", b"dst_skipped", "expression", b"expression", "kind", b"kind", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "dst_repeated", b"dst_repeated", "dst_skipped", b"dst_skipped", "expression", b"expression", "kind", b"kind", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
