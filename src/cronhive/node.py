@@ -225,6 +225,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 certs=certs,
                 policy=policy,
                 handshake_timeout=config.tls_handshake_timeout,
+                targets=config.notify,
             )
         )
     metrics: Metrics | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
@@ -10,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.model import (
+    Delivery,
     Event,
     Execution,
     Job,
@@ -28,6 +30,7 @@ __all__ = [
     "execution_pb",
     "job_pb",
     "node_pb",
+    "notification_pb",
     "run_pb",
     "script_pb",
     "spec_pb",
@@ -193,3 +196,24 @@ def chunk_pb(chunk: OutputChunk, skip: int = 0) -> pb.OutputChunk:
     return pb.OutputChunk(
         stream=chunk.stream.value, offset=chunk.offset + skip, data=chunk.data[skip:]
     )
+
+
+def notification_pb(d: Delivery) -> pb.Notification:
+    msg = pb.Notification(
+        id=str(d.id),
+        event=str(d.event),
+        target=d.target,
+        owner=d.owner,
+        job_id=str(d.job_id) if d.job_id else "",
+        job_name=d.job_name or "",
+        execution_id=str(d.execution_id) if d.execution_id else "",
+        state=str(d.state),
+        attempts=d.attempts,
+        last_error=d.last_error or "",
+        payload_json=json.dumps(d.payload, sort_keys=True),
+    )
+    msg.next_attempt_at.FromDatetime(d.next_attempt_at)
+    msg.created_at.FromDatetime(d.created_at)
+    if d.delivered_at is not None:
+        msg.delivered_at.FromDatetime(d.delivered_at)
+    return msg

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from grpclib.server import Stream
@@ -11,31 +10,10 @@ from cronhive.api import validate
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api._service import Servicer
+from cronhive.api.convert import notification_pb
 from cronhive.api.errors import guard
-from cronhive.model import Delivery
 
 __all__ = ["NotificationService", "notification_pb"]
-
-
-def notification_pb(d: Delivery) -> pb.Notification:
-    msg = pb.Notification(
-        id=str(d.id),
-        event=str(d.event),
-        target=d.target,
-        owner=d.owner,
-        job_id=str(d.job_id) if d.job_id else "",
-        job_name=d.job_name or "",
-        execution_id=str(d.execution_id) if d.execution_id else "",
-        state=str(d.state),
-        attempts=d.attempts,
-        last_error=d.last_error or "",
-        payload_json=json.dumps(d.payload, sort_keys=True),
-    )
-    msg.next_attempt_at.FromDatetime(d.next_attempt_at)
-    msg.created_at.FromDatetime(d.created_at)
-    if d.delivered_at is not None:
-        msg.delivered_at.FromDatetime(d.delivered_at)
-    return msg
 
 
 def defaults_pb(owner: str, notify: Mapping[str, tuple[str, ...]]) -> pb.NotifyDefaults:

@@ -16,9 +16,16 @@ from cronhive.notify._config import (
     parse_smtp,
     parse_targets,
 )
-from cronhive.notify._rules import check_defaults, check_notify, normalize, parse_notify_flags
+from cronhive.notify._rules import (
+    EVENTS,
+    check_defaults,
+    check_notify,
+    normalize,
+    parse_notify_flags,
+)
 
 __all__ = [
+    "EVENTS",
     "Chain",
     "Mail",
     "Smtp",

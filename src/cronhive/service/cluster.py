@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from uuid import UUID
 
 from cronhive.auth import Identity
@@ -48,7 +48,7 @@ class ClusterOps(Base):
         after_id: int | None = None,
         follow: bool = True,
         closing: asyncio.Event,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Events the caller may see, oldest first, after `after_id` (None: only those
         from now on), of one job if `job_id`; with `follow`, then live until `closing`.
         A user never receives an event of an owner they may not see; cluster events (no

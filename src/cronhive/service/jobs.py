@@ -21,7 +21,7 @@ from cronhive.auth import (
 from cronhive.engine import executions as new
 from cronhive.errors import InvalidInput
 from cronhive.model import Execution, Job, JobSpec
-from cronhive.notify import check_notify
+from cronhive.notify import check_notify, normalize
 from cronhive.service import limits
 from cronhive.service._base import Base
 
@@ -178,6 +178,16 @@ class JobOps(Base):
             event=self.event(
                 "run.queued", job.owner, message, job_id=job.id, execution_id=execution.id
             ),
+        )
+
+    async def set_job_notify(
+        self, who: Identity, job_id: UUID, rules: Mapping[str, Sequence[str]]
+    ) -> Job:
+        """The job with these notification triggers ({event: targets}) instead of its
+        own: an update like any other (checked, with its event)."""
+        notify = normalize({event: list(targets) for event, targets in rules.items()})
+        return await self.update_job(
+            who, job_id, lambda spec: Draft.of(replace(spec, notify=notify))
         )
 
     async def warning(self, job: Job) -> str:

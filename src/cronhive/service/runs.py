@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncGenerator, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
@@ -94,7 +94,7 @@ class RunOps(Base):
         follow: bool = False,
         closing: asyncio.Event,
         start: Mapping[Stream, int] | None = None,
-    ) -> AsyncIterator[OutputChunk]:
+    ) -> AsyncGenerator[OutputChunk, None]:
         """The run's output chunks after `after_seq`, in order; with `follow`, also those
         still to come, ending once the run has ended and everything is read, or once
         `closing` is set (the front end's shutdown). `start` skips chunks ending before

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cronhive.web import _jsonapi, _pages
 from cronhive.web._auth import Sessions
-from cronhive.web._ops import Web
+from cronhive.web._deps import Web
 
 __all__ = ["create_app"]
 
@@ -67,6 +67,6 @@ def create_app(web: Web) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     app.state.web = web
-    app.state.sessions = Sessions(web.store, web.policy)
+    app.state.sessions = Sessions(web.service)
     app.add_middleware(SecurityHeaders)
     return app

@@ -25,9 +25,9 @@ from uuid import UUID
 
 from starlette.requests import Request
 
-from cronhive.auth import Identity, Policy
+from cronhive.auth import Identity
 from cronhive.errors import NotFound
-from cronhive.store import Store
+from cronhive.service import Service
 from cronhive.store.sessions import WebSession, session_digest
 from cronhive.store.tokens import parse_token
 
@@ -65,16 +65,17 @@ class Caller:
 
 
 class Sessions:
-    """Sign-in sessions, kept in the store: a browser may talk to any node."""
+    """Sign-in sessions, kept in the database (service.tokens): a browser may talk to
+    any node."""
 
-    def __init__(self, store: Store, policy: Policy) -> None:
-        self.store = store
-        self.policy = policy
+    def __init__(self, service: Service) -> None:
+        self.service = service
 
-    async def sign_in(self, token_text: str, now: datetime) -> Session:
+    async def sign_in(self, token_text: str) -> Session:
         """A new session for a usable token; NotFound for anything else."""
         token_id, digest = parse_token(token_text)
-        token = await self.store.find_token(token_id, digest, now=now)
+        token, _ = await self.service.token_identity(token_id, digest)
+        now = self.service.now()
         expires = now + SESSION_TTL
         if token.expires_at is not None:
             expires = min(expires, token.expires_at)
@@ -85,7 +86,7 @@ class Sessions:
             csrf=secrets.token_urlsafe(32),
             expires_at=expires,
         )
-        await self.store.create_web_session(
+        await self.service.open_session(
             WebSession(
                 digest=session_digest(session.id),
                 token_id=token_id,
@@ -93,19 +94,18 @@ class Sessions:
                 csrf=session.csrf,
                 created_at=now,
                 expires_at=expires,
-            ),
-            now=now,
+            )
         )
         return session
 
     async def sign_out(self, session_id: str) -> None:
-        await self.store.delete_web_session(session_digest(session_id))
+        await self.service.close_session(session_digest(session_id))
 
-    async def _session(self, session_id: str, now: datetime) -> Session | None:
+    async def _session(self, session_id: str) -> Session | None:
         if not session_id:
             return None
         try:
-            stored = await self.store.find_web_session(session_digest(session_id), now=now)
+            stored = await self.service.find_session(session_digest(session_id))
         except NotFound:
             return None
         return Session(
@@ -116,11 +116,10 @@ class Sessions:
             expires_at=stored.expires_at,
         )
 
-    async def _identity(self, token_id: UUID, digest: str, now: datetime) -> Identity:
-        token = await self.store.find_token(token_id, digest, now=now)
-        return self.policy.identity(token.user, token.groups)
+    async def _identity(self, token_id: UUID, digest: str) -> Identity:
+        return (await self.service.token_identity(token_id, digest))[1]
 
-    async def caller(self, request: Request, now: datetime) -> Caller:
+    async def caller(self, request: Request) -> Caller:
         """The caller of `request`. Raises Unauthenticated, or CsrfFailed for an unsafe
         method on a session without the matching CSRF token."""
         header = request.headers.get("authorization", "")
@@ -129,14 +128,14 @@ class Sessions:
             if scheme.lower() != "bearer":
                 raise Unauthenticated("use Authorization: Bearer <token>")
             try:
-                return Caller(identity=await self._identity(*parse_token(text), now))
+                return Caller(identity=await self._identity(*parse_token(text)))
             except NotFound:
                 raise Unauthenticated("unknown, expired or revoked token") from None
-        session = await self._session(request.cookies.get(COOKIE, ""), now)
+        session = await self._session(request.cookies.get(COOKIE, ""))
         if session is None:
             raise Unauthenticated("not signed in")
         try:
-            identity = await self._identity(session.token_id, session.digest, now)
+            identity = await self._identity(session.token_id, session.digest)
         except NotFound:
             await self.sign_out(session.id)
             raise Unauthenticated("the token of this session was revoked or expired") from None

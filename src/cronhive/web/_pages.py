@@ -21,17 +21,16 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from cronhive.auth import parse_owner
-from cronhive.engine.executions import unmatched_tags
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.model import RunState, command_line
+from cronhive.notify import EVENTS
 from cronhive.schedule import parse_duration
-from cronhive.store.listing import RunFilter
+from cronhive.service import RunFilter
 from cronhive.web._auth import COOKIE, PRE_COOKIE, Caller, CsrfFailed
 from cronhive.web._convert import decode_run_cursor, encode_cursor
+from cronhive.web._deps import Web, hidden, uuid_or_404
 from cronhive.web._errors import status_of
 from cronhive.web._jsonapi import MAX_LIMIT, int_param, streams_param
-from cronhive.web._ops import Web
 from cronhive.web._views import age, duration, duration_of, runs_chart
 
 __all__ = ["routes", "templates"]
@@ -68,7 +67,7 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         web: Web = request.app.state.web
         try:
-            caller = await request.app.state.sessions.caller(request, web.clock.now())
+            caller = await request.app.state.sessions.caller(request)
             return await handler(request, web, caller)
         except Exception as exc:
             status = status_of(exc)
@@ -88,7 +87,7 @@ def render(request: Request, caller: Caller, name: str, **context: Any) -> Respo
     return templates.TemplateResponse(
         request,
         name,
-        {"caller": caller, "now": web.clock.now(), **context},
+        {"caller": caller, "now": web.service.clock.now(), **context},
     )
 
 
@@ -113,9 +112,7 @@ async def signin(request: Request) -> Response:
         return error_page(request, 403, "The sign-in form expired; open it again.")
     token = form.get("token", "")
     try:
-        session = await request.app.state.sessions.sign_in(
-            token if isinstance(token, str) else "", web.clock.now()
-        )
+        session = await request.app.state.sessions.sign_in(token if isinstance(token, str) else "")
     except NotFound:
         fresh = secrets.token_urlsafe(32)
         response = templates.TemplateResponse(
@@ -127,7 +124,7 @@ async def signin(request: Request) -> Response:
         _cookie(response, PRE_COOKIE, fresh, 600)
         return response
     done = RedirectResponse("/jobs", status_code=303)
-    ttl = int((session.expires_at - web.clock.now()).total_seconds())
+    ttl = int((session.expires_at - web.service.clock.now()).total_seconds())
     _cookie(done, COOKIE, session.id, max(1, ttl))
     done.delete_cookie(PRE_COOKIE, path="/")
     return done
@@ -150,7 +147,7 @@ async def home(request: Request) -> Response:
 
 
 async def jobs_page(request: Request, web: Web, caller: Caller) -> Response:
-    jobs = await web.jobs(caller.identity, limit=MAX_LIMIT)
+    jobs = await web.service.list_jobs(caller.identity, limit=MAX_LIMIT)
     return render(request, caller, "jobs.html", jobs=jobs)
 
 
@@ -161,14 +158,16 @@ async def job_page(request: Request, web: Web, caller: Caller) -> Response:
     cursor = request.query_params.get("before")
     if cursor is not None:
         before = decode_run_cursor(cursor, "before")
-    runs = await web.runs(who, job=job, before=before, limit=RUNS_PER_PAGE + 1)
-    page_runs = runs[:RUNS_PER_PAGE]
+    mine = RunFilter(job_id=job.id)
+    page_runs, last = await web.service.list_runs(who, mine, before=before, limit=RUNS_PER_PAGE)
     nxt = None
-    if len(runs) > RUNS_PER_PAGE:
-        nxt = encode_cursor([page_runs[-1].queued_at.isoformat(), str(page_runs[-1].id)])
-    recent = page_runs if before is not None else await web.runs(who, job=job, limit=60)
-    chart = runs_chart(recent, web.clock.now())
-    notes = await web.notifications(who, job)
+    if last is not None:
+        nxt = encode_cursor([last.queued_at.isoformat(), str(last.id)])
+    recent = page_runs
+    if before is None:
+        recent = (await web.service.list_runs(who, mine, limit=60))[0]
+    chart = runs_chart(recent, web.service.clock.now())
+    notes = await web.service.list_notifications(who, job_id=job.id, limit=20)
     return render(
         request,
         caller,
@@ -178,12 +177,15 @@ async def job_page(request: Request, web: Web, caller: Caller) -> Response:
         next_cursor=nxt,
         chart=chart,
         notifications=notes,
+        events=EVENTS,
+        targets=web.service.targets.names(),
     )
 
 
 async def job_script(request: Request, web: Web, caller: Caller) -> Response:
     job = await web.job(caller.identity, request.path_params["job_id"])
-    body = await web.script(caller.identity, job)
+    with hidden("script"):
+        body = await web.service.job_script(caller.identity, job)
     # Shown, never run or rendered by the browser: plain text, no sniffing.
     return Response(
         body,
@@ -193,12 +195,14 @@ async def job_script(request: Request, web: Web, caller: Caller) -> Response:
 
 
 async def notifications_page(request: Request, web: Web, caller: Caller) -> Response:
-    notes = await web.all_notifications(caller.identity)
+    notes = await web.service.list_notifications(caller.identity)
     return render(request, caller, "notifications.html", notifications=notes)
 
 
 async def retry_notification(request: Request, web: Web, caller: Caller) -> Response:
-    await web.retry_notification(caller.identity, request.path_params["delivery_id"])
+    with hidden("notification"):
+        delivery_id = uuid_or_404(request.path_params["delivery_id"], "notification")
+        await web.service.retry_notification(caller.identity, delivery_id)
     return RedirectResponse("/notifications", status_code=303)
 
 
@@ -207,12 +211,30 @@ async def job_action(request: Request, web: Web, caller: Caller) -> Response:
     action = request.path_params["action"]
     if action == "trigger":
         env, args = await _form_parameters(request)
-        run = await web.trigger(caller.identity, job, env, args)
+        with hidden("job"):
+            run = await web.service.trigger(caller.identity, job.id, env, args)
         return RedirectResponse(f"/runs/{run.id}", status_code=303)
-    if action in ("pause", "resume"):
-        await web.set_enabled(caller.identity, job, action == "resume")
-        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
-    raise NotFound("no such action")
+    with hidden("job"):
+        if action in ("pause", "resume"):
+            await web.service.set_enabled(caller.identity, job.id, action == "resume")
+        elif action == "notify":
+            rules = await _form_notify(request)
+            await web.service.set_job_notify(caller.identity, job.id, rules)
+        else:
+            raise NotFound("no such action")
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+async def _form_notify(request: Request) -> dict[str, list[str]]:
+    """*Notifications*: one field per event (`on_failure`, ...), targets by commas."""
+    form = await request.form()
+    rules: dict[str, list[str]] = {}
+    for event in EVENTS:
+        text = form.get(f"on_{event}", "")
+        names = [t.strip() for t in (text if isinstance(text, str) else "").split(",")]
+        if any(names):
+            rules[event] = [n for n in names if n]
+    return rules
 
 
 async def _form_parameters(request: Request) -> tuple[dict[str, str], list[str]]:
@@ -236,24 +258,14 @@ async def _form_parameters(request: Request) -> tuple[dict[str, str], list[str]]
 
 async def run_page(request: Request, web: Web, caller: Caller) -> Response:
     run = await web.run(caller.identity, request.path_params["run_id"])
-    nodes = await web.nodes()
-    names = {n.id: n.name for n in nodes}
-    waiting = ""
-    if run.state is RunState.QUEUED:
-        waiting = unmatched_tags(run.run.target_tags, nodes, web.clock.now())
-    return render(
-        request,
-        caller,
-        "run.html",
-        run=run,
-        node=names.get(run.node_id or run.id),
-        waiting=waiting,
-    )
+    view = await web.service.view(run)
+    return render(request, caller, "run.html", run=run, node=view.node_name, waiting=view.waiting)
 
 
 async def stop_run(request: Request, web: Web, caller: Caller) -> Response:
     run = await web.run(caller.identity, request.path_params["run_id"])
-    await web.stop(caller.identity, run)
+    with hidden("run"):
+        await web.service.stop_run(caller.identity, run.id)
     return RedirectResponse(f"/runs/{run.id}", status_code=303)
 
 
@@ -276,7 +288,14 @@ async def tail(request: Request, web: Web, caller: Caller) -> Response:
         after = int_param(request, "after_seq", -1, -1, MAX_SEQ)
 
     async def events() -> AsyncIterator[str]:
-        chunks = web.output(caller.identity, run, streams=streams, after_seq=after, follow=True)
+        chunks = web.service.output(
+            caller.identity,
+            run.id,
+            streams=streams,
+            after_seq=after,
+            follow=True,
+            closing=web.closing,
+        )
         async with aclosing(chunks) as output:
             async for chunk in output:
                 data = {"stream": str(chunk.stream), "text": chunk.data.decode("utf-8", "replace")}
@@ -309,13 +328,11 @@ async def runs_page(request: Request, web: Web, caller: Caller) -> Response:
     since_text = q.get("since") or ""
     since = None
     if since_text:
-        since = web.clock.now() - parse_duration(since_text)
+        since = web.service.clock.now() - parse_duration(since_text)
     owner = q.get("owner") or None
-    if owner:
-        parse_owner(owner)
     before = decode_run_cursor(q["before"], "before") if q.get("before") else None
     wanted = RunFilter(job_id=job_id, states=states, since=since)
-    rows, last = await web.run_list(
+    rows, last = await web.service.list_runs(
         caller.identity,
         wanted,
         owner=owner,
@@ -334,15 +351,16 @@ async def runs_page(request: Request, web: Web, caller: Caller) -> Response:
         "runs.html",
         runs=rows,
         older=older,
-        jobs=await web.jobs(caller.identity, limit=MAX_LIMIT),
-        names=await web.node_names(),
+        jobs=await web.service.list_jobs(caller.identity, limit=MAX_LIMIT),
+        names=await web.service.node_names(),
         states=[s.value for s in RunState],
         chosen=keep,
     )
 
 
 async def nodes_page(request: Request, web: Web, caller: Caller) -> Response:
-    return render(request, caller, "nodes.html", nodes=await web.nodes(caller.identity))
+    nodes = await web.service.list_nodes(caller.identity)
+    return render(request, caller, "nodes.html", nodes=nodes)
 
 
 def routes() -> list[Route]:

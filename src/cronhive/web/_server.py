@@ -18,8 +18,10 @@ from cronhive.auth import CertPaths, Policy, server_context
 from cronhive.engine.listener import Listener
 from cronhive.engine.node import NodeContext
 from cronhive.errors import InvalidInput
+from cronhive.notify import Targets
+from cronhive.service import POLL_SECONDS, Service
 from cronhive.web._app import create_app
-from cronhive.web._ops import POLL_SECONDS, Web
+from cronhive.web._deps import Web
 
 __all__ = ["CLOSE_TIMEOUT", "WebService", "web_ssl_context"]
 
@@ -126,20 +128,27 @@ class WebService(Listener):
         policy: Policy,
         poll: float = POLL_SECONDS,
         handshake_timeout: float = 10.0,
+        targets: Targets | None = None,
     ) -> None:
         self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
         self.handshake_timeout = handshake_timeout  # a silent TLS connection is closed then
+        self.targets = targets  # what a job's notify may name (the node config's)
         super().__init__()
         self.web: Web | None = None
 
     async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
         web = Web(
-            store=ctx.store,
-            clock=ctx.clock,
-            hub=ctx.hub,
-            policy=self.policy,
-            poll=self.poll,
-            blobs=ctx.config.blobs,
+            service=Service(
+                store=ctx.store,
+                clock=ctx.clock,
+                hub=ctx.hub,
+                policy=self.policy,
+                poll=self.poll,
+                targets=self.targets or Targets(),
+                sql=ctx.config.sql,
+                blobs=ctx.config.blobs,
+                script_max_bytes=ctx.config.script_max_bytes,
+            )
         )
         self.web = web
         config = _Config(web_ssl_context(self.certs))
