@@ -21,6 +21,7 @@ from cronhive.auth import DEFAULT_POLICY, CertPaths, Policy
 from cronhive.auth.certs import init_certs
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.model import Job, JobSpec, RunSpec
+from cronhive.notify import Targets
 from cronhive.schedule import parse_schedule
 from cronhive.store import Store, Token, open_store
 from cronhive.store.tokens import new_token
@@ -40,6 +41,7 @@ class WebNode:
         db: str | None = None,
         name: str = "web1",
         port: int = 0,
+        targets: Targets | None = None,
     ) -> None:
         """`db`: a PostgreSQL URL shared with other nodes (default: SQLite in `tmp`);
         `port`: the web port (0: any; a restarted node passes its old one)."""
@@ -47,6 +49,7 @@ class WebNode:
         self.policy = policy
         self.db = db or f"sqlite:///{tmp / 'cronhive.db'}"
         self.name = name
+        self.targets = targets  # what jobs may name in `notify` (none delivered here)
         certs = tmp / "certs"
         self.certs: CertPaths = (
             CertPaths(dir=certs)
@@ -80,9 +83,16 @@ class WebNode:
         self._stop = asyncio.Event()
         self.store = await open_store(self.db)
         service = WebService(
-            host="127.0.0.1", port=self.port, certs=self.certs, policy=self.policy, poll=0.2
+            host="127.0.0.1",
+            port=self.port,
+            certs=self.certs,
+            policy=self.policy,
+            poll=0.2,
+            targets=self.targets,
         )
-        api = ApiService(host="127.0.0.1", port=0, certs=self.certs, policy=self.policy)
+        api = ApiService(
+            host="127.0.0.1", port=0, certs=self.certs, policy=self.policy, targets=self.targets
+        )
         node = NodeProcess(
             self.store,
             NodeConfig(

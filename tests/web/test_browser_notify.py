@@ -1,0 +1,89 @@
+"""Chromium sets a job's notification triggers from its page (issue 15): the form posts
+with the session's CSRF token through the service's job update; a target the node does
+not know is refused and changes nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from webkit import WebNode
+
+from cronhive.notify import Targets, Webhook
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+if not CHROMIUM.exists():
+    message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def notify_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebNode]:
+    hooks = {
+        name: Webhook(name=name, url="http://127.0.0.1:9/", secret=b"s") for name in ("ops", "chat")
+    }
+    web = WebNode(tmp_path_factory.mktemp("notify-web"), targets=Targets(hooks)).start()
+    yield web
+    web.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def test_set_a_jobs_notifications_from_its_page(notify_node: WebNode, chromium: Browser) -> None:
+    node = notify_node
+    job = node.job("user:nia", "nia-report", ["true"], cron="0 7 * * *")
+    context = chromium.new_context(ignore_https_errors=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(node.url("/signin"))
+    page.fill("#token", node.token("nia"))
+    page.click("button:has-text('Sign in')")
+    expect(page).to_have_url(node.url("/jobs"))
+
+    page.goto(node.url(f"/jobs/{job.id}"))
+    page.click("details.notify summary")
+    page.fill("#notify-failure", "ops, chat")
+    page.fill("#notify-recovery", "ops")
+    page.click("button:has-text('Save notifications')")
+    expect(page).to_have_url(node.url(f"/jobs/{job.id}"))
+    expect(page.locator("dl.definition")).to_contain_text("failure=chat,ops")
+    stored = node.call(node.store.get_job(job.id, visible_to=None))
+    assert stored.spec.notify == {"failure": ("chat", "ops"), "recovery": ("ops",)}
+    events = node.call(node.store.list_events(visible_to=None, limit=1000))
+    assert any(e.kind == "job.updated" and e.job_id == job.id for e in events)
+
+    page.click("details.notify summary")
+    page.fill("#notify-failure", "nowhere")
+    page.click("button:has-text('Save notifications')")
+    expect(page.locator("body")).to_contain_text("unknown target 'nowhere'")
+    again = node.call(node.store.get_job(job.id, visible_to=None))
+    assert again.spec.notify == stored.spec.notify
+
+    # The form's POST without the session's CSRF token is refused.
+    forged = page.request.post(
+        node.url(f"/jobs/{job.id}/notify"), form={"csrf": "wrong", "on_failure": ""}
+    )
+    assert forged.status == 403
+    assert node.call(node.store.get_job(job.id, visible_to=None)).spec.notify == stored.spec.notify
+    context.close()
