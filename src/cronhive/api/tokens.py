@@ -12,8 +12,7 @@ from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api._service import Servicer
 from cronhive.api.errors import guard
 from cronhive.auth.identity import subject_of
-from cronhive.service.tokens import DEFAULT_DAYS, MAX_DAYS
-from cronhive.store.tokens import Token
+from cronhive.service.tokens import DEFAULT_DAYS, MAX_DAYS, Token
 
 __all__ = ["DEFAULT_DAYS", "MAX_DAYS", "TokenService", "token_pb"]
 

@@ -15,10 +15,19 @@ from uuid import UUID
 from cronhive.auth import Identity
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.service._base import Base
-from cronhive.store.sessions import WebSession
-from cronhive.store.tokens import Token, new_token
+from cronhive.store.sessions import WebSession, session_digest
+from cronhive.store.tokens import Token, new_token, parse_token
 
-__all__ = ["DEFAULT_DAYS", "MAX_DAYS", "TokenOps"]
+# The values the web's sign-in handles (defined with their storage, answered from here).
+__all__ = [
+    "DEFAULT_DAYS",
+    "MAX_DAYS",
+    "Token",
+    "TokenOps",
+    "WebSession",
+    "parse_token",
+    "session_digest",
+]
 
 DEFAULT_DAYS = 90
 MAX_DAYS = 3650

@@ -28,8 +28,7 @@ from starlette.requests import Request
 from cronhive.auth import Identity
 from cronhive.errors import NotFound
 from cronhive.service import Service
-from cronhive.store.sessions import WebSession, session_digest
-from cronhive.store.tokens import parse_token
+from cronhive.service.tokens import WebSession, parse_token, session_digest
 
 __all__ = ["COOKIE", "SESSION_TTL", "Session", "Sessions", "Unauthenticated"]
 
