@@ -25,8 +25,6 @@ FLOORS = [
     {"cli", "__main__", "__init__"},
 ]
 FLOOR = {pkg: i for i, pkgs in enumerate(FLOORS) for pkg in pkgs}
-# The listeners plug into the node's lifecycle; nothing else of theirs does.
-LISTENER_GLUE = {"cronhive.engine.node", "cronhive.engine.listener"}
 
 
 def _imports() -> list[tuple[str, str, str]]:
@@ -78,8 +76,6 @@ def test_the_front_ends_reach_engine_and_store_only_through_the_service() -> Non
     wrong = [
         (where, target)
         for where, pkg, target in _imports()
-        if pkg in ("api", "web")
-        and target.split(".")[1] in ("engine", "store")
-        and not (where.endswith("server.py") and target in LISTENER_GLUE)
+        if pkg in ("api", "web") and target.split(".")[1] in ("engine", "store")
     ]
     assert wrong == []

@@ -1,7 +1,6 @@
 """api: the gRPC API every node serves (grpclib over mutual TLS 1.3); see docs/api.md.
 
-    serve_api(ctx, host=, port=, certs=, policy=)   a NodeConfig.extra service
-    ApiService(host=, port=, certs=, policy=)       the same, with `await bound_port()`
+    ApiService(host=, port=, certs=, policy=)       a NodeConfig.extra service; `await bound_port()`
     connect(server, certs_dir, cert_name=) -> Client   jobs/runs/nodes/events stubs
 
 errors.py holds the one table from cronhive errors to gRPC status codes; validate.py
@@ -14,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cronhive.api.client import Client, connect
-    from cronhive.api.server import ApiServer, ApiService, serve_api, start_api
+    from cronhive.api.server import ApiServer, ApiService, start_api
 
-__all__ = ["ApiServer", "ApiService", "Client", "connect", "serve_api", "start_api"]
+__all__ = ["ApiServer", "ApiService", "Client", "connect", "start_api"]
 
 # Loaded on first use: a client (the CLI) imports cronhive.api.client and the generated
 # stubs, and must not pay for the server's store, SQLAlchemy and Alembic on every command.
@@ -25,7 +24,6 @@ _LAZY = {
     "connect": "cronhive.api.client",
     "ApiServer": "cronhive.api.server",
     "ApiService": "cronhive.api.server",
-    "serve_api": "cronhive.api.server",
     "start_api": "cronhive.api.server",
 }
 

@@ -1,8 +1,7 @@
 """The gRPC server every node runs: the four cronhive services, grpc.health.v1 and server
 reflection on one port, over mutual TLS 1.3 only (auth.tls.server_context).
 
-    serve_api(ctx, host=..., port=..., certs=..., policy=...)   for NodeConfig.extra
-    ApiService(host=..., port=..., certs=..., policy=...)       the same, port discoverable
+    ApiService(host=..., port=..., certs=..., policy=...)       for NodeConfig.extra
     start_api(api, host=..., port=..., certs=...) -> ApiServer  lower level, for tests
 
 Closing (cancellation of the service task) stops accepting connections, cancels running
@@ -13,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from grpclib.health.check import ServiceCheck
 from grpclib.health.service import Health
@@ -29,14 +27,12 @@ from cronhive.api.notifications import NotificationService
 from cronhive.api.runs import RunService
 from cronhive.api.scripts import ScriptService
 from cronhive.api.tokens import TokenService
-from cronhive.auth import CertPaths, Policy, server_context
-from cronhive.engine.listener import Listener
-from cronhive.engine.node import NodeContext
+from cronhive.auth import CertPaths, server_context
 from cronhive.errors import InvalidInput
-from cronhive.notify import Targets
-from cronhive.service import POLL_SECONDS, Service
+from cronhive.service import Service
+from cronhive.service.frontend import FrontEnd, Where
 
-__all__ = ["ApiServer", "ApiService", "TransportLimits", "serve_api", "start_api"]
+__all__ = ["ApiServer", "ApiService", "TransportLimits", "start_api"]
 
 log = logging.getLogger(__name__)
 
@@ -106,71 +102,24 @@ async def start_api(
     return ApiServer(server, bound, api)
 
 
-async def serve_api(
-    ctx: NodeContext,
-    *,
-    host: str,
-    port: int,
-    certs: CertPaths,
-    policy: Policy,
-    on_bound: Callable[[int], None] | None = None,
-    poll: float | None = None,
-    limits: TransportLimits | None = None,
-    targets: Targets | None = None,
-) -> None:
-    """Serves the API of the node `ctx` until cancelled; `on_bound(port)` once listening."""
-    api = Api(
-        service=Service(
-            store=ctx.store,
-            clock=ctx.clock,
-            hub=ctx.hub,
-            policy=policy,
-            poll=POLL_SECONDS if poll is None else poll,
-            targets=targets or Targets(),
-            sql=ctx.config.sql,
-            blobs=ctx.config.blobs,
-            script_max_bytes=ctx.config.script_max_bytes,
-        )
-    )
-    server = await start_api(api, host=host, port=port, certs=certs, limits=limits)
-    try:
-        if on_bound is not None:
-            on_bound(server.port)
-        await asyncio.Event().wait()  # until cancelled
-    finally:
-        await server.close()
-
-
-class ApiService(Listener):
-    """`serve_api` as a NodeConfig.extra entry whose bound port can be awaited."""
+class ApiService(FrontEnd):
+    """The gRPC API of a node, as a NodeConfig.extra entry (service.FrontEnd), with
+    transport `limits` (api/_transport.py)."""
 
     __name__ = "api"
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        certs: CertPaths,
-        policy: Policy,
-        poll: float | None = None,
-        limits: TransportLimits | None = None,
-        targets: Targets | None = None,
-    ) -> None:
-        self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
+    def __init__(self, *, limits: TransportLimits | None = None, **where: Unpack[Where]) -> None:
+        super().__init__(**where)
         self.limits = limits
-        self.targets = targets
-        super().__init__()
 
-    async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
-        await serve_api(
-            ctx,
-            host=self.host,
-            port=self.port,
-            certs=self.certs,
-            policy=self.policy,
-            on_bound=bound.set_result,
-            poll=self.poll,
-            limits=self.limits,
-            targets=self.targets,
+    async def serve(self, service: Service, bound: asyncio.Future[int]) -> None:
+        """Serves the API until cancelled."""
+        api = Api(service=service)
+        server = await start_api(
+            api, host=self.host, port=self.port, certs=self.certs, limits=self.limits
         )
+        try:
+            bound.set_result(server.port)
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await server.close()

@@ -9,17 +9,15 @@ import socket
 import ssl
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from cronhive.auth import CertPaths, Policy, server_context
-from cronhive.engine.listener import Listener
-from cronhive.engine.node import NodeContext
+from cronhive.auth import CertPaths, server_context
 from cronhive.errors import InvalidInput
-from cronhive.notify import Targets
-from cronhive.service import POLL_SECONDS, Service
+from cronhive.service import Service
+from cronhive.service.frontend import FrontEnd, Where
 from cronhive.web._app import create_app
 from cronhive.web._deps import Web
 
@@ -112,44 +110,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class WebService(Listener):
-    """Serves the web UI of a node until cancelled; `await bound_port()` tells the port
-    (useful after asking for port 0). Raises InvalidInput for bad certificate files or an
-    address that cannot be bound (field ``web``)."""
+class WebService(FrontEnd):
+    """The web UI of a node, as a NodeConfig.extra entry (service.FrontEnd). Raises
+    InvalidInput for bad certificate files or an address that cannot be bound (field
+    ``web``)."""
 
     __name__ = "web"
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        certs: CertPaths,
-        policy: Policy,
-        poll: float = POLL_SECONDS,
-        handshake_timeout: float = 10.0,
-        targets: Targets | None = None,
-    ) -> None:
-        self.host, self.port, self.certs, self.policy, self.poll = host, port, certs, policy, poll
+    def __init__(self, *, handshake_timeout: float = 10.0, **where: Unpack[Where]) -> None:
+        super().__init__(**where)
         self.handshake_timeout = handshake_timeout  # a silent TLS connection is closed then
-        self.targets = targets  # what a job's notify may name (the node config's)
-        super().__init__()
         self.web: Web | None = None
 
-    async def _serve(self, ctx: NodeContext, bound: asyncio.Future[int]) -> None:
-        web = Web(
-            service=Service(
-                store=ctx.store,
-                clock=ctx.clock,
-                hub=ctx.hub,
-                policy=self.policy,
-                poll=self.poll,
-                targets=self.targets or Targets(),
-                sql=ctx.config.sql,
-                blobs=ctx.config.blobs,
-                script_max_bytes=ctx.config.script_max_bytes,
-            )
-        )
+    async def serve(self, service: Service, bound: asyncio.Future[int]) -> None:
+        web = Web(service=service)
         self.web = web
         config = _Config(web_ssl_context(self.certs))
         sock = _bind(self.host, self.port)
