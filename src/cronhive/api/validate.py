@@ -8,9 +8,6 @@ API's contract (docs/api.md keeps the same table).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -33,6 +30,7 @@ from cronhive.model import (
 )
 from cronhive.notify._rules import normalize
 from cronhive.schedule import Schedule, kind_of, parse_schedule
+from cronhive.service import cursors
 from cronhive.service.limits import (
     KIB,
     MAX_ARG_BYTES,
@@ -79,7 +77,6 @@ MAX_OUTPUT_CAP = 1024 * KIB * KIB  # 1 GiB
 MAX_SCHEDULE_TEXT = 1 * KIB
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
-MAX_TOKEN = 1 * KIB
 MAX_SQL_BYTES = 256 * KIB
 MAX_SQL_NAME_BYTES = 63  # PostgreSQL's identifier length (NAMEDATALEN - 1)
 
@@ -140,33 +137,12 @@ def page_size(size: int) -> int:
 
 def encode_token(values: list[Any]) -> str:
     """An opaque page token (the keyset position of the last row sent)."""
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+    return cursors.encode([str(v) for v in values])
 
 
 def decode_token(token: str, arity: int) -> list[Any] | None:
     """The values of a token made by `encode_token`, None for "", InvalidInput if bad."""
-    if not token:
-        return None
-    try:
-        if len(token) > MAX_TOKEN:
-            raise ValueError("too long")
-        values = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise _bad("page_token", "not a token this server issued") from None
-    if not isinstance(values, list) or len(values) != arity:
-        raise _bad("page_token", "not a token this server issued")
-    if not all(isinstance(v, str) and _encodable(v) for v in values):
-        raise _bad("page_token", "not a token this server issued")
-    return values
-
-
-def _encodable(text: str) -> bool:
-    """False for a string no database can take (a lone surrogate from a JSON escape)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return cursors.decode(token, arity, "page_token") if token else None
 
 
 def name(text: str) -> str:

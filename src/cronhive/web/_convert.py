@@ -3,9 +3,6 @@ the proto messages, as the CLI's --json prints them), and the API's cursors."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,7 +11,7 @@ from cronhive.api.convert import event_pb, job_pb, node_pb, notification_pb, run
 from cronhive.api.shapes import shape
 from cronhive.errors import InvalidInput
 from cronhive.model import Delivery, Event, Job, Node, OutputChunk
-from cronhive.service import RunView
+from cronhive.service import RunView, cursors
 
 __all__ = [
     "chunk_json",
@@ -60,33 +57,8 @@ def chunk_json(chunk: OutputChunk) -> dict[str, Any]:
     }
 
 
-def encode_cursor(values: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str, arity: int, field: str) -> list[str]:
-    """The values of a cursor made by `encode_cursor`; InvalidInput for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput(f"{field}: not a cursor this server made", field=field) from None
-    if (
-        not isinstance(values, list)
-        or len(values) != arity
-        or not all(isinstance(v, str) and _encodable(v) for v in values)
-    ):
-        raise InvalidInput(f"{field}: not a cursor this server made", field=field)
-    return values
-
-
-def _encodable(text: str) -> bool:
-    """False for a string no database can take (a lone surrogate from a JSON escape)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+encode_cursor = cursors.encode
+decode_cursor = cursors.decode
 
 
 def decode_run_cursor(text: str, field: str = "before") -> tuple[datetime, UUID]:
