@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from conftest import ADMIN, ALICE, Backend
+from servicekit import ADMIN, ALICE, Backend
 
 from cronhive.errors import StoreError
 from cronhive.model import DeliveryState, Event, Job, JobSpec, RunSpec, RunState
