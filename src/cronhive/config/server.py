@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cronhive.config import defaults
 from cronhive.errors import InvalidInput
 from cronhive.notify._config import Smtp, Targets, parse_smtp, parse_targets
 from cronhive.sqljobs._targets import SqlTarget, parse_databases
@@ -35,14 +36,14 @@ class ServerConfig:
     metrics: str | None = None  # HOST:PORT of /metrics, /healthz, /readyz; None: off
     name: str = ""
     tags: frozenset[str] = frozenset()
-    capacity: int = 16
-    lease_ttl: float = 5.0
-    grace: float = 10.0
-    drain_grace: float = 10.0  # at SIGTERM, for runs to end before they are handed over
+    capacity: int = defaults.CAPACITY
+    lease_ttl: float = defaults.LEASE_TTL
+    grace: float = defaults.GRACE
+    drain_grace: float = defaults.DRAIN_GRACE  # at SIGTERM, for runs to end before hand-over
     db_wait: float | None = None  # seconds to wait for the database at start; None: forever
     certs_dir: Path | None = None  # None: data_dir/certs, created on first start
     policy: Path | None = None
-    output_cap: int = 64 * 1024 * 1024
+    output_cap: int = defaults.OUTPUT_CAP
     max_message_bytes: int = 4 * 1024 * 1024  # largest gRPC request message
     tls_handshake_timeout: float = 10.0
     max_connections: int = 512  # gRPC API connections (TLS handshakes included)
@@ -65,7 +66,7 @@ class ServerConfig:
     # None: from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
-    script_max_bytes: int = 1024 * 1024  # largest script body accepted
+    script_max_bytes: int = defaults.SCRIPT_MAX_BYTES  # largest script body accepted
     # Retention (engine.retention): 0 turns a rule off.
     retain_days: float = 30.0  # runs queued longer ago (each job's newest run stays)
     retain_runs_per_job: int = 1000  # runs kept per job, newest first

@@ -28,8 +28,8 @@ from uuid import UUID
 
 from cronhive import runner, sqljobs
 from cronhive.blobs import BlobStore
-from cronhive.blobs.scripts import DEFAULT_MAX_BYTES as DEFAULT_SCRIPT_MAX
 from cronhive.blobs.scripts import ScriptCache
+from cronhive.config import defaults
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
 from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory
@@ -44,7 +44,7 @@ from cronhive.store.base import RunCaps
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT_CAP = 64 * 1024 * 1024
+DEFAULT_OUTPUT_CAP = defaults.OUTPUT_CAP
 _JUST_AFTER = timedelta(milliseconds=1)  # a lease is reapable once `expires <= now`
 PULSE = 0.25  # seconds between the loop's signs of life to the lease keeper
 
@@ -54,10 +54,10 @@ class NodeConfig:
     name: str
     spool_dir: Path
     tags: frozenset[str] = frozenset()
-    capacity: int = 16
-    lease_ttl: float = 5.0
-    grace: float = 10.0  # SIGTERM->SIGKILL of a stop
-    drain_grace: float = 10.0  # at shutdown, for running runs to end before hand-over
+    capacity: int = defaults.CAPACITY
+    lease_ttl: float = defaults.LEASE_TTL
+    grace: float = defaults.GRACE  # SIGTERM->SIGKILL of a stop
+    drain_grace: float = defaults.DRAIN_GRACE  # at shutdown, for runs to end before hand-over
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
     # Opens a second connection to the node's database for the lease keeper thread; None:
     # the lease is renewed on the node's own loop (tests with an injected clock).
@@ -70,7 +70,7 @@ class NodeConfig:
     work: bool = True  # claim and run executions
     extra: tuple[Callable[[NodeContext], Coroutine[None, None, None]], ...] = field(default=())
     blobs: BlobStore | None = None  # scripts and the output archive (None: neither)
-    script_max_bytes: int = DEFAULT_SCRIPT_MAX
+    script_max_bytes: int = defaults.SCRIPT_MAX_BYTES
     script_cache_dir: Path | None = None  # where fetched scripts are kept (verified)
     after_run: Callable[[UUID, Outcome], None] | None = None  # an end is recorded (archive)
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 from cronhive.engine.clock import Clock
 from cronhive.engine.planner import plan
-from cronhive.engine.worker import Worker
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.model import Event, Execution, RunState
 from cronhive.store import Store
+from cronhive.store.base import RunCaps
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,28 @@ MAX_SLEEP = timedelta(seconds=30)  # re-check at least this often (a missed NOTI
 RETRY_FIRST, RETRY_MAX = 0.1, 1.0
 
 
+class RunTaker(Protocol):
+    """What the scheduler asks of this node's runner of runs (engine.worker.Worker):
+    "take these runs", the ones a tick just queued and claimed here (the fast path)."""
+
+    tags: frozenset[str]  # the node's tags: a run is taken here only if it fits them
+    caps: RunCaps | None  # per-owner caps the fast path's claim keeps to
+
+    def reserve(self, wanted: int) -> int:
+        """Takes up to `wanted` free places for a claim (0: none now)."""
+        ...
+
+    def release(self, count: int) -> None:
+        """Gives back places `reserve` took that the claim did not use."""
+        ...
+
+    def adopt(self, executions: list[Execution]) -> None:
+        """Starts these runs, claimed as running on this node (each uses its place)."""
+        ...
+
+
 class Scheduler:
-    def __init__(self, store: Store, clock: Clock, worker: Worker | None, node_id: UUID) -> None:
+    def __init__(self, store: Store, clock: Clock, worker: RunTaker | None, node_id: UUID) -> None:
         self._store = store
         self._clock = clock
         self._worker = worker
