@@ -24,7 +24,7 @@ import psutil
 import psycopg
 import sqlalchemy as sa
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.engine.node import NodeConfig
 from cronhive.model import JobSpec, RetryPolicy, RunSpec, RunState
 from cronhive.schedule import parse_schedule
@@ -89,7 +89,7 @@ async def enqueue_adhoc(store: SqlStore, argv: tuple[str, ...], n: int, batch: i
     for start in range(0, n, batch):
         t = now()
         values = [
-            rows.execution_values(made.adhoc("user:bench", run, t))
+            rows.execution_values(new.adhoc("user:bench", run, t))
             for _ in range(min(batch, n - start))
         ]
         async with store._write() as tx:

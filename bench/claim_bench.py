@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.model import RunSpec
 from cronhive.store import Store, open_store
 from cronhive.store.base import RunCaps
@@ -35,7 +35,7 @@ BATCH = 16
 async def _fill(store: Store, count: int) -> None:
     now = await store.database_time()
     for i in range(count):
-        await store.enqueue(made.adhoc(f"user:u{i % OWNERS}", RunSpec(command=("true",)), now))
+        await store.enqueue(new.adhoc(f"user:u{i % OWNERS}", RunSpec(command=("true",)), now))
 
 
 async def _median_claim_ms(url: str, queued: int, claims: int) -> float:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.model import RunSpec
 from cronhive.store import Store, open_store
 
@@ -30,7 +30,7 @@ async def _race(url: str, queued: int, batch: int) -> tuple[float, int, int]:
     try:
         now = await stores[0].database_time()
         for _ in range(queued):
-            await stores[0].enqueue(made.adhoc("user:bench", RunSpec(command=("true",)), now))
+            await stores[0].enqueue(new.adhoc("user:bench", RunSpec(command=("true",)), now))
         nodes = [
             await s.register_node(name=f"n{i}", tags=frozenset(), capacity=32, ttl=600, now=now)
             for i, s in enumerate(stores)

@@ -36,7 +36,7 @@ import _ebkit as kit
 import _firelag as firelag
 import sqlalchemy as sa
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.engine.clock import SystemClock
 from cronhive.engine.node import NodeProcess
 from cronhive.engine.scheduler import Scheduler
@@ -273,7 +273,7 @@ async def failover(workdir: Path, trials: int) -> list[Row]:
                     # Default settings: no retries, then --retries 2 (delay 10 s): a lost
                     # run is retried at once either way (a dead node is not its failure).
                     policy = RetryPolicy() if k % 2 == 0 else RetryPolicy(max_retries=2)
-                    ex = made.adhoc("user:bench", run, kit.now(), retry=policy)
+                    ex = new.adhoc("user:bench", run, kit.now(), retry=policy)
                     await store.enqueue(ex)
                     while (
                         got := await store.get_execution(ex.id, visible_to=None)

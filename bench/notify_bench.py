@@ -25,7 +25,7 @@ from pathlib import Path
 
 import _ebkit as kit
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.model import JobSpec, Outcome, RunSpec, RunState
 from cronhive.store import Finish
 from cronhive.store.sql import SqlStore
@@ -51,7 +51,7 @@ async def one_round(store: SqlStore, n: int, notify: bool, tag: str) -> float:
             **extra,  # type: ignore[arg-type]
         )
         job = await store.create_job(spec, next_fire_at=None, created_by="bench", now=at)
-        await store.enqueue(made.triggered(job, at))
+        await store.enqueue(new.triggered(job, at))
     claimed = await store.claim(node.id, frozenset(), n, at)
     assert len(claimed) == n
     end = at + timedelta(seconds=1)

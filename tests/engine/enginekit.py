@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.engine.clock import Clock
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.model import (
@@ -58,7 +58,7 @@ def job_spec(
 
 
 def adhoc(command: tuple[str, ...], now: datetime, **run: Any) -> Execution:
-    return made.adhoc("user:alice", RunSpec(command=command, **run), now)
+    return new.adhoc("user:alice", RunSpec(command=command, **run), now)
 
 
 async def create_job(store: Store, spec: JobSpec, now: datetime) -> Job:

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 from enginekit import executions_of, node_logs, spawn_node, terminal, wait_for
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.model import RunSpec, RunState
 from cronhive.store import Store, open_store
 
@@ -39,7 +39,7 @@ def node_procs() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 async def _enqueue(store: Store, owner: str, command: tuple[str, ...]) -> UUID:
     now = await store.database_time()  # the cluster's clock, as the node's claims use
-    execution = await store.enqueue(made.adhoc(owner, RunSpec(command=command), now))
+    execution = await store.enqueue(new.adhoc(owner, RunSpec(command=command), now))
     return execution.id
 
 

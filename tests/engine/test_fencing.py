@@ -18,9 +18,9 @@ from typing import Any
 from enginekit import adhoc, create_job, executions_of, job_spec, running_node, wait_for
 
 from cronhive.engine.clock import DatabaseClock
+from cronhive.engine.executions import triggered
 from cronhive.engine.finisher import Finisher
 from cronhive.engine.retry import MAX_LOST_IN_A_ROW, decide_retry
-from cronhive.engine.executions import triggered
 from cronhive.engine.watchdog import Watchdog
 from cronhive.model import Execution, Outcome, RetryPolicy, RunState
 from cronhive.store import Store

@@ -23,8 +23,8 @@ from enginekit import (
 from notifykit import SECRET, http_receiver, signature_ok, smtp_server
 
 from cronhive.engine.deliverer import Deliverer
-from cronhive.engine.node import NodeProcess
 from cronhive.engine.executions import triggered
+from cronhive.engine.node import NodeProcess
 from cronhive.errors import InvalidInput
 from cronhive.model import DeliveryState, Execution, Job, JobSpec, Misfire, NotifyOn, Stream
 from cronhive.notify import Chain, Mail, Smtp, Targets, Webhook, check_notify

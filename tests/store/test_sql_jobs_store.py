@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from storekit import ALICE, NOW, at, spec
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.model import RunSpec, SqlSpec
 from cronhive.store import Store
 
@@ -26,7 +26,7 @@ async def test_sql_spec_round_trips_through_jobs_and_runs(store: Store) -> None:
         replace(base, run=sql_run), next_fire_at=None, created_by=ALICE, now=NOW
     )
     assert (await store.get_job(job.id, visible_to=None)).spec.run == sql_run
-    queued = await store.enqueue(made.triggered(job, NOW))
+    queued = await store.enqueue(new.triggered(job, NOW))
     assert (await store.get_execution(queued.id, visible_to=None)).run.sql == SQL
     node = await store.register_node(name="n", tags=frozenset(), capacity=1, ttl=30, now=NOW)
     [claimed] = await store.claim(node.id, frozenset(), 1, at(1))
@@ -35,5 +35,5 @@ async def test_sql_spec_round_trips_through_jobs_and_runs(store: Store) -> None:
     changed = await store.update_job(job.id, base, next_fire_at=None, visible_to=None, now=at(2))
     assert changed.spec.run.sql is None and changed.spec.run.command == base.run.command
     # An ad-hoc SQL run, too.
-    adhoc = await store.enqueue(made.adhoc(ALICE, sql_run, NOW))
+    adhoc = await store.enqueue(new.adhoc(ALICE, sql_run, NOW))
     assert (await store.get_execution(adhoc.id, visible_to=None)).run.sql == SQL

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from webkit import WebNode
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.model import Execution, RunSpec
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +58,7 @@ def _signed_in(browser: Browser, node: WebNode, token: str) -> Page:
 def _adhoc(node: WebNode, owner: str, command: list[str]) -> Execution:
     """An ad-hoc run, queued as `cronhive run` queues one, waited for to its end."""
     spec = RunSpec(command=tuple(command))
-    queued = node.call(node.store.enqueue(made.adhoc(owner, spec, datetime.now(UTC))))
+    queued = node.call(node.store.enqueue(new.adhoc(owner, spec, datetime.now(UTC))))
     deadline = time.monotonic() + 20
     while True:
         run = node.call(node.store.get_execution(queued.id, visible_to=None))
@@ -109,7 +109,7 @@ def test_runs_page_shows_an_adhoc_run_and_filters(node: WebNode, browser: Browse
 def test_a_queued_run_no_node_can_take_says_why(node: WebNode, browser: Browser) -> None:
     token = node.token("tess")
     spec = RunSpec(command=("true",), target_tags=frozenset({"gpu"}))
-    queued = node.call(node.store.enqueue(made.adhoc("user:tess", spec, datetime.now(UTC))))
+    queued = node.call(node.store.enqueue(new.adhoc("user:tess", spec, datetime.now(UTC))))
     page = _signed_in(browser, node, token)
     page.goto(node.url(f"/runs/{queued.id}"))
     expect(page.locator("#run-state")).to_contain_text("queued")

@@ -28,7 +28,7 @@ from uuid import UUID
 import aiosmtplib
 import httpx
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
 from cronhive.engine.node import NodeContext
@@ -199,7 +199,7 @@ class Deliverer:
         except NotFound:
             raise Refused(f"chained job {target.owner}/{target.job} does not exist") from None
         now = self._clock.now()
-        base = made.triggered(job, now)
+        base = new.triggered(job, now)
         env = {
             **base.run.env,
             "CRONHIVE_TRIGGER_RUN": str(run.get("id") or ""),

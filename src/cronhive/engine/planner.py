@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from cronhive.engine import executions as made
+from cronhive.engine import executions as new
 from cronhive.model import Concurrency, Execution, Job, Misfire, RunState
 
 # A slot is on time when fired at most this late; later ones fall to the misfire policy.
@@ -116,4 +116,4 @@ def _late(slot: datetime, now: datetime, policy: str) -> str:
 def _execution(
     job: Job, slot: datetime, now: datetime, state: RunState, reason: str | None
 ) -> Execution:
-    return made.for_slot(job, slot, now, state=state, reason=reason)
+    return new.for_slot(job, slot, now, state=state, reason=reason)
