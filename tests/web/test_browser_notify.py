@@ -6,22 +6,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from webkit import WebNode
+from webkit import CHROMIUM, CHROMIUM_ARGS, WebNode
 
 from cronhive.notify import Targets, Webhook
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 if not CHROMIUM.exists():
     message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
@@ -29,7 +18,7 @@ if not CHROMIUM.exists():
         pytest.fail(message, pytrace=False)
     pytest.skip(message, allow_module_level=True)
 
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, expect, sync_playwright
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +34,9 @@ def notify_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebNode]:
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
+        )
         yield browser
         browser.close()
 
