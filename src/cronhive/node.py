@@ -167,6 +167,14 @@ def blob_store(config: ServerConfig) -> BlobStore:
     return blobs
 
 
+def supervisor_database(config: ServerConfig) -> dict[str, str]:
+    """Where the node's supervisor records an end the node could not (engine/_supervisor.py)."""
+    path = config.sqlite_path
+    if path is not None:
+        return {"sqlite": str(path.resolve())}
+    return {"postgresql": config.db_url.replace("postgresql+psycopg://", "postgresql://", 1)}
+
+
 def _metered(metrics: Metrics | None, factory: StoreFactory) -> StoreFactory:
     """The lease keeper's store factory, its stores instrumented too (renewals are
     counted where they happen: on the keeper's own connection and thread)."""
@@ -247,6 +255,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 tags=config.tags,
                 capacity=config.capacity,
                 lease_ttl=config.lease_ttl,
+                database=supervisor_database(config),
                 grace=config.grace,
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,

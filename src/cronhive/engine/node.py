@@ -59,6 +59,9 @@ class NodeConfig:
     grace: float = 10.0  # SIGTERM->SIGKILL of a stop
     drain_grace: float = 10.0  # at shutdown, for running runs to end before hand-over
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
+    # Where that supervisor may record an end the node could not ({"sqlite": path} or
+    # {"postgresql": url}); None: such runs are recorded lost and retried.
+    database: dict[str, str] | None = None
     # Opens a second connection to the node's database for the lease keeper thread; None:
     # the lease is renewed on the node's own loop (tests with an injected clock).
     lease_store: StoreFactory | None = None
@@ -228,6 +231,8 @@ class NodeProcess:
             now=self.clock.now(),
         )
         self.watchdog.hold_until(began + self.config.lease_ttl - self._margin())
+        if self.config.database is not None:
+            self.watchdog.record_to(self.config.database, self._node.id, self.config.lease_ttl)
         if self.scheduler is not None:
             self.scheduler.node_id = self._node.id
         if self._keeper is not None:

@@ -243,18 +243,26 @@ class Worker:
             )
             return
         self._handles[execution.id] = handle
-        if handle.pid is not None:
-            self._watchdog.add(handle.pid)
+        pid = handle.pid
+        if pid is not None:
+            self._watchdog.add(pid, execution.id)
         if execution.id in self._stopping:
             await handle.stop()
         try:
             result = await handle.wait()
-        finally:
-            if handle.pid is not None:
-                self._watchdog.remove(handle.pid)
-        tail = await shipper.tail()
+        except BaseException:
+            if pid is not None:
+                self._watchdog.remove(pid)
+            raise
         outcome = self._outcome(execution, result, shipper)
+        if pid is not None:
+            # Told before the commit: should this node freeze or die before it, the
+            # supervisor records this end rather than let the run be retried as lost.
+            self._watchdog.ended(pid, execution.id, outcome)
+        tail = await shipper.tail()
         await self._finish(execution, node_id, outcome, tail)
+        if pid is not None:
+            self._watchdog.settled(execution.id)
         if spec.sql is None:
             self._runner.discard(str(execution.id))
 

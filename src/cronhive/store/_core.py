@@ -19,7 +19,7 @@ from sqlalchemy.sql.dml import Insert
 from cronhive.model import Execution, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._errors import translating
-from cronhive.store.base import RetryDecider, Store, Visibility
+from cronhive.store.base import Finish, RetryDecider, Store, Visibility
 from cronhive.store.schema import executions, jobs
 
 QUEUED = str(RunState.QUEUED)
@@ -186,6 +186,12 @@ class SqlBase(Store):
         await self._release_node_lock()
         for engine in dict.fromkeys((self._writer, self._reader, self._lease)):
             await engine.dispose()
+
+    async def _end_runs(
+        self, tx: Tx, finishes: Sequence[Finish], node_id: UUID, retry: RetryDecider
+    ) -> list[tuple[Execution, Execution | None] | None]:
+        """`finish_many` inside `tx` (the reaper records vouched-for ends with it)."""
+        raise NotImplementedError
 
     async def _tally(self, tx: Tx, ended: Iterable[Execution]) -> None:
         """Adds runs that ended to their jobs' counters: one row at a time, in the lock

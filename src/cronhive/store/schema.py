@@ -128,6 +128,10 @@ executions = sa.Table(
     sa.Column("lost_total", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("lost_streak", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("sql", json_type()),  # the job's RunSpec.sql, snapshot
+    # How the run ended, written by the node's supervisor while the lease still held,
+    # when the node itself could not record it (frozen, or killed before its commit):
+    # the reaper then records that end instead of `lost` (engine/_supervisor.py).
+    sa.Column("witness", json_type()),
     sa.UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_executions_slot"),
 )
 # Claiming: queued rows by due time.
