@@ -100,6 +100,15 @@ async def test_every_attempt_runs_at_most_once_under_kills_freezes_and_restarts(
         # Known limit, kept visible: a node frozen between a child's exit and the commit
         # of its end loses that end (only the node knows the exit status); the run is
         # recorded lost and retried. Each (job, slot, attempt) still ran at most once.
+        supervised = "\n".join(
+            line
+            for n in chaos.nodes
+            for line in n.log_text().splitlines()
+            if "supervisor" in line or "lease" in line or "fenced" in line
+        )
         pytest.xfail(
-            "ended, then recorded lost (node frozen at the end): " + problems(ended_then_lost)
+            "ended, then recorded lost (node frozen at the end): "
+            + problems(ended_then_lost)
+            + "\n"
+            + supervised
         )

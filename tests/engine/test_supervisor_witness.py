@@ -80,7 +80,7 @@ async def witness_of(store: Store, run: UUID, within: float = 20.0) -> dict[str,
 
 
 def arm(guard: Watchdog, target: dict[str, str], node_id: UUID, *, left: float) -> None:
-    """The node's lease deadline `left` seconds away; under a quarter of the TTL left
+    """The node's lease deadline `left` seconds away; under a third of the TTL left
     means the node is late, so open ends are written at once."""
     guard.record_to(target, node_id, ttl=4 * left + 1)
     guard.hold_until(time.monotonic() + left)

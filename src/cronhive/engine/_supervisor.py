@@ -24,7 +24,7 @@ Ends: a run that finished while the node was frozen, or whose end the node had b
 not commit before it died, must not be recorded `lost` and run again. So the supervisor
 watches each leader (a pidfd) and reads its wait status from /proc while it is a zombie
 nobody reaped, and keeps the ends the node reported until they are `done`. Once less
-than a quarter of the lease is left (the node is late renewing), or the node is gone,
+than a third of the lease is left (a renewal is late by a whole interval), or the node is gone,
 it writes each such end into the run's row (`executions.witness`), only while the lease
 still holds in the database; the reaper records it instead of `lost`.
 Standard library only, but for psycopg when the node is on PostgreSQL (imported when a
@@ -96,28 +96,41 @@ class Writer:
 
     def __init__(self) -> None:
         self.target: dict[str, str] | None = None
-        self._todo: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        # An end to write; None: a new target; "stop".
+        self._todo: queue.Queue[tuple[str, dict[str, Any]] | str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, daemon=True)
         self._thread.start()
 
     def put(self, run: str, end: dict[str, Any]) -> None:
         self._todo.put((run, end))
 
-    def close(self, within: float) -> None:
+    def aim(self, target: dict[str, str]) -> None:
+        """Where to write; the connection is opened now, while nothing is urgent."""
+        self.target = target
         self._todo.put(None)
+
+    def close(self, within: float) -> None:
+        self._todo.put("stop")
         self._thread.join(within)
 
     def _work(self) -> None:
         conn: Any = None
-        while (item := self._todo.get()) is not None:
+        while (item := self._todo.get()) != "stop":
+            if not isinstance(item, tuple):  # a new target: connect ahead of need
+                _close(conn)
+                conn = None
+                with contextlib.suppress(Exception):
+                    conn = self._connect()
+                continue
             run, end = item
             until = time.monotonic() + 5.0
             while True:
                 try:
                     if conn is None:
                         conn = self._connect()
-                    wrote = self._write(conn, run, end)
-                    _say(f"run {run}: end {'recorded' if wrote else 'not recorded'} ({end})")
+                    # Not written: the node committed it meanwhile, or the lease is over.
+                    if self._write(conn, run, end):
+                        _say(f"run {run}: its end is recorded for the node ({end})")
                     break
                 except Exception as exc:  # reported, then retried or given up
                     _close(conn)
@@ -193,7 +206,7 @@ class Supervisor:
         """When the node counts as late: ends still open then are written."""
         if self.ttl is None or self.writer.target is None:
             return float("inf")
-        return self.deadline - self.ttl / 4
+        return self.deadline - self.ttl / 3
 
     def serve(self) -> None:
         buffer = b""
@@ -233,7 +246,7 @@ class Supervisor:
         elif verb == "ttl":
             self.ttl = float(arg)
         elif verb == "db":
-            self.writer.target = json.loads(arg)
+            self.writer.aim(json.loads(arg))
         elif verb == "add":
             pgid_text, _, run = arg.partition(" ")
             pgid = int(pgid_text)

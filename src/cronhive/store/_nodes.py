@@ -233,6 +233,14 @@ class NodeOps(SqlBase):
             if name is None:
                 return []
             reason = f"node {name} lease expired"
+            # Its runs' rows first, in id order, before any job row: the same order as
+            # every other writer of run rows, and no job row is held while waiting.
+            await tx.run(
+                sa.select(executions.c.id)
+                .where(_running_on(node_id))
+                .order_by(executions.c.id)
+                .with_for_update()
+            )
             # Ends its supervisor vouched for while the lease held are ends, not losses.
             vouched = await self._vouched_ends(tx, node_id, name, now)
             if vouched:

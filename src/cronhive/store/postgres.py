@@ -125,9 +125,19 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
         # A column of NULLs in VALUES is text to PostgreSQL: say what it is.
         return sa.cast(e[name], c[name].type)
 
+    # The rows are locked in id order first, inside this one statement, as the reaper
+    # takes them: two writers of one node's run rows wait for each other, never deadlock.
+    ordered = (
+        sa.select(c.id)
+        .where(
+            c.id.in_([f.execution_id for f in finishes]), c.state == RUNNING, c.node_id == node_id
+        )
+        .order_by(c.id)
+        .with_for_update()
+    )
     return (
         executions.update()
-        .where(c.id == typed("id"), c.state == RUNNING, c.node_id == node_id)
+        .where(c.id == typed("id"), c.id.in_(ordered), c.state == RUNNING, c.node_id == node_id)
         .values(
             state=typed("state"),
             exit_code=typed("exit_code"),
