@@ -188,9 +188,17 @@ class SqlBase(Store):
             await engine.dispose()
 
     async def _end_runs(
-        self, tx: Tx, finishes: Sequence[Finish], node_id: UUID, retry: RetryDecider
+        self,
+        tx: Tx,
+        finishes: Sequence[Finish],
+        node_id: UUID,
+        retry: RetryDecider,
+        *,
+        settle: bool = True,
     ) -> list[tuple[Execution, Execution | None] | None]:
-        """`finish_many` inside `tx` (the reaper records vouched-for ends with it)."""
+        """`finish_many` inside `tx` (the reaper records vouched-for ends with it).
+        `settle=False` leaves the outbox and the job counters to the caller, which must
+        lock all its job rows in one ordered pass."""
         raise NotImplementedError
 
     async def _tally(self, tx: Tx, ended: Iterable[Execution]) -> None:

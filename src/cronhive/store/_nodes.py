@@ -243,8 +243,10 @@ class NodeOps(SqlBase):
             )
             # Ends its supervisor vouched for while the lease held are ends, not losses.
             vouched = await self._vouched_ends(tx, node_id, name, now)
-            if vouched:
-                await self._end_runs(tx, vouched, node_id, retry)
+            settled = (
+                await self._end_runs(tx, vouched, node_id, retry, settle=False) if vouched else []
+            )
+            ended = [r for r in settled if r is not None]
             result = await tx.run(
                 executions.update()
                 .where(_running_on(node_id))
@@ -280,8 +282,15 @@ class NodeOps(SqlBase):
             # too), so a reaper and a finisher wait for each other but never deadlock.
             # A lost run with no retry after it is a failure: told in this transaction
             # (the outbox locks the same job rows first, in the same order).
-            await react_to_ends(self, tx, [(ex, ex.id in retried) for ex in lost], now)
-            await self._tally(tx, lost)
+            # One ordered pass over the job rows for the vouched ends and the losses.
+            await react_to_ends(
+                self,
+                tx,
+                [(ex, again is not None) for ex, again in ended]
+                + [(ex, ex.id in retried) for ex in lost],
+                now,
+            )
+            await self._tally(tx, [ex for ex, _ in ended] + lost)
             await tx.run(
                 nodes.update()
                 .where(nodes.c.id == node_id)

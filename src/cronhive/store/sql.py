@@ -372,7 +372,13 @@ class SqlStore(DeliveryOps, NodeOps):
             return await self._end_runs(tx, finishes, node_id, retry)
 
     async def _end_runs(
-        self, tx: Tx, finishes: Sequence[Finish], node_id: UUID, retry: RetryDecider
+        self,
+        tx: Tx,
+        finishes: Sequence[Finish],
+        node_id: UUID,
+        retry: RetryDecider,
+        *,
+        settle: bool = True,
     ) -> list[tuple[Execution, Execution | None] | None]:
         results: list[tuple[Execution, Execution | None] | None] = []
         ended = await self._record_ends(tx, finishes, node_id)
@@ -397,6 +403,8 @@ class SqlStore(DeliveryOps, NodeOps):
         if finished:
             await tx.run(events.insert(), finished)  # one executemany for the batch
             tx.note("events")
+        if not settle:
+            return results  # the caller reacts and tallies, with its own ends
         # The outcome's notifications go into the outbox in the same commit, just
         # before the tally (they lock the same job rows, in the same order).
         reacted = [(r[0], r[1] is not None) for r in results if r is not None]
