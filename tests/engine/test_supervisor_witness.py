@@ -102,7 +102,7 @@ async def test_a_run_that_ends_while_its_node_is_frozen_is_recorded_not_lost(
     assert await reap_after_lease(store) == []  # nothing lost
     ended = await store.get_execution(run.id, visible_to=None)
     assert (ended.state, ended.exit_code, ended.attempt) == (RunState.FAILED, 7, 1)
-    assert ended.reason is not None and "its supervisor saw the command end" in ended.reason
+    assert ended.reason is not None and "its supervisor kept the exit status" in ended.reason
     assert await store.list_executions(visible_to=None, states=[RunState.QUEUED]) == []
     assert child.wait() == 7  # the zombie was the supervisor's only source
 
@@ -174,3 +174,19 @@ async def test_no_end_is_written_once_the_lease_has_lapsed_in_the_database(
     assert await witness_of(store, run.id, within=1.5) is None
     assert (await store.get_execution(run.id, visible_to=None)).state is RunState.LOST
     child.wait()
+
+
+async def test_an_exit_status_told_at_reaping_is_kept_though_the_node_froze_before_its_end(
+    backend: tuple[Store, dict[str, str]], watchdog: Watchdog
+) -> None:
+    store, target = backend
+    node_id, run, child = await running_run(store, "exit 4")
+    watchdog.add(child.pid, run.id)
+    assert child.wait() == 4  # reaped by the node, whose output drain then froze
+    watchdog.reaped(child.pid, run.id, RunState.FAILED, 4, None)
+    arm(watchdog, target, node_id, left=60)
+    witness = await witness_of(store, run.id)
+    assert witness == {"state": "failed", "exit_code": 4, "signal": None, "seen": "exit"}
+    assert await reap_after_lease(store) == []
+    ended = await store.get_execution(run.id, visible_to=None)
+    assert (ended.state, ended.exit_code) == (RunState.FAILED, 4)

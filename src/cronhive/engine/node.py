@@ -124,6 +124,7 @@ class NodeProcess:
             on_finished=config.after_run,
             caps=config.caps,
         )
+        self.runner.on_reaped = self.worker.leader_reaped
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()

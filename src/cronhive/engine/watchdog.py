@@ -66,16 +66,36 @@ class Watchdog:
         if outcome.state is RunState.LOST:
             self.remove(pgid)
             return
-        end: dict[str, Any] = {
-            "state": str(outcome.state),
-            "exit_code": outcome.exit_code,
-            "signal": outcome.signal,
-            "reason": outcome.reason,
-            "stdout_bytes": outcome.stdout_bytes,
-            "stderr_bytes": outcome.stderr_bytes,
-            "output_capped": outcome.output_capped,
-            "seen": "node",
-        }
+        self._end(
+            pgid,
+            run,
+            {
+                "state": str(outcome.state),
+                "exit_code": outcome.exit_code,
+                "signal": outcome.signal,
+                "reason": outcome.reason,
+                "stdout_bytes": outcome.stdout_bytes,
+                "stderr_bytes": outcome.stderr_bytes,
+                "output_capped": outcome.output_capped,
+                "seen": "node",
+            },
+        )
+
+    def reaped(
+        self, pgid: int, run: UUID, state: RunState, exit_code: int | None, signal: int | None
+    ) -> None:
+        """The run's leader was just reaped (its output may still be draining): its exit
+        status, which from now on only this node knows, goes to the supervisor at once."""
+        if state is RunState.LOST:
+            self.remove(pgid)
+            return
+        self._end(
+            pgid,
+            run,
+            {"state": str(state), "exit_code": exit_code, "signal": signal, "seen": "exit"},
+        )
+
+    def _end(self, pgid: int, run: UUID, end: dict[str, Any]) -> None:
         self._send(f"end {pgid} {run} {json.dumps(end, separators=(',', ':'))}")
 
     def settled(self, run: UUID) -> None:

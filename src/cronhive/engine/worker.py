@@ -321,6 +321,25 @@ class Worker:
     def _cap(self, execution: Execution) -> int:
         return execution.run.output_cap or self._output_cap
 
+    def leader_reaped(
+        self,
+        handle: runner.RunHandle,
+        state: runner.RunState,
+        exit_code: int | None,
+        sig: int | None,
+        _error: str | None,
+    ) -> None:
+        """The runner's exit listener: tells the supervisor the status at once."""
+        if handle.pid is None:
+            return
+        run = UUID(handle.run_id)
+        _, lost = self._stopping.get(run, (None, False))
+        if lost or (sig == signal.SIGKILL and self._watchdog.expired()):
+            ours = RunState.LOST
+        else:
+            ours = RunState(state.value)
+        self._watchdog.reaped(handle.pid, run, ours, exit_code, sig)
+
     def _outcome(
         self, execution: Execution, result: runner.RunResult, shipper: OutputShipper
     ) -> Outcome:

@@ -36,10 +36,10 @@ def vouched_outcome(
     it: byte counts are what was stored, and the reason says what may be missing."""
     state = RunState(witness["state"])
     said = witness.get("reason")
-    if witness.get("seen") == "supervisor":
+    if "stdout_bytes" not in witness:  # seen as the leader exited, before its output
         why = (
-            f"node {node} stopped answering; its supervisor saw the command end, so any "
-            "output not yet stored is missing"
+            f"node {node} stopped answering as the command ended; its supervisor kept "
+            "the exit status; output not yet stored then is missing"
         )
     else:
         missing = max(0, witness.get("stdout_bytes", 0) - stdout) + max(
