@@ -735,7 +735,10 @@ def at_most_once(ledger: Ledger, rows: Iterable[Execution]) -> list[str]:
     found = []
     for (job, slot, attempt), entries in starts.items():
         if attempt == -1:
-            found.append(f"{job}: runs {[e.run_id for e in entries]} not in the database")
+            found.append(
+                f"{job}: runs not in the database: "
+                + ", ".join(f"{e.run_id} ({e.kind} on {e.node} at {e.at:.3f})" for e in entries)
+            )
         elif len(entries) > 1:
             found.append(
                 f"{job} slot {slot:%H:%M:%S.%f} attempt {attempt} started {len(entries)}x "
