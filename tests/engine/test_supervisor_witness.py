@@ -8,7 +8,11 @@ into the real database, and what the reaper then makes of it, is checked on both
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -190,3 +194,64 @@ async def test_an_exit_status_told_at_reaping_is_kept_though_the_node_froze_befo
     assert await reap_after_lease(store) == []
     ended = await store.get_execution(run.id, visible_to=None)
     assert (ended.state, ended.exit_code) == (RunState.FAILED, 4)
+
+
+# A node in a process of its own, so that the test can SIGKILL it: it registers a child
+# that dies with it (as the sandbox does, bwrap --die-with-parent) and then just waits.
+# Its parent adopts orphans and reaps nothing, so the dead child stays a readable zombie.
+_DYING_NODE = """
+import ctypes, json, os, signal, subprocess, sys, time, uuid
+from cronhive.engine.watchdog import Watchdog
+target, node, run = json.loads(sys.argv[1])
+guard = Watchdog()
+libc = ctypes.CDLL(None, use_errno=True)
+# The child also holds the supervisor's pipe: the pipe's end and the leader's exit then
+# reach the supervisor together, the order in which a leader's exit is seen first.
+child = subprocess.Popen(
+    ["sleep", "60"],
+    start_new_session=True,
+    preexec_fn=lambda: libc.prctl(1, signal.SIGKILL),  # PR_SET_PDEATHSIG
+    pass_fds=(guard._proc.stdin.fileno(),),
+)
+guard.record_to(target, uuid.UUID(node), ttl=241)
+guard.hold_until(time.monotonic() + 60)
+guard.add(child.pid, uuid.UUID(run))
+print(os.getpid(), child.pid, flush=True)
+time.sleep(60)
+"""
+_ADOPTER = """
+import ctypes, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+time.sleep(30)
+"""
+
+
+async def test_leaders_that_die_with_their_node_are_lost_not_vouched_for(
+    backend: tuple[Store, dict[str, str]],
+) -> None:
+    store, target = backend
+    now = datetime.now(UTC)
+    node = await store.register_node(name="n1", tags=frozenset(), capacity=4, ttl=TTL, now=now)
+    await store.enqueue(adhoc(("sleep", "60"), now))
+    [run] = await store.claim(node.id, frozenset(), 1, now)
+    args = json.dumps([target, str(node.id), str(run.id)])
+    adopter = subprocess.Popen(
+        [sys.executable, "-c", _ADOPTER, _DYING_NODE, args], stdout=subprocess.PIPE
+    )
+    try:
+        assert adopter.stdout is not None
+        line = await asyncio.to_thread(adopter.stdout.readline)
+        node_pid, child = (int(x) for x in line.split())
+        await asyncio.sleep(0.5)  # the supervisor has read every line
+        os.kill(node_pid, signal.SIGKILL)
+        await asyncio.sleep(1.0)  # the child died with it and is an unreaped zombie
+        assert await witness_of(store, run.id, within=2.0) is None
+        [lost] = await reap_after_lease(store)
+        assert (lost.id, lost.state) == (run.id, RunState.LOST)
+    finally:
+        adopter.kill()
+        adopter.wait()
+        if adopter.stdout is not None:
+            adopter.stdout.close()
+    assert child

@@ -12,6 +12,7 @@ anything. The node tells it, over a pipe on its stdin, one line at a time:
                             "sqlite" (a file path) or "postgresql" (a libpq URL)
     add <pgid> [<run>]      a run's process group was started (its leader's pid is pgid)
     end <pgid> <run> <json> the run ended with this outcome, not yet committed
+    stopping <run> <state>  the node is stopping the run (state: stopped, timed_out, lost)
     done <run>              its end is committed (or was refused): nothing left to vouch
     del <pgid>              that run ended with nothing to vouch for
 
@@ -200,6 +201,8 @@ class Supervisor:
         self.vouched: set[str] = set()  # ends handed to the writer
         self.deadline = float("inf")
         self.ttl: float | None = None
+        self.stopping: dict[str, dict[str, Any]] = {}  # run -> how the node is ending it
+        self.node = os.getppid()  # the node process: its death ends everything
         self.writer = Writer()
 
     def urgent_at(self) -> float:
@@ -260,13 +263,19 @@ class Supervisor:
             pgid_text, run, end = arg.split(" ", 2)
             self._forget(int(pgid_text))
             self.ends[run] = json.loads(end)
+        elif verb == "stopping":
+            # The node is stopping the run: its leader's exit is that stop, not a failure.
+            run, state = arg.split(" ", 1)
+            self.stopping[run] = {"state": state, "reason": "stopped (its node froze meanwhile)"}
         elif verb == "done":
             self.ends.pop(arg, None)
             self.vouched.discard(arg)
+            self.stopping.pop(arg, None)
         elif verb == "del":
             gone = self._forget(int(arg))
             if gone is not None:
                 self.ends.pop(gone, None)
+                self.stopping.pop(gone, None)
 
     def _watch(self, pgid: int) -> None:
         # Already reaped (OSError): the node, which did, reports the end itself.
@@ -277,9 +286,24 @@ class Supervisor:
         pgid = self.leaders.pop(pidfd)
         os.close(pidfd)
         run = self.runs.get(pgid)
+        # Only a frozen node's leaders end on their own: a dying node takes its leaders
+        # with it (the sandbox dies with its parent), which is no end of theirs.
+        if run is None or run in self.ends or not self._node_alive():
+            return
         status = zombie_status(pgid)
-        if run is not None and status is not None and run not in self.ends:
-            self.ends[run] = {**outcome_of(status), "seen": "supervisor"}
+        stop = self.stopping.get(run, {})
+        if status is not None and stop.get("state") != "lost":  # a run given up is lost
+            self.ends[run] = {**outcome_of(status), "seen": "supervisor", **stop}
+
+    def _node_alive(self) -> bool:
+        if os.getppid() != self.node:
+            return False
+        try:
+            with open(f"/proc/{self.node}/stat", "rb") as f:
+                text = f.read().decode("ascii", "replace")
+        except OSError:
+            return False
+        return text[text.rindex(")") + 2 :][:1] not in ("Z", "X")
 
     def _forget(self, pgid: int) -> str | None:
         self.groups.pop(pgid, None)

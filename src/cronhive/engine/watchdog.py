@@ -98,6 +98,11 @@ class Watchdog:
     def _end(self, pgid: int, run: UUID, end: dict[str, Any]) -> None:
         self._send(f"end {pgid} {run} {json.dumps(end, separators=(',', ':'))}")
 
+    def stopping(self, run: UUID, state: RunState) -> None:
+        """The node is stopping the run (`stopped`, or `lost`: given up): its leader's
+        exit is that, not the run's own end."""
+        self._send(f"stopping {run} {state}")
+
     def settled(self, run: UUID) -> None:
         """The run's end is committed, or was refused: nothing left to vouch for."""
         self._send(f"done {run}")

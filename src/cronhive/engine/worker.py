@@ -206,6 +206,8 @@ class Worker:
         self._stopping.setdefault(execution_id, (reason, lost))
         handle = self._handles.get(execution_id)
         if handle is not None:
+            if handle.pid is not None:
+                self._watchdog.stopping(execution_id, RunState.LOST if lost else RunState.STOPPED)
             await handle.stop(grace)
 
     async def stop_all(
