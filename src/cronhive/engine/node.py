@@ -32,12 +32,12 @@ from cronhive.blobs.scripts import DEFAULT_MAX_BYTES as DEFAULT_SCRIPT_MAX
 from cronhive.blobs.scripts import ScriptCache
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
-from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory
+from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory, renew_once
 from cronhive.engine.retry import decide_retry
 from cronhive.engine.scheduler import Scheduler
 from cronhive.engine.watchdog import Watchdog
 from cronhive.engine.worker import Worker
-from cronhive.errors import CronhiveError, Fenced
+from cronhive.errors import CronhiveError
 from cronhive.model import Node, Outcome
 from cronhive.store import Store
 from cronhive.store.base import RunCaps
@@ -297,21 +297,15 @@ class NodeProcess:
         wake = asyncio.Event()
         while True:
             await self.clock.sleep_until(self.clock.now() + timedelta(seconds=ttl / 3), wake)
-            began = time.monotonic()
-            node_id = self.node.id
-            try:
-                # Never wait past the fencing deadline: a hung connection must not
-                # keep this loop from noticing that the lease is lapsing.
-                async with asyncio.timeout(max(0.05, self.watchdog.remaining())):
-                    await self._sync_clock()
-                    stops = await self.store.renew_lease(node_id, ttl=ttl, now=self.clock.now())
-            except Fenced:
-                renewal = Renewal(node_id=node_id, fenced=True)
-            except (CronhiveError, TimeoutError) as exc:
-                renewal = Renewal(node_id=node_id, error=str(exc) or "timed out")
-            else:
-                self.watchdog.hold_until(began + ttl - self._margin())
-                renewal = Renewal(node_id=node_id, stops=stops)
+            renewal = await renew_once(
+                self.store,
+                self.node.id,
+                ttl=ttl,
+                margin=self._margin(),
+                watchdog=self.watchdog,
+                clock=self.clock,
+                sync=self._sync_clock,
+            )
             await self._renewed(renewal)
 
     async def _renewed(self, renewal: Renewal) -> None:
