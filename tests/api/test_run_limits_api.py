@@ -87,5 +87,6 @@ async def test_limits_are_stored_changed_and_carried_to_the_run(cluster: Cluster
     assert adhoc.limits.open_files == 64
     ended = await wait_terminal(alice, adhoc.id)
     assert "open files 64 (RLIMIT_NOFILE" in ended.limits_applied, ended
-    plain = await wait_terminal(alice, (await alice.runs.Start(pb.StartRunRequest(command=["true"]))).id)
+    started = await alice.runs.Start(pb.StartRunRequest(command=["true"]))
+    plain = await wait_terminal(alice, started.id)
     assert plain.limits_applied == "" and not plain.HasField("limits")
