@@ -355,6 +355,7 @@ def job_options(func: F) -> F:
         ),
         *sql_options(),
     ]
+    func = limit_options(func)
     for option in reversed(options):
         func = option(func)
-    return limit_options(func)
+    return func

@@ -41,7 +41,9 @@ def limit_options(func: F) -> F:
         click.option("--max-files", metavar="N", help="Open files per process."),
         click.option("--cpu-time", metavar="DURATION", help="CPU time per process (10m)."),
         click.option(
-            "--cpu-weight", metavar="N", help="CPU share, 1-100 (cgroup v2 nodes only) [100]."
+            "--cpu-weight",
+            metavar="N",
+            help="CPU share against other runs, cgroup v2 nodes only [100; at most the node's].",
         ),
     ]
     for option in reversed(options):
