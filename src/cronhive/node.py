@@ -26,7 +26,7 @@ from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.engine.retention import Retention, RetentionPolicy
 from cronhive.errors import StoreUnavailable
 from cronhive.metrics import Metrics, MetricsService
-from cronhive.runner import Sandbox
+from cronhive.runner import DEFAULT_LIMITS, Limits, Sandbox
 from cronhive.sqljobs import SqlJobs
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
@@ -260,6 +260,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
+                limits=DEFAULT_LIMITS.merged(Limits(**config.limits)),
                 lease_store=_metered(
                     metrics,
                     partial(

@@ -61,6 +61,7 @@ SPEC_FIELDS = frozenset(
         "notify",
         "sql",
         "script",
+        "limits",
     }
 )
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]{0,100}")

@@ -18,6 +18,7 @@ import click
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.cli._limits import limits_dict
 from cronhive.errors import InvalidInput
 from cronhive.schedule import parse_schedule
 
@@ -132,6 +133,7 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
         "run_as": job.run_as or None,
         "script": _script(job),
         "output_cap_bytes": job.output_cap_bytes if job.HasField("output_cap_bytes") else None,
+        "limits": limits_dict(job),
         "notify": {r.event: list(r.targets) for r in job.notify},
         "next_fire_at": _ts(job, "next_fire_at"),
         "last_run_at": _ts(job, "last_run_at"),
@@ -174,6 +176,8 @@ def execution_dict(e: pb.Execution) -> dict[str, Any]:
         "env": dict(sorted(e.env.items())),
         "not_before": _ts(e, "not_before"),
         "waiting": e.waiting or None,
+        "limits": limits_dict(e),
+        "limits_applied": e.limits_applied or None,
     }
 
 

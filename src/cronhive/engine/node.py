@@ -67,6 +67,8 @@ class NodeConfig:
     lease_store: StoreFactory | None = None
     output_cap: int = DEFAULT_OUTPUT_CAP
     sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
+    # Every run's limits on this node, and the ceilings of a job's own (engine.limits).
+    limits: runner.Limits = runner.DEFAULT_LIMITS
     sql: sqljobs.SqlJobs | None = None  # target databases of SQL jobs (None: refused)
     caps: RunCaps | None = None  # per-owner caps on running runs (None: no caps)
     schedule: bool = True  # run the scheduler loop
@@ -100,7 +102,10 @@ class NodeProcess:
             clock = self._db_clock = DatabaseClock(store.database_time)
         self.clock: Clock = clock
         self.runner = runner.Runner(
-            config.spool_dir, default_grace=config.grace, sandbox=config.sandbox
+            config.spool_dir,
+            default_grace=config.grace,
+            sandbox=config.sandbox,
+            default_limits=config.limits,
         )
         self._node: Node | None = None
         self._stop = asyncio.Event()

@@ -25,6 +25,7 @@ from uuid import UUID
 from cronhive import runner, sqljobs
 from cronhive.auth.policy import DEFAULT_POLICY
 from cronhive.blobs.scripts import ScriptCache
+from cronhive.engine import limits
 from cronhive.engine.clock import Clock
 from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
@@ -283,6 +284,7 @@ class Worker:
                 slot=f"{execution.job_id or execution.owner}@{execution.scheduled_for.isoformat()}",
             )
         argv, expose = await self._command(execution)
+        applied = self._limits(execution)
         return await self._runner.start(
             runner.RunSpec(
                 run_id=str(execution.id),
@@ -295,6 +297,7 @@ class Worker:
                 timeout=spec.timeout,
                 job_name=execution.job_name,
                 output_cap=self._cap(execution),
+                limits=applied.limits,
             ),
             sink=shipper,
         )
@@ -319,6 +322,23 @@ class Worker:
             "CRONHIVE_SLOT": execution.scheduled_for.isoformat(),
             "CRONHIVE_NODE": self.node_name,
         }
+
+    def _limits(self, execution: Execution) -> limits.Applied:
+        return limits.effective(self._runner.default_limits, execution.run.limits)
+
+    def _limits_record(self, execution: Execution, result: runner.RunResult) -> str | None:
+        """What the run's record says of its limits (None: it asked for none)."""
+        if execution.run.sql is not None:
+            return None
+        sandbox = self._runner.sandbox
+        return limits.describe(
+            self._limits(execution),
+            result.limits_applied,
+            controllers=self._runner.cgroup_controllers,
+            as_root=limits.runs_as_root(
+                execution.run.run_as, sandbox.run_user if sandbox is not None else None
+            ),
+        )
 
     def _cap(self, execution: Execution) -> int:
         return execution.run.output_cap or self._output_cap
@@ -366,6 +386,7 @@ class Worker:
             stdout_bytes=result.stdout_bytes,
             stderr_bytes=result.stderr_bytes,
             output_capped=shipper.capped or result.output_capped,
+            limits_applied=self._limits_record(execution, result),
         )
 
     async def _finish(

@@ -55,6 +55,11 @@ class Runner:
         """Whether limits will be applied with cgroup v2 (else with rlimits)."""
         return self._cgroups.usable
 
+    @property
+    def cgroup_controllers(self) -> frozenset[str]:
+        """The cgroup v2 controllers each limited run's group gets (memory, pids, cpu)."""
+        return self._cgroups.controllers if self._cgroups.usable else frozenset()
+
     async def start(self, spec: RunSpec, sink: OutputSink | None = None) -> RunHandle:
         """Start ``spec``; return its handle once the process is spawned (or failed).
 

@@ -100,6 +100,7 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
         sa.column("stdout_bytes", c.stdout_bytes.type),
         sa.column("stderr_bytes", c.stderr_bytes.type),
         sa.column("output_capped", c.output_capped.type),
+        sa.column("limits_applied", c.limits_applied.type),
         name="ends",
     ).data(
         [
@@ -114,6 +115,7 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
                 o.stdout_bytes,
                 o.stderr_bytes,
                 o.output_capped,
+                o.limits_applied,
             )
             for f in finishes
             for o in (f.outcome,)
@@ -150,6 +152,7 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
             stdout_bytes=typed("stdout_bytes"),
             stderr_bytes=typed("stderr_bytes"),
             output_capped=typed("output_capped"),
+            limits_applied=typed("limits_applied"),
         )
         .returning(*executions.c)
     )

@@ -75,6 +75,7 @@ def _finish_stmt(execution_id: UUID, node_id: UUID, outcome: Outcome) -> Any:
             stdout_bytes=outcome.stdout_bytes,
             stderr_bytes=outcome.stderr_bytes,
             output_capped=outcome.output_capped,
+            limits_applied=outcome.limits_applied,
         )
         .returning(*executions.c)
     )

@@ -58,6 +58,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "updated_at": _t(job.updated_at),
         "sql": sql_json(spec.run.sql),
         "script": script_json(spec.run.script),
+        "limits": spec.run.limits.values() if spec.run.limits else None,
     }
 
 
@@ -108,6 +109,8 @@ def run_json(ex: Execution, node_names: dict[UUID, str] | None = None) -> dict[s
         "stop_requested": ex.stop_requested,
         "stdout_bytes": ex.stdout_bytes,
         "stderr_bytes": ex.stderr_bytes,
+        "limits": ex.run.limits.values() if ex.run.limits else None,
+        "limits_applied": ex.limits_applied,
     }
 
 

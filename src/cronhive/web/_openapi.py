@@ -40,6 +40,8 @@ SCHEMAS: dict[str, Any] = {
             "size": _INT,
         }
     ),
+    # A run's own limits: only the fields set appear (memory_bytes, processes, ...).
+    "Limits": {"type": "object", "additionalProperties": _INT},
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -72,6 +74,7 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": _T,
             "sql": _nullable({"$ref": "#/components/schemas/Sql"}),
             "script": _nullable({"$ref": "#/components/schemas/Script"}),
+            "limits": _nullable({"$ref": "#/components/schemas/Limits"}),
         }
     ),
     "Run": _obj(
@@ -98,6 +101,8 @@ SCHEMAS: dict[str, Any] = {
             "stop_requested": {"type": "boolean"},
             "stdout_bytes": _INT,
             "stderr_bytes": _INT,
+            "limits": _nullable({"$ref": "#/components/schemas/Limits"}),
+            "limits_applied": _nullable(_STR),
         }
     ),
     "Node": _obj(
