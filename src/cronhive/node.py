@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.auth.quotas import run_caps
 from cronhive.blobs import BlobStore, open_blobs
-from cronhive.blobs.s3 import S3Settings
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.archiver import Archiver
@@ -25,11 +25,13 @@ from cronhive.engine.lease import StoreFactory
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.engine.retention import Retention, RetentionPolicy
 from cronhive.errors import StoreUnavailable
-from cronhive.metrics import Metrics, MetricsService
 from cronhive.runner import DEFAULT_LIMITS, Limits, Sandbox
 from cronhive.sqljobs import SqlJobs
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
+
+if TYPE_CHECKING:
+    from cronhive.metrics import Metrics
 
 log = logging.getLogger("cronhive")
 
@@ -147,6 +149,8 @@ def blob_store(config: ServerConfig) -> BlobStore:
     s3 = None
     if config.blobs == "s3":
         assert config.s3_bucket is not None  # checked with the configuration
+        from cronhive.blobs.s3 import S3Settings  # obstore only where S3 is used
+
         s3 = S3Settings(
             bucket=config.s3_bucket,
             endpoint=config.s3_endpoint,
@@ -237,6 +241,8 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         )
     metrics: Metrics | None = None
     if config.metrics is not None:  # None: no metrics listener (the default), no wrapping
+        from cronhive.metrics import Metrics, MetricsService  # prometheus_client: on demand
+
         metrics = Metrics()
         m_host, m_port = parse_listen(config.metrics, field="metrics")
         services.append(MetricsService(host=m_host, port=m_port, metrics=metrics))

@@ -22,11 +22,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-import aiosmtplib
-import httpx
 
 from cronhive.engine import runs
 from cronhive.engine.clock import Clock
@@ -36,10 +33,11 @@ from cronhive.engine.output import wait_any
 from cronhive.errors import Conflict, CronhiveError, NotFound
 from cronhive.model import Delivery, Event, Execution
 from cronhive.notify import Chain, Mail, Targets, Webhook
-from cronhive.notify import _mail as mail
-from cronhive.notify import _webhook as webhook
 from cronhive.store import Store
 from cronhive.store._outbox import DEPTH_ENV
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +52,14 @@ _CHAIN_IDS = uuid.UUID("6b1c3c1e-4e0a-4d3e-9a57-0d2b8f1c7e21")  # uuid5 namespac
 
 class Refused(Exception):
     """A delivery another attempt cannot fix."""
+
+
+def _permanent(exc: Exception) -> bool:
+    """An answer another attempt cannot change (a 4xx, recipients refused)."""
+    from cronhive.notify import _mail as mail
+    from cronhive.notify import _webhook as webhook
+
+    return isinstance(exc, (webhook.Permanent, *mail.PERMANENT))
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -86,11 +92,10 @@ class Deliverer:
         self._targets = targets
         self._base_url = base_url
         self._claim_for = claim_for
-        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._client: httpx.AsyncClient | None = None  # made at the first webhook
 
     async def run(self) -> None:
         if not self._targets.names():
-            await self._client.aclose()
             return  # nothing this node could send: leave the outbox to nodes that can
         try:
             with self._hub.subscribe("deliveries") as woke:
@@ -104,7 +109,8 @@ class Deliverer:
                     if got < BATCH:
                         await wait_any([woke], POLL)
         finally:
-            await self._client.aclose()
+            if self._client is not None:
+                await self._client.aclose()
 
     async def deliver_due(self) -> int:
         """Claims and sends one batch; returns how many were claimed."""
@@ -126,11 +132,9 @@ class Deliverer:
             await self._send(d)
         except Refused as exc:
             error = str(exc)
-        except (webhook.Permanent, aiosmtplib.SMTPRecipientsRefused) as exc:
-            error = str(exc) or type(exc).__name__
         except Exception as exc:
             error = str(exc) or type(exc).__name__
-            if d.attempts < MAX_ATTEMPTS:
+            if not _permanent(exc) and d.attempts < MAX_ATTEMPTS:
                 retry_at = self._clock.now() + timedelta(seconds=backoff(d.attempts))
         target = self._targets.get(d.target)
         if error is not None and isinstance(target, Webhook):
@@ -164,9 +168,19 @@ class Deliverer:
             await self._chain(d, target)
             return
         payload = await self._enriched(d)
+        # The transports (httpx, aiosmtplib) load with the first delivery: a node with
+        # no targets never pays their memory.
         if isinstance(target, Webhook):
+            import httpx
+
+            from cronhive.notify import _webhook as webhook
+
+            if self._client is None:
+                self._client = httpx.AsyncClient(follow_redirects=False)
             await webhook.post(self._client, target, str(d.id), payload)
         elif isinstance(target, Mail):
+            from cronhive.notify import _mail as mail
+
             await mail.send(target, payload)
 
     async def _enriched(self, d: Delivery) -> dict[str, Any]:
