@@ -25,13 +25,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from cronhive.blobs import BlobStore
 from cronhive.engine import runs
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
 from cronhive.engine.node import NodeContext
-from cronhive.engine.output import wait_any
+from cronhive.engine.output import follow_output, wait_any
 from cronhive.errors import Conflict, CronhiveError, NotFound
-from cronhive.model import Delivery, Event, Execution
+from cronhive.model import Delivery, Event, Execution, Stream
 from cronhive.notify import Chain, Mail, Targets, Webhook
 from cronhive.store import Store
 from cronhive.store._outbox import DEPTH_ENV
@@ -84,10 +85,12 @@ class Deliverer:
         *,
         base_url: str | None = None,
         claim_for: float = 120.0,
+        blobs: BlobStore | None = None,  # where archived output is read back from
     ) -> None:
         self._store = store
         self._clock = clock
         self._hub = hub
+        self._blobs = blobs
         self._node_id = node_id
         self._targets = targets
         self._base_url = base_url
@@ -193,8 +196,7 @@ class Deliverer:
             run["node"] = names.get(run["node_id"])
         payload["run"] = run
         if d.execution_id is not None:
-            chunks = await self._store.output_tail(d.execution_id)
-            tail = b"".join(c.data for c in chunks)[-TAIL_BYTES:]
+            tail = (await self._tail(d.execution_id))[-TAIL_BYTES:]
             payload["output_tail"] = tail.decode("utf-8", "replace")
         if self._base_url:
             links = {"run": f"{self._base_url}/runs/{d.execution_id}"}
@@ -202,6 +204,33 @@ class Deliverer:
                 links["job"] = f"{self._base_url}/jobs/{d.job_id}"
             payload["links"] = links
         return payload
+
+    async def _tail(self, execution_id: UUID) -> bytes:
+        """The run's last output, both streams in order: from the database's chunks, or
+        from the archive once they were moved there (reading only its last blocks)."""
+        chunks = await self._store.output_tail(execution_id)
+        if chunks or self._blobs is None:
+            return b"".join(c.data for c in chunks)
+        run = await self._store.get_execution(execution_id, visible_to=None)
+        start = {
+            Stream.STDOUT: max(0, run.stdout_bytes - TAIL_BYTES),
+            Stream.STDERR: max(0, run.stderr_bytes - TAIL_BYTES),
+        }
+        found = [
+            c
+            async for c in follow_output(
+                self._store,
+                self._hub,
+                execution_id,
+                visible_to=None,
+                streams=(Stream.STDOUT, Stream.STDERR),
+                closing=asyncio.Event(),
+                poll=1.0,
+                blobs=self._blobs,
+                start=start,
+            )
+        ]
+        return b"".join(c.data for c in found)
 
     async def _chain(self, d: Delivery, target: Chain) -> None:
         run: Mapping[str, Any] = d.payload.get("run", {})
@@ -260,5 +289,6 @@ class DelivererService:
             lambda: process.node.id,
             self.targets,
             base_url=self.base_url,
+            blobs=ctx.config.blobs,
         )
         await deliverer.run()
