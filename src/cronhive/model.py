@@ -121,6 +121,49 @@ class ScriptRef:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunLimits:
+    """A job's (or an ad-hoc run's) own resource limits; ``None`` takes the node's.
+
+    The node running it merges them with its own limits, which are also ceilings: a run
+    may lower a limit, never raise it (see docs/runner.md, "A job's own limits").
+    """
+
+    memory_bytes: int | None = None  # cgroup v2 memory.max, else RLIMIT_AS per process
+    processes: int | None = None  # cgroup v2 pids.max per run, else RLIMIT_NPROC per uid
+    open_files: int | None = None  # RLIMIT_NOFILE per process
+    cpu_seconds: int | None = None  # RLIMIT_CPU per process (SIGXCPU, then SIGKILL)
+    cpu_weight: int | None = None  # cgroup v2 cpu.weight (1-10000) only
+
+    def values(self) -> dict[str, int]:
+        """The fields that are set, by name."""
+        return {k: v for k in LIMIT_NAMES if (v := getattr(self, k)) is not None}
+
+    def describe(self) -> str:
+        """`memory 64M, processes 5` (empty: none set), for show and the web."""
+        return ", ".join(f"{LIMIT_WORDS[k]} {limit_text(k, v)}" for k, v in self.values().items())
+
+
+LIMIT_NAMES = ("memory_bytes", "processes", "open_files", "cpu_seconds", "cpu_weight")
+LIMIT_WORDS = {
+    "memory_bytes": "memory",
+    "processes": "processes",
+    "open_files": "open files",
+    "cpu_seconds": "cpu time",
+    "cpu_weight": "cpu weight",
+}
+
+
+def limit_text(name: str, value: int) -> str:
+    """One limit's value as people write it: `64M` for bytes, `90s` for CPU time."""
+    if name == "memory_bytes":
+        for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+            if value >= size and value % size == 0:
+                return f"{value // size}{unit}"
+        return str(value)
+    return f"{value}s" if name == "cpu_seconds" else str(value)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """What to run: shared by jobs and by the executions they queue (a snapshot)."""
 
@@ -135,6 +178,7 @@ class RunSpec:
     sql: SqlSpec | None = None  # set: a SQL job (`command` is empty); see cronhive.sqljobs
     # A stored script to run (command then holds only its arguments); None: command.
     script: ScriptRef | None = None
+    limits: RunLimits | None = None  # the run's own resource limits; None: the node's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,6 +253,9 @@ class Execution:
     fence: int | None = None  # fencing token, given when a node takes the run
     lost_total: int = 0  # earlier attempts of this slot lost with their node
     lost_streak: int = 0  # ... of them in a row, just before this one
+    # What the node applied of the limits, and how (set when the run ends; None: it
+    # asked for none, so the node's own limits applied).
+    limits_applied: str | None = None
 
     @property
     def failures(self) -> int:
@@ -228,6 +275,7 @@ class Outcome:
     stdout_bytes: int = 0
     stderr_bytes: int = 0
     output_capped: bool = False
+    limits_applied: str | None = None  # see Execution.limits_applied
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cronhive.api.server import ApiService, TransportLimits
 from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
 from cronhive.auth.quotas import run_caps
 from cronhive.blobs import BlobStore, open_blobs
-from cronhive.blobs.s3 import S3Settings
 from cronhive.config import ServerConfig
 from cronhive.config.server import parse_listen
 from cronhive.engine.archiver import Archiver
@@ -25,11 +25,13 @@ from cronhive.engine.lease import StoreFactory
 from cronhive.engine.node import NodeConfig, NodeProcess
 from cronhive.engine.retention import Retention, RetentionPolicy
 from cronhive.errors import StoreUnavailable
-from cronhive.metrics import Metrics, MetricsService
-from cronhive.runner import Sandbox
+from cronhive.runner import DEFAULT_LIMITS, Limits, Sandbox
 from cronhive.sqljobs import SqlJobs
 from cronhive.store import SessionLimits, Store, open_store
 from cronhive.web import WebService
+
+if TYPE_CHECKING:
+    from cronhive.metrics import Metrics
 
 log = logging.getLogger("cronhive")
 
@@ -147,6 +149,8 @@ def blob_store(config: ServerConfig) -> BlobStore:
     s3 = None
     if config.blobs == "s3":
         assert config.s3_bucket is not None  # checked with the configuration
+        from cronhive.blobs.s3 import S3Settings  # obstore only where S3 is used
+
         s3 = S3Settings(
             bucket=config.s3_bucket,
             endpoint=config.s3_endpoint,
@@ -165,6 +169,14 @@ def blob_store(config: ServerConfig) -> BlobStore:
             "s3, see docs/blobs.md)"
         )
     return blobs
+
+
+def supervisor_database(config: ServerConfig) -> dict[str, str]:
+    """Where the node's supervisor records an end the node could not (engine/_supervisor.py)."""
+    path = config.sqlite_path
+    if path is not None:
+        return {"sqlite": str(path.resolve())}
+    return {"postgresql": config.db_url.replace("postgresql+psycopg://", "postgresql://", 1)}
 
 
 def _metered(metrics: Metrics | None, factory: StoreFactory) -> StoreFactory:
@@ -230,6 +242,8 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
         )
     metrics: Metrics | None = None
     if config.metrics is not None:  # None: no metrics listener (the default), no wrapping
+        from cronhive.metrics import Metrics, MetricsService  # prometheus_client: on demand
+
         metrics = Metrics()
         m_host, m_port = parse_listen(config.metrics, field="metrics")
         services.append(MetricsService(host=m_host, port=m_port, metrics=metrics))
@@ -248,10 +262,12 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 tags=config.tags,
                 capacity=config.capacity,
                 lease_ttl=config.lease_ttl,
+                database=supervisor_database(config),
                 grace=config.grace,
                 drain_grace=config.drain_grace,
                 output_cap=config.output_cap,
                 sandbox=sandbox,
+                limits=DEFAULT_LIMITS.merged(Limits(**config.limits)),
                 lease_store=_metered(
                     metrics,
                     partial(

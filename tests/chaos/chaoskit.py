@@ -681,12 +681,14 @@ class Chaos:
     def deadlock_reports(self) -> list[str]:
         """PostgreSQL's "deadlock detected" lines in every cluster's log (pg_stat_database
         does not survive a crash restart or a failover; the log does)."""
-        return [
-            line
-            for pg in [self.pg, *self.extra_clusters]
-            for line in pg.log_text().splitlines()
-            if "deadlock detected" in line
-        ]
+        found = []
+        for pg in [self.pg, *self.extra_clusters]:
+            lines = pg.log_text().splitlines()
+            for i, line in enumerate(lines):
+                if "deadlock detected" in line:
+                    # The report and the statements of both sides, for the message.
+                    found.append("\n".join(lines[i : i + 12]))
+        return found
 
     def logs(self) -> str:
         return logs_of(self.nodes) + f"\n--- postgres.log\n{self.pg.log_text()[-3000:]}"
@@ -733,7 +735,10 @@ def at_most_once(ledger: Ledger, rows: Iterable[Execution]) -> list[str]:
     found = []
     for (job, slot, attempt), entries in starts.items():
         if attempt == -1:
-            found.append(f"{job}: runs {[e.run_id for e in entries]} not in the database")
+            found.append(
+                f"{job}: runs not in the database: "
+                + ", ".join(f"{e.run_id} ({e.kind} on {e.node} at {e.at:.3f})" for e in entries)
+            )
         elif len(entries) > 1:
             found.append(
                 f"{job} slot {slot:%H:%M:%S.%f} attempt {attempt} started {len(entries)}x "

@@ -97,9 +97,19 @@ async def test_every_attempt_runs_at_most_once_under_kills_freezes_and_restarts(
     env = environment_matches(chaos.ledger, rows, watch.names)
     assert not env, "the run's environment does not say what ran: " + problems(env)
     if ended_then_lost:
-        # Known limit, kept visible: a node frozen between a child's exit and the commit
-        # of its end loses that end (only the node knows the exit status); the run is
-        # recorded lost and retried. Each (job, slot, attempt) still ran at most once.
+        # Known limit, kept visible (docs/cluster.md, "what once means"): the supervisor
+        # vouches for a frozen node's ends, but not for one reaped in the instant
+        # before the node froze, nor when its write misses the lease (a loaded
+        # database). Each (job, slot, attempt) still ran at most once.
+        supervised = "\n".join(
+            line
+            for n in chaos.nodes
+            for line in n.log_text().splitlines()
+            if "supervisor" in line or "lease" in line or "fenced" in line
+        )
         pytest.xfail(
-            "ended, then recorded lost (node frozen at the end): " + problems(ended_then_lost)
+            "ended, then recorded lost (node frozen at the end): "
+            + problems(ended_then_lost)
+            + "\n"
+            + supervised
         )

@@ -193,9 +193,15 @@ CRON_TZ=Europe/Berlin
 def test_import_crontab_to_a_file_then_apply(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "crontab").write_text(CRONTAB)
     out_file = tmp_path / "imported.toml"
-    done = cli("import-crontab", str(tmp_path / "crontab"), "-o", str(out_file))
+    refused = cli("import-crontab", str(tmp_path / "crontab"), "-o", str(out_file))
+    assert refused.returncode == 2 and not out_file.exists()
+    assert "crontab:3: MAILTO=ops@example.org has no notification target" in refused.stderr
+    assert "--mailto ops@example.org=TARGET" in refused.stderr
+    # This node mails no one: the entries come without the mail, which is reported.
+    args = ("import-crontab", str(tmp_path / "crontab"), "-o", str(out_file))
+    done = cli(*args, "--skip-unsupported")
     assert done.returncode == 0, done.stderr
-    assert "MAILTO dropped" in done.stderr
+    assert "import without this mail" in done.stderr
     doc = tomllib.loads(out_file.read_text())
     assert list(doc["jobs"]) == ["db-backup", "date-s-tmp-stamps", "echo-ping", "echo-ping-2"]
     assert doc["jobs"]["db-backup"] == {

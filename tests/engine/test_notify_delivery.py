@@ -279,3 +279,38 @@ async def test_mail_reaches_a_real_smtp_server_with_job_state_and_output_tail(
     text = mail.get_payload()
     assert isinstance(text, str)
     assert str(run.id) in text and "disk full" in text and "exit code: 1" in text
+
+
+async def test_the_output_tail_of_an_archived_run_comes_from_the_archive(
+    store: Store, tmp_path: Path
+) -> None:
+    from cronhive.blobs.local import LocalBlobs
+    from cronhive.engine.archiver import Archiver
+
+    script = "seq 1 20000; echo the last line; echo oops >&2; exit 3"
+    spec = with_notify(job_spec(("sh", "-c", script)), failure=("hook",))
+    job = await create_job(store, spec, datetime.now(UTC))
+    blobs = LocalBlobs(tmp_path / "blobs")
+    with http_receiver() as receiver:
+        async with running_node(store, tmp_path) as node:
+            failed = await run_once(store, job)
+            assert await Archiver(store, blobs).archive(failed.id)  # chunks now in blobs
+            assert await store.output_tail(failed.id) == []
+            deliverer = Deliverer(
+                store,
+                node.clock,
+                node.hub,
+                lambda: node.node.id,
+                Targets({"hook": hook(receiver.url)}),
+                blobs=blobs,
+            )
+            task = asyncio.create_task(deliverer.run())
+            try:
+                await wait_for(lambda: _hits(receiver, 1))
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    [hit] = receiver.hits
+    tail = hit.json["output_tail"]
+    assert "the last line" in tail and "oops" in tail and len(tail) <= 4096

@@ -33,3 +33,15 @@ async def test_postgres_schema_from_a_newer_cronhive(pg_url: str) -> None:
         db.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StoreError, match=SAID):
         await open_store(pg_url)
+
+
+def test_the_numbered_head_is_alembics_head() -> None:
+    # open_store skips Alembic when the schema is at this head: it must be the real one.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from cronhive.store._open import MIGRATIONS, newest_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [newest_revision()]

@@ -18,6 +18,7 @@ from cronhive.model import (
     JobSpec,
     Node,
     OutputChunk,
+    RunLimits,
     RunState,
     ScriptRef,
     SqlSpec,
@@ -29,6 +30,7 @@ __all__ = [
     "event_pb",
     "execution_pb",
     "job_pb",
+    "limits_pb",
     "node_pb",
     "notification_pb",
     "run_pb",
@@ -81,7 +83,15 @@ def spec_pb(spec: JobSpec, out: pb.Job | None = None) -> pb.Job:
         msg.sql.CopyFrom(sql_pb(run.sql))
     if run.script is not None:
         script_pb(run.script, msg.script)
+    if run.limits is not None:
+        limits_pb(run.limits, msg.limits)
     return msg
+
+
+def limits_pb(limits: RunLimits, out: pb.RunLimits) -> pb.RunLimits:
+    for key, value in limits.values().items():
+        setattr(out, key, value)
+    return out
 
 
 def script_pb(script: ScriptRef, out: pb.ScriptRef | None = None) -> pb.ScriptRef:
@@ -150,6 +160,9 @@ def execution_pb(e: Execution, node_names: Mapping[UUID, str] | None = None) -> 
     if e.run.script is not None:
         script_pb(e.run.script, msg.script)
     _ts(msg.not_before, e.not_before)
+    if e.run.limits is not None:
+        limits_pb(e.run.limits, msg.limits)
+    msg.limits_applied = e.limits_applied or ""
     return msg
 
 

@@ -47,6 +47,7 @@ SPEC_FIELDS = frozenset(
         "notify",
         "sql",
         "script",
+        "limits",
     }
 )
 

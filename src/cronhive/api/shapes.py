@@ -8,8 +8,9 @@ The rules, the same for every message:
   empty string means "none" in these messages), except the fields of `KEEP_EMPTY`;
 - timestamps are RFC 3339 in UTC with a ``Z`` (``2026-03-01T12:00:00Z``); 64-bit
   integers are JSON numbers; maps are objects with sorted keys;
-- two fields read better otherwise: repeated `NotifyRule`s are one object
-  ``{event: [targets]}``, and `payload_json` is the parsed ``payload``.
+- three read better otherwise: repeated `NotifyRule`s are one object
+  ``{event: [targets]}``, `payload_json` is the parsed ``payload``, and `RunLimits`
+  holds only the limits set (null when none is).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ Field = Any
 
 _TIMESTAMP = "google.protobuf.Timestamp"
 _RULE = "cronhive.v1.NotifyRule"
+_SPARSE = frozenset({"cronhive.v1.RunLimits"})  # only the fields set; none set: null
 _INTS = {
     FieldDescriptor.TYPE_INT32,
     FieldDescriptor.TYPE_INT64,
@@ -69,6 +71,8 @@ def _scalar(field: Field, value: Any) -> Any:
     if field.message_type is not None:
         if field.message_type.full_name == _TIMESTAMP:
             return _instant(value)
+        if field.message_type.full_name in _SPARSE:
+            return {f.name: v for f, v in value.ListFields()} or None
         return shape(value)
     return value
 
@@ -143,6 +147,13 @@ def _field_schema(field: Field, refs: dict[str, str]) -> dict[str, Any]:
 def schema_of(descriptor: Descriptor, refs: dict[str, str]) -> dict[str, Any]:
     """The JSON Schema of `shape` of a `descriptor` message; `refs` maps the full names
     of nested messages to their `$ref`s."""
+    if descriptor.full_name in _SPARSE:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {f.name: _scalar_schema(f, refs) for f in descriptor.fields},
+        }
     return {
         "type": "object",
         "additionalProperties": False,

@@ -22,6 +22,7 @@ from cronhive.model import (
     JobSpec,
     Misfire,
     RetryPolicy,
+    RunLimits,
     RunSpec,
     RunState,
     ScriptRef,
@@ -79,6 +80,14 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_SQL_BYTES = 256 * KIB
 MAX_SQL_NAME_BYTES = 63  # PostgreSQL's identifier length (NAMEDATALEN - 1)
+# A run's own limits: (lowest, highest). Below the lowest not even the sandbox starts.
+LIMIT_RANGES: Mapping[str, tuple[int, int]] = {
+    "memory_bytes": (16 * KIB * KIB, 1 << 40),  # 16 MiB - 1 TiB
+    "processes": (1, 1_000_000),
+    "open_files": (16, 1 << 20),  # the kernel's default nr_open
+    "cpu_seconds": (1, int(7 * DAY)),
+    "cpu_weight": (1, 10_000),  # cgroup v2 cpu.weight
+}
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=-]{0,62}")
@@ -104,6 +113,10 @@ LIMITS: Mapping[str, str] = {
     "misfire_grace_seconds": f"0 (= 300) or 0 < g <= {MAX_MISFIRE_GRACE:g}",
     "target_tags": f"at most {MAX_TAGS}, each [A-Za-z0-9][A-Za-z0-9_.:=-]{{0,62}}",
     "output_cap_bytes": f"absent, or 1-{MAX_OUTPUT_CAP} (1 GiB)",
+    "limits": (
+        "each absent, or memory_bytes 16 MiB-1 TiB, processes 1-1000000, open_files "
+        "16-1048576, cpu_seconds 1-604800, cpu_weight 1-10000; none for SQL jobs"
+    ),
     "schedule": f"expression at most {MAX_SCHEDULE_TEXT} characters; kind cron|interval|once",
     "page_size": f"0 (= {DEFAULT_PAGE_SIZE}) or 1-{MAX_PAGE_SIZE}",
     "sql.statement": (
@@ -220,6 +233,20 @@ def _output_cap(has: bool, value: int) -> int | None:
     return value
 
 
+def _limits(msg: pb.Job | pb.StartRunRequest) -> RunLimits | None:
+    """The run's own limits, each within `LIMIT_RANGES`; None when none is set."""
+    if not msg.HasField("limits"):
+        return None
+    given: dict[str, int] = {}
+    for key, (low, high) in LIMIT_RANGES.items():
+        if msg.limits.HasField(key):  # type: ignore[arg-type]
+            value = getattr(msg.limits, key)
+            if not low <= value <= high:
+                raise _bad(f"limits.{key}", f"must be absent or {low}-{high}, got {value}")
+            given[key] = value
+    return RunLimits(**given) if given else None
+
+
 def _run_as(text: str) -> str | None:
     return text or None  # checked against the policy by auth.check_run_as
 
@@ -239,6 +266,8 @@ def _sql_run(msg: pb.Job | pb.StartRunRequest) -> RunSpec:
     for key in ("command", "shell", "env", "cwd", "run_as"):
         if getattr(msg, key):
             raise _bad(key, "must be empty for a SQL job (sql is set)")
+    if _limits(msg) is not None:
+        raise _bad("limits", "a SQL job runs in its database, which process limits do not reach")
     return RunSpec(
         command=(),
         timeout=_timeout(msg.HasField("timeout_seconds"), msg.timeout_seconds),
@@ -268,6 +297,7 @@ def run_spec(msg: pb.Job | pb.StartRunRequest) -> RunSpec:
         target_tags=_tags(msg.target_tags),
         output_cap=_output_cap(msg.HasField("output_cap_bytes"), msg.output_cap_bytes),
         script=script,
+        limits=_limits(msg),
     )
 
 

@@ -3,9 +3,13 @@
 Rules (docs/cli.md keeps them for users):
 - blank lines and `#` comments are skipped; `# name: NAME` right above an entry names it;
 - `NAME=value` lines (quotes stripped) add to the env of the entries after them;
-  `CRON_TZ`/`TZ` set their time zone instead; `MAILTO` is dropped with a warning
-  (cronhive keeps output itself); `SHELL` is honoured: the entries after it run under
-  that shell (`SHELL -c COMMAND`; `/bin/sh`, the default, is a plain shell job);
+  `CRON_TZ`/`TZ` set their time zone instead; `SHELL` is honoured: the entries after it
+  run under that shell (`SHELL -c COMMAND`; `/bin/sh`, the default, is a plain shell job);
+- `MAILTO=ADDRESS[,ADDRESS]` becomes a mail on *failure* of the entries after it, to the
+  notification target `--mailto ADDRESS=TARGET` (or `--mailto TARGET` for any address)
+  names; an address no flag names is refused with what to add, or reported and left out
+  with `--skip-unsupported`; `MAILTO=""` means no mail, as in cron. Failure, not cron's
+  "any output": cronhive keeps every run's output, so mail says only that a run failed;
 - a *system* crontab (`/etc/crontab`, `/etc/cron.d/*`, or `--system`) has a user column
   after the time fields: it becomes the job's `run_as`, which the server checks against
   the policy's grants (a refused entry is reported with its line, the others go on);
@@ -28,6 +32,7 @@ import pwd
 import re
 import shutil
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +49,7 @@ from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._jobs import list_jobs
 from cronhive.errors import InvalidInput
 
-__all__ = ["Converted", "convert", "is_system_path"]
+__all__ = ["Converted", "convert", "is_system_path", "mail_targets"]
 
 _ENV_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*)")
 _NAME_HINT = re.compile(r"#[ \t]*name:[ \t]*([A-Za-z0-9_.-]{1,100})[ \t]*")
@@ -53,7 +58,44 @@ _BLANKS = re.compile(r"[ \t]+")  # cron's field separators: nothing else
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 _MAX_SLUG = 60
 _PLAIN_SHELLS = ("/bin/sh", "/usr/bin/sh")
+_TARGET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a [notify.NAME] of the node config
 _MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def mail_targets(items: Sequence[str]) -> dict[str, str]:
+    """`--mailto ADDRESS=TARGET` / `--mailto TARGET` flags as address -> target name
+    ("*": any address). InvalidInput for a malformed one."""
+    out: dict[str, str] = {}
+    for item in items:
+        address, sep, target = item.rpartition("=")
+        address = address.strip() if sep else "*"
+        if not _TARGET.fullmatch(target.strip()) or (sep and not address):
+            raise InvalidInput(f"--mailto: expected ADDRESS=TARGET or TARGET, got {item!r}")
+        out[address.lower()] = target.strip()
+    return out
+
+
+def _mailto(
+    value: str, where: str, targets: Mapping[str, str], result: Converted, skip: bool
+) -> list[str]:
+    """The targets that mail a MAILTO line's addresses (none for `MAILTO=""`)."""
+    found: list[str] = []
+    for address in (a.strip() for a in value.split(",")):
+        if not address:
+            continue
+        target = targets.get(address.lower()) or targets.get("*")
+        if target is None:
+            why = (
+                f"{where}: MAILTO={address} has no notification target: pass --mailto "
+                f"{address}=TARGET, TARGET being a [notify.TARGET] table with "
+                f'mail = "{address}" in the node configuration'
+            )
+            if not skip:
+                raise InvalidInput(f"{why} (or --skip-unsupported to import without this mail)")
+            result.skipped.append(f"{why}; its entries import without this mail")
+        elif target not in found:
+            found.append(target)
+    return found
 
 
 @dataclass(kw_only=True)
@@ -167,11 +209,13 @@ def convert(
     skip_unsupported: bool = False,
     named: str | None = None,
     into: Converted | None = None,
+    mailto: Mapping[str, str] | None = None,
 ) -> Converted:
     """The jobs of one crontab. Raises InvalidInput naming the line. `named`: the name
     of every entry without a `# name:` hint (numbered from the second); `into` collects
-    the jobs of several files under unique names."""
+    the jobs of several files under unique names; `mailto`: see `mail_targets`."""
     result = into if into is not None else Converted()
+    mail: list[str] = []
     env: dict[str, str] = {}
     zone = tz
     shell = "/bin/sh"
@@ -189,10 +233,7 @@ def convert(
             if key in ("CRON_TZ", "TZ"):
                 zone = value
             elif key == "MAILTO":
-                result.warnings.append(
-                    f"{where}: MAILTO dropped (cronhive keeps every run's output: "
-                    "see `cronhive logs`)"
-                )
+                mail = _mailto(value, where, mailto or {}, result, skip_unsupported)
             elif key == "SHELL":
                 shell = value
             else:
@@ -230,6 +271,8 @@ def convert(
             job["run_as"] = user
         if env:
             job["env"] = dict(env)
+        if mail:
+            job["notify"] = {"failure": list(mail)}
         result.jobs[name] = job
         result.lines[name] = where
     return result
@@ -273,6 +316,13 @@ def _read(path: Path) -> str:
 @click.option(
     "--skip-unsupported", is_flag=True, help="Report and skip @reboot lines instead of refusing."
 )
+@click.option(
+    "--mailto",
+    multiple=True,
+    metavar="ADDRESS=TARGET",
+    help="The notification target (a [notify.TARGET] of the node config) that mails "
+    "ADDRESS, for MAILTO lines; TARGET alone: every address (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be created; change nothing.")
 @click.pass_context
 def import_crontab(
@@ -282,12 +332,14 @@ def import_crontab(
     tz: str,
     system: bool | None,
     skip_unsupported: bool,
+    mailto: tuple[str, ...],
     dry_run: bool,
 ) -> None:
     """Turn crontabs into jobs (or into a jobs.toml with -o). FILE may be - for stdin:
     `crontab -l | cronhive import-crontab -`; `import-crontab /etc/crontab /etc/cron.d/*`."""
     converted = Converted()
     try:
+        targets = mail_targets(mailto)
         for path in crontabs:
             convert(
                 _read(path),
@@ -297,6 +349,7 @@ def import_crontab(
                 skip_unsupported=skip_unsupported,
                 named=_file_name(path, system),
                 into=converted,
+                mailto=targets,
             )
         doc: dict[str, Any] = {"jobs": converted.jobs}
         _, wanted = desired_jobs(doc, where=", ".join(map(str, crontabs)))

@@ -3,19 +3,16 @@ before anything is sent. The server still validates every limit (api.validate)."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from typing import Any
 
 import click
 
+from cronhive.config._limits import parse_size
 from cronhive.errors import InvalidInput
 from cronhive.schedule import parse_duration
 
 __all__ = ["COMMAND_SETTINGS", "env_pairs", "parse_size", "seconds", "size"]
 
-_SIZE = re.compile(r"(\d+)\s*([KMG]i?B?|B)?", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 # Everything after the first word of the command belongs to the command: `run ls -l`.
 COMMAND_SETTINGS = {"allow_interspersed_args": False}
 
@@ -45,15 +42,3 @@ def size(text: str, option: str) -> int:
         return parse_size(text, option.lstrip("-").replace("-", "_"))
     except InvalidInput as exc:
         raise click.UsageError(f"{option}: {str(exc).split(': ', 1)[-1]}") from None
-
-
-def parse_size(value: Any, key: str) -> int:
-    """Bytes: a whole number, or with a binary unit (`64M`, `512KiB`, `1G`)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    m = _SIZE.fullmatch(str(value).strip()) if isinstance(value, str) else None
-    if m is None:
-        raise InvalidInput(
-            f"{key}: expected a size in bytes like 65536, 512K, 64M or 1G", field=key
-        )
-    return int(m.group(1)) * _UNITS[(m.group(2) or "")[:1].upper()]

@@ -19,6 +19,7 @@ from cronhive.cli._app import EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call, caller_name
 from cronhive.cli._flags import env_pairs
 from cronhive.cli._jobspec import apply_options, find_job, job_options, owner_and_name
+from cronhive.cli._limits import limit_flags, limits_text
 from cronhive.cli._output import (
     describe_schedule,
     echo_json,
@@ -42,7 +43,9 @@ _json = click.option("--json", "as_json", is_flag=True, help="JSON with stable k
 
 
 def _options(flags: dict[str, Any], command: tuple[str, ...]) -> dict[str, Any]:
+    limits = limit_flags(flags)
     opts: dict[str, Any] = {k: v for k, v in flags.items() if k not in ("tags", "env")}
+    opts["limits"] = limits
     opts["tags"] = list(flags["tags"]) or None
     opts["notify"] = list(flags["notify"]) or None
     opts["env"] = env_pairs(flags["env"]) or None
@@ -282,6 +285,7 @@ def show(ctx: click.Context, ref: str, as_json: bool, body_only: bool) -> None:
             "env": " ".join(f"{k}={v}" for k, v in d["env"].items()) or "-",
             "cwd": job.cwd or "-",
             "run as": job.run_as or "-",
+            "limits": limits_text(job) or "the node's",
             "description": job.description or "-",
             "notify": "  ".join(f"{r.event}={','.join(r.targets)}" for r in job.notify) or "-",
         }

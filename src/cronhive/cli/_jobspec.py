@@ -20,6 +20,7 @@ import click
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
 from cronhive.api.client import Client
 from cronhive.cli._flags import parse_size
+from cronhive.cli._limits import limit_options, set_limits
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.notify._rules import normalize, parse_notify_flags
 from cronhive.schedule import parse_duration
@@ -40,7 +41,7 @@ KEYS = frozenset(
         "command", "shell", "cron", "every", "offset", "at", "tz", "dst_repeated", "dst_skipped",
         "timeout", "retries", "retry_delay", "concurrency", "misfire", "tags", "env", "cwd",
         "run_as", "group", "description", "enabled", "script", "interpreter",
-        "retry_backoff", "retry_max_delay", "output_cap", "notify",
+        "retry_backoff", "retry_max_delay", "output_cap", "notify", "limits",
         "sql", "sql_file", "database", "role", "autocommit",
     }
 )  # fmt: skip
@@ -238,6 +239,11 @@ def apply_options(job: pb.Job, opts: Mapping[str, Any]) -> set[str]:
     if opts.get("notify") is not None:
         _notify(job, opts["notify"])
         paths.add("notify")
+    if opts.get("limits") is not None:
+        set_limits(job.limits, opts["limits"])
+        if not job.limits.ListFields():
+            job.ClearField("limits")
+        paths.add("limits")
     return paths
 
 
@@ -349,6 +355,7 @@ def job_options(func: F) -> F:
         ),
         *sql_options(),
     ]
+    func = limit_options(func)
     for option in reversed(options):
         func = option(func)
     return func

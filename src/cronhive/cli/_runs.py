@@ -15,6 +15,7 @@ from cronhive.cli._app import EXIT_FAILURE, EXIT_USAGE, cli, fail
 from cronhive.cli._connect import Target, call
 from cronhive.cli._flags import COMMAND_SETTINGS, env_pairs, seconds, size
 from cronhive.cli._jobspec import apply_options, sql_options
+from cronhive.cli._limits import limit_flags, limit_options, limits_text, set_limits
 from cronhive.cli._output import echo_json, execution_dict, fields, paint, when
 from cronhive.errors import InvalidInput
 from cronhive.model import command_line
@@ -117,6 +118,7 @@ async def next_attempt(client: Client, ended: pb.Execution) -> pb.Execution | No
 @click.option("--cwd", help="Working directory on the node (absolute).")
 @click.option("--shell", is_flag=True, help="Run CMD as one /bin/sh script.")
 @click.option("--output-cap", metavar="SIZE", help="Output kept (64M, 1G) [the node's].")
+@limit_options
 @_sql_flags
 @click.argument("command", nargs=-1)
 @click.pass_context
@@ -140,6 +142,7 @@ def run(
     cronhive run -f -- sh -c 'echo hi; exit 3'    # prints hi, exits 3
     cronhive run -f --sql 'SELECT current_user' --database wh --role etl
     """
+    limits = limit_flags(sql)
     request = pb.StartRunRequest(
         command=[" ".join(command)] if shell else list(command),
         shell=shell,
@@ -161,6 +164,8 @@ def run(
         request.timeout_seconds = seconds(timeout, "--timeout")
     if output_cap is not None:
         request.output_cap_bytes = size(output_cap, "--output-cap")
+    if limits is not None:
+        set_limits(request.limits, limits)
 
     async def body(client: Client, _: Target) -> int:
         execution = await client.runs.Start(request)
@@ -209,6 +214,8 @@ def show_execution(e: pb.Execution, as_json: bool) -> None:
             "output": f"{e.stdout_bytes} B stdout, {e.stderr_bytes} B stderr"
             + (" (capped)" if e.output_capped else ""),
             **({"tags": ", ".join(e.target_tags)} if e.target_tags else {}),
+            **({"limits": text} if (text := limits_text(e)) else {}),
+            **({"applied": e.limits_applied} if e.limits_applied else {}),
             **({"waiting": e.waiting} if e.waiting else {}),
             **({"error": e.error} if e.error else {}),
             **({"reason": e.reason} if e.reason else {}),

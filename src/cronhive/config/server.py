@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cronhive.config import defaults
+from cronhive.config._limits import parse_limits
 from cronhive.errors import InvalidInput
 from cronhive.notify._config import Smtp, Targets, parse_smtp, parse_targets
 from cronhive.sqljobs._targets import SqlTarget, parse_databases
@@ -50,6 +51,9 @@ class ServerConfig:
     max_calls_per_user: int = 64  # concurrent gRPC calls of one certificate CN
     isolation: str = "bwrap"  # or "none": runs as the node's own processes
     run_user: str = "nobody"  # whom runs without run_as run as, on a root node
+    # [limits]: every run's limits here, and the ceilings of a job's own (runner.Limits
+    # fields; over runner.DEFAULT_LIMITS). See docs/runner.md.
+    limits: Mapping[str, int] = field(default_factory=dict)
     # Reactions: the targets jobs may name (`[notify.NAME]`) and how mail leaves (`[smtp]`).
     notify: Targets = field(default_factory=Targets)
     smtp: Smtp | None = None
@@ -230,6 +234,10 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
             out[key] = _wait(value)
         elif key == "databases":
             out[key] = parse_databases(value)
+        elif key == "limits":
+            out[key] = parse_limits(value)
+            if out[key].get("cpu_weight", 1) > 10_000:
+                raise InvalidInput("limits.cpu_weight: expected 1-10000", field=key)
         else:
             out[key] = value
     config = replace(config, **out)

@@ -1,72 +1,340 @@
 """The fencing supervisor: a tiny process beside each node that kills the node's runs
-when the node can no longer vouch for them.
+when the node can no longer vouch for them, and vouches for the ends the node saw but
+could not record.
 
 It lives outside the node's process because the node is what may fail: a node stopped
 by SIGSTOP, stuck in a loop, or waiting on a connection that never answers cannot kill
 anything. The node tells it, over a pipe on its stdin, one line at a time:
 
-    deadline <t>   the lease holds until <t> on CLOCK_MONOTONIC (minus the node's margin)
-    add <pgid>     a run's process group was started
-    del <pgid>     that run ended
+    deadline <t>            the lease holds until <t> on CLOCK_MONOTONIC (minus a margin)
+    ttl <s>                 the lease's length
+    db <json>               where this node's runs are recorded: {"node": id} and either
+                            "sqlite" (a file path) or "postgresql" (a libpq URL)
+    add <pgid> [<run>]      a run's process group was started (its leader's pid is pgid)
+    end <pgid> <run> <json> the run ended with this outcome, not yet committed
+    stopping <run> <state>  the node is stopping the run (state: stopped, timed_out, lost)
+    done <run>              its end is committed (or was refused): nothing left to vouch
+    del <pgid>              that run ended with nothing to vouch for
 
 When the deadline passes without a newer one, every registered group gets SIGKILL (so
 the old copies are dead before another node may start the next attempt), and groups
 added while the deadline is past are killed at once. When the pipe closes (the node
 exited or was killed), every registered group gets SIGKILL and the supervisor exits.
-Standard library only: it starts in milliseconds and depends on nothing of the node.
+
+Ends: a run that finished while the node was frozen, or whose end the node had but did
+not commit before it died, must not be recorded `lost` and run again. So the supervisor
+watches each leader (a pidfd) and reads its wait status from /proc while it is a zombie
+nobody reaped, and keeps the ends the node reported until they are `done`. Once less
+than a third of the lease is left (a renewal is late by a whole interval), or the node is gone,
+it writes each such end into the run's row (`executions.witness`), only while the lease
+still holds in the database; the reaper records it instead of `lost`.
+Standard library only, but for psycopg when the node is on PostgreSQL (imported when a
+first end must be written): it starts in milliseconds and depends on nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import queue
 import select
 import signal
 import sys
+import threading
 import time
+from typing import Any
 
 
-def _kill(groups: set[int], why: str) -> None:
+def _say(text: str) -> None:
+    sys.stderr.write(f"cronhive supervisor: {text}\n")
+    sys.stderr.flush()
+
+
+def _kill(groups: dict[int, str | None], why: str) -> None:
     for pgid in sorted(groups):
         try:
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
             continue
     if groups:
-        sys.stderr.write(f"cronhive supervisor: {why}: killed {len(groups)} run(s)\n")
-        sys.stderr.flush()
+        _say(f"{why}: killed {len(groups)} run(s)")
     groups.clear()
 
 
-def supervise(fd: int) -> None:
-    groups: set[int] = set()
-    deadline = float("inf")
-    buffer = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            _kill(groups, "lease deadline passed")
-        # Past the deadline (or before the first) there is nothing to time until a newer
-        # one arrives.
-        timed = 0 < left < float("inf")
-        ready, _, _ = select.select([fd], [], [], left if timed else None)
-        if not ready:
-            continue
-        data = os.read(fd, 65536)
-        if not data:
-            _kill(groups, "node gone")
+def zombie_status(pid: int) -> int | None:
+    """The wait status of `pid` if it is a zombie whose status we may read, else None.
+
+    /proc/<pid>/stat shows the exit code (field 52) only to a reader the kernel lets
+    inspect the process, and shows 0 to others: for a zombie that is a reader with the
+    same uid, or root, so anything else is refused here rather than read as success."""
+    try:
+        owner = os.stat(f"/proc/{pid}").st_uid
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    if fields[0] != "Z" or len(fields) < 50:
+        return None
+    if os.geteuid() not in (0, owner):
+        return None
+    return int(fields[49])
+
+
+def outcome_of(status: int) -> dict[str, Any]:
+    """What the node would have recorded for a leader's raw wait status."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return {"state": "failed", "signal": sig, "reason": f"killed by signal {sig}"}
+    code = os.WEXITSTATUS(status)
+    return {"state": "succeeded" if code == 0 else "failed", "exit_code": code}
+
+
+class Writer:
+    """Writes ends into the database from a thread of its own, so that no write, however
+    slow, delays a kill. Each write is conditional on the node's lease in the database."""
+
+    def __init__(self) -> None:
+        self.target: dict[str, str] | None = None
+        # An end to write; None: a new target; "stop".
+        self._todo: queue.Queue[tuple[str, dict[str, Any]] | str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._thread.start()
+
+    def put(self, run: str, end: dict[str, Any]) -> None:
+        self._todo.put((run, end))
+
+    def aim(self, target: dict[str, str]) -> None:
+        """Where to write; the connection is opened now, while nothing is urgent."""
+        self.target = target
+        self._todo.put(None)
+
+    def close(self, within: float) -> None:
+        self._todo.put("stop")
+        self._thread.join(within)
+
+    def _work(self) -> None:
+        conn: Any = None
+        while (item := self._todo.get()) != "stop":
+            if not isinstance(item, tuple):  # a new target: connect ahead of need
+                _close(conn)
+                conn = None
+                with contextlib.suppress(Exception):
+                    conn = self._connect()
+                continue
+            run, end = item
+            until = time.monotonic() + 5.0
+            while True:
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    # Not written: the node committed it meanwhile, or the lease is over.
+                    if self._write(conn, run, end):
+                        _say(f"run {run}: its end is recorded for the node ({end})")
+                    break
+                except Exception as exc:  # reported, then retried or given up
+                    _close(conn)
+                    conn = None
+                    if time.monotonic() > until:
+                        _say(f"run {run}: could not record its end: {exc}")
+                        break
+                    time.sleep(0.2)
+        _close(conn)
+
+    def _connect(self) -> Any:
+        target = self.target
+        if target is None:
+            raise RuntimeError("no database given")
+        if "postgresql" in target:
+            import psycopg
+
+            return psycopg.connect(
+                target["postgresql"],
+                autocommit=True,
+                connect_timeout=2,
+                application_name="cronhive supervisor",
+                options="-c statement_timeout=2000 -c lock_timeout=1500",
+            )
+        import sqlite3
+
+        return sqlite3.connect(target["sqlite"], timeout=2.0, isolation_level=None)
+
+    def _write(self, conn: Any, run: str, end: dict[str, Any]) -> bool:
+        assert self.target is not None
+        node, payload = self.target["node"], json.dumps(end)
+        if "postgresql" in self.target:
+            cur = conn.execute(
+                "UPDATE executions SET witness = %s::jsonb"
+                " WHERE id = %s AND node_id = %s AND state = 'running' AND witness IS NULL"
+                " AND EXISTS (SELECT 1 FROM nodes WHERE id = %s AND down_since IS NULL"
+                " AND lease_expires_at > clock_timestamp())",
+                (payload, run, node, node),
+            )
+        else:
+            # SQLite (one node): the database's clock is this machine's; ids are hex.
+            now_us = time.time_ns() // 1000
+            run_hex, node_hex = run.replace("-", ""), node.replace("-", "")
+            cur = conn.execute(
+                "UPDATE executions SET witness = ?"
+                " WHERE id = ? AND node_id = ? AND state = 'running' AND witness IS NULL"
+                " AND EXISTS (SELECT 1 FROM nodes WHERE id = ? AND down_since IS NULL"
+                " AND lease_expires_at > ?)",
+                (payload, run_hex, node_hex, node_hex, now_us),
+            )
+        return bool(cur.rowcount)
+
+
+def _close(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):  # a broken connection is being dropped
+            conn.close()
+
+
+class Supervisor:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.groups: dict[int, str | None] = {}  # pgid -> run: killed at the deadline
+        self.runs: dict[int, str] = {}  # pgid -> run, while its leader is watched or ended
+        self.leaders: dict[int, int] = {}  # pidfd -> pgid
+        self.ends: dict[str, dict[str, Any]] = {}  # run -> end not yet committed
+        self.vouched: set[str] = set()  # ends handed to the writer
+        self.deadline = float("inf")
+        self.ttl: float | None = None
+        self.stopping: dict[str, dict[str, Any]] = {}  # run -> how the node is ending it
+        self.node = os.getppid()  # the node process: its death ends everything
+        self.writer = Writer()
+
+    def urgent_at(self) -> float:
+        """When the node counts as late: ends still open then are written."""
+        if self.ttl is None or self.writer.target is None:
+            return float("inf")
+        return self.deadline - self.ttl / 3
+
+    def serve(self) -> None:
+        buffer = b""
+        while True:
+            now = time.monotonic()
+            if self.deadline <= now:
+                self._fence("lease deadline passed")
+            if self.urgent_at() <= now:
+                self._vouch()
+            # Past the deadline (or before the first) there is nothing to time until a
+            # newer one arrives.
+            times = (self.deadline, self.urgent_at())
+            wake = min((t for t in times if now < t < float("inf")), default=None)
+            ready, _, _ = select.select(
+                [self.fd, *self.leaders], [], [], None if wake is None else wake - now
+            )
+            for pidfd in ready:
+                if pidfd != self.fd:
+                    self._leader_exited(pidfd)
+            if self.fd not in ready:
+                continue
+            data = os.read(self.fd, 65536)
+            if not data:
+                self._vouch()
+                _kill(self.groups, "node gone")
+                self.writer.close(within=5.0)
+                return
+            buffer += data
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                self._line(line.decode())
+
+    def _line(self, line: str) -> None:
+        verb, _, arg = line.partition(" ")
+        if verb == "deadline":
+            self.deadline = float(arg)
+        elif verb == "ttl":
+            self.ttl = float(arg)
+        elif verb == "db":
+            self.writer.aim(json.loads(arg))
+        elif verb == "add":
+            pgid_text, _, run = arg.partition(" ")
+            pgid = int(pgid_text)
+            self.groups[pgid] = run or None
+            if run:
+                self.runs[pgid] = run
+                self._watch(pgid)
+            if time.monotonic() >= self.deadline:
+                self._fence("run started after the lease deadline")
+        elif verb == "end":
+            pgid_text, run, end = arg.split(" ", 2)
+            self._forget(int(pgid_text))
+            self.ends[run] = json.loads(end)
+        elif verb == "stopping":
+            # The node is stopping the run: its leader's exit is that stop, not a failure.
+            run, state = arg.split(" ", 1)
+            self.stopping[run] = {"state": state, "reason": "stopped (its node froze meanwhile)"}
+        elif verb == "done":
+            self.ends.pop(arg, None)
+            self.vouched.discard(arg)
+            self.stopping.pop(arg, None)
+        elif verb == "del":
+            gone = self._forget(int(arg))
+            if gone is not None:
+                self.ends.pop(gone, None)
+                self.stopping.pop(gone, None)
+
+    def _watch(self, pgid: int) -> None:
+        # Already reaped (OSError): the node, which did, reports the end itself.
+        with contextlib.suppress(OSError):
+            self.leaders[os.pidfd_open(pgid)] = pgid
+
+    def _leader_exited(self, pidfd: int) -> None:
+        pgid = self.leaders.pop(pidfd)
+        os.close(pidfd)
+        run = self.runs.get(pgid)
+        # Only a frozen node's leaders end on their own: a dying node takes its leaders
+        # with it (the sandbox dies with its parent), which is no end of theirs.
+        if run is None or run in self.ends or not self._node_alive():
             return
-        buffer += data
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            verb, _, arg = line.decode().partition(" ")
-            if verb == "deadline":
-                deadline = float(arg)
-            elif verb == "add":
-                groups.add(int(arg))
-                if time.monotonic() >= deadline:
-                    _kill(groups, "run started after the lease deadline")
-            elif verb == "del":
-                groups.discard(int(arg))
+        status = zombie_status(pgid)
+        stop = self.stopping.get(run, {})
+        if status is not None and stop.get("state") != "lost":  # a run given up is lost
+            self.ends[run] = {**outcome_of(status), "seen": "supervisor", **stop}
+
+    def _node_alive(self) -> bool:
+        if os.getppid() != self.node:
+            return False
+        try:
+            with open(f"/proc/{self.node}/stat", "rb") as f:
+                text = f.read().decode("ascii", "replace")
+        except OSError:
+            return False
+        return text[text.rindex(")") + 2 :][:1] not in ("Z", "X")
+
+    def _forget(self, pgid: int) -> str | None:
+        self.groups.pop(pgid, None)
+        for pidfd, watched in list(self.leaders.items()):
+            if watched == pgid:
+                del self.leaders[pidfd]
+                os.close(pidfd)
+        return self.runs.pop(pgid, None)
+
+    def _fence(self, why: str) -> None:
+        # A leader that exited on its own just now is read first; then the watches end,
+        # since a leader killed here exits by our SIGKILL, which is not the run's end.
+        if self.leaders:
+            ready, _, _ = select.select(list(self.leaders), [], [], 0)
+            for pidfd in ready:
+                self._leader_exited(pidfd)
+        for pidfd in list(self.leaders):
+            del self.leaders[pidfd]
+            os.close(pidfd)
+        self._vouch()
+        _kill(self.groups, why)
+
+    def _vouch(self) -> None:
+        for run, end in self.ends.items():
+            if run not in self.vouched:
+                self.vouched.add(run)
+                self.writer.put(run, end)
+
+
+def supervise(fd: int) -> None:
+    Supervisor(fd).serve()
 
 
 if __name__ == "__main__":

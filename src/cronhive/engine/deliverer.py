@@ -22,24 +22,23 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import aiosmtplib
-import httpx
-
+from cronhive.blobs import BlobStore
 from cronhive.engine import executions as new
 from cronhive.engine.clock import Clock
 from cronhive.engine.hub import Hub
 from cronhive.engine.node import NodeContext
-from cronhive.engine.output import wait_any
+from cronhive.engine.output import follow_output, wait_any
 from cronhive.errors import Conflict, CronhiveError, NotFound
-from cronhive.model import Delivery, Event, Execution
+from cronhive.model import Delivery, Event, Execution, Stream
 from cronhive.notify import Chain, Mail, Targets, Webhook
-from cronhive.notify import _mail as mail
-from cronhive.notify import _webhook as webhook
 from cronhive.store import Store
 from cronhive.store._outbox import DEPTH_ENV
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,14 @@ _CHAIN_IDS = uuid.UUID("6b1c3c1e-4e0a-4d3e-9a57-0d2b8f1c7e21")  # uuid5 namespac
 
 class Refused(Exception):
     """A delivery another attempt cannot fix."""
+
+
+def _permanent(exc: Exception) -> bool:
+    """An answer another attempt cannot change (a 4xx, recipients refused)."""
+    from cronhive.notify import _mail as mail
+    from cronhive.notify import _webhook as webhook
+
+    return isinstance(exc, (webhook.Permanent, *mail.PERMANENT))
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -78,19 +85,20 @@ class Deliverer:
         *,
         base_url: str | None = None,
         claim_for: float = 120.0,
+        blobs: BlobStore | None = None,  # where archived output is read back from
     ) -> None:
         self._store = store
         self._clock = clock
         self._hub = hub
+        self._blobs = blobs
         self._node_id = node_id
         self._targets = targets
         self._base_url = base_url
         self._claim_for = claim_for
-        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._client: httpx.AsyncClient | None = None  # made at the first webhook
 
     async def run(self) -> None:
         if not self._targets.names():
-            await self._client.aclose()
             return  # nothing this node could send: leave the outbox to nodes that can
         try:
             with self._hub.subscribe("deliveries") as woke:
@@ -104,7 +112,8 @@ class Deliverer:
                     if got < BATCH:
                         await wait_any([woke], POLL)
         finally:
-            await self._client.aclose()
+            if self._client is not None:
+                await self._client.aclose()
 
     async def deliver_due(self) -> int:
         """Claims and sends one batch; returns how many were claimed."""
@@ -126,11 +135,9 @@ class Deliverer:
             await self._send(d)
         except Refused as exc:
             error = str(exc)
-        except (webhook.Permanent, aiosmtplib.SMTPRecipientsRefused) as exc:
-            error = str(exc) or type(exc).__name__
         except Exception as exc:
             error = str(exc) or type(exc).__name__
-            if d.attempts < MAX_ATTEMPTS:
+            if not _permanent(exc) and d.attempts < MAX_ATTEMPTS:
                 retry_at = self._clock.now() + timedelta(seconds=backoff(d.attempts))
         target = self._targets.get(d.target)
         if error is not None and isinstance(target, Webhook):
@@ -164,9 +171,19 @@ class Deliverer:
             await self._chain(d, target)
             return
         payload = await self._enriched(d)
+        # The transports (httpx, aiosmtplib) load with the first delivery: a node with
+        # no targets never pays their memory.
         if isinstance(target, Webhook):
+            import httpx
+
+            from cronhive.notify import _webhook as webhook
+
+            if self._client is None:
+                self._client = httpx.AsyncClient(follow_redirects=False)
             await webhook.post(self._client, target, str(d.id), payload)
         elif isinstance(target, Mail):
+            from cronhive.notify import _mail as mail
+
             await mail.send(target, payload)
 
     async def _enriched(self, d: Delivery) -> dict[str, Any]:
@@ -179,8 +196,7 @@ class Deliverer:
             run["node"] = names.get(run["node_id"])
         payload["run"] = run
         if d.execution_id is not None:
-            chunks = await self._store.output_tail(d.execution_id)
-            tail = b"".join(c.data for c in chunks)[-TAIL_BYTES:]
+            tail = (await self._tail(d.execution_id))[-TAIL_BYTES:]
             payload["output_tail"] = tail.decode("utf-8", "replace")
         if self._base_url:
             links = {"run": f"{self._base_url}/runs/{d.execution_id}"}
@@ -188,6 +204,33 @@ class Deliverer:
                 links["job"] = f"{self._base_url}/jobs/{d.job_id}"
             payload["links"] = links
         return payload
+
+    async def _tail(self, execution_id: UUID) -> bytes:
+        """The run's last output, both streams in order: from the database's chunks, or
+        from the archive once they were moved there (reading only its last blocks)."""
+        chunks = await self._store.output_tail(execution_id)
+        if chunks or self._blobs is None:
+            return b"".join(c.data for c in chunks)
+        run = await self._store.get_execution(execution_id, visible_to=None)
+        start = {
+            Stream.STDOUT: max(0, run.stdout_bytes - TAIL_BYTES),
+            Stream.STDERR: max(0, run.stderr_bytes - TAIL_BYTES),
+        }
+        found = [
+            c
+            async for c in follow_output(
+                self._store,
+                self._hub,
+                execution_id,
+                visible_to=None,
+                streams=(Stream.STDOUT, Stream.STDERR),
+                closing=asyncio.Event(),
+                poll=1.0,
+                blobs=self._blobs,
+                start=start,
+            )
+        ]
+        return b"".join(c.data for c in found)
 
     async def _chain(self, d: Delivery, target: Chain) -> None:
         run: Mapping[str, Any] = d.payload.get("run", {})
@@ -246,5 +289,6 @@ class DelivererService:
             lambda: process.node.id,
             self.targets,
             base_url=self.base_url,
+            blobs=ctx.config.blobs,
         )
         await deliverer.run()

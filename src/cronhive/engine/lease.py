@@ -17,12 +17,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from cronhive.engine.clock import DatabaseClock
+from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.watchdog import Watchdog
 from cronhive.errors import CronhiveError, Fenced
 from cronhive.store import Store
@@ -40,6 +40,34 @@ class Renewal:
     stops: list[UUID] = field(default_factory=list)
     fenced: bool = False
     error: str | None = None  # the renewal failed (the lease may still hold)
+
+
+async def renew_once(
+    store: Store,
+    node_id: UUID,
+    *,
+    ttl: float,
+    margin: float,
+    watchdog: Watchdog,
+    clock: Clock,
+    sync: Callable[[], Awaitable[None]],
+    current: Callable[[], bool] = lambda: True,
+) -> Renewal:
+    """One renewal: the clock synced and the lease extended, never waiting past the
+    fencing deadline (a hung connection must not keep the node from noticing that the
+    lease is lapsing); the deadline moves only if `node_id` is still `current()`."""
+    began = time.monotonic()
+    try:
+        async with asyncio.timeout(max(0.05, watchdog.remaining())):
+            await sync()
+            stops = await store.renew_lease(node_id, ttl=ttl, now=clock.now())
+    except Fenced:
+        return Renewal(node_id=node_id, fenced=True)
+    except (CronhiveError, TimeoutError) as exc:
+        return Renewal(node_id=node_id, error=str(exc) or "timed out")
+    if current():
+        watchdog.hold_until(began + ttl - margin)
+    return Renewal(node_id=node_id, stops=stops)
 
 
 class LeaseKeeper:
@@ -129,20 +157,16 @@ class LeaseKeeper:
         if stalled > self._stall_after:
             log.error("the node's loop has not run for %.1fs: not renewing its lease", stalled)
             return
-        began = time.monotonic()
-        try:
-            # Never wait past the fencing deadline: a hung connection must not keep the
-            # node from noticing that the lease is lapsing.
-            async with asyncio.timeout(max(0.05, self._watchdog.remaining())):
-                await self._clock.sync(store.database_time)
-                stops = await store.renew_lease(node_id, ttl=self._ttl, now=self._clock.now())
-        except Fenced:
+        renewal = await renew_once(
+            store,
+            node_id,
+            ttl=self._ttl,
+            margin=self._margin,
+            watchdog=self._watchdog,
+            clock=self._clock,
+            sync=lambda: self._clock.sync(store.database_time),
+            current=lambda: self._node_id == node_id,
+        )
+        if renewal.fenced:
             self._node_id = None  # the node registers again and says so
-            self._deliver(Renewal(node_id=node_id, fenced=True))
-            return
-        except (CronhiveError, TimeoutError) as exc:
-            self._deliver(Renewal(node_id=node_id, error=str(exc) or "timed out"))
-            return
-        if self._node_id == node_id:
-            self._watchdog.hold_until(began + self._ttl - self._margin)
-        self._deliver(Renewal(node_id=node_id, stops=stops))
+        self._deliver(renewal)

@@ -32,12 +32,12 @@ from cronhive.blobs.scripts import ScriptCache
 from cronhive.config import defaults
 from cronhive.engine.clock import Clock, DatabaseClock
 from cronhive.engine.hub import Hub
-from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory
+from cronhive.engine.lease import LeaseKeeper, Renewal, StoreFactory, renew_once
 from cronhive.engine.retry import decide_retry
 from cronhive.engine.scheduler import Scheduler
 from cronhive.engine.watchdog import Watchdog
 from cronhive.engine.worker import Worker
-from cronhive.errors import CronhiveError, Fenced
+from cronhive.errors import CronhiveError
 from cronhive.model import Node, Outcome
 from cronhive.store import Store
 from cronhive.store.base import RunCaps
@@ -59,11 +59,16 @@ class NodeConfig:
     grace: float = defaults.GRACE  # SIGTERM->SIGKILL of a stop
     drain_grace: float = defaults.DRAIN_GRACE  # at shutdown, for runs to end before hand-over
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
+    # Where that supervisor may record an end the node could not ({"sqlite": path} or
+    # {"postgresql": url}); None: such runs are recorded lost and retried.
+    database: dict[str, str] | None = None
     # Opens a second connection to the node's database for the lease keeper thread; None:
     # the lease is renewed on the node's own loop (tests with an injected clock).
     lease_store: StoreFactory | None = None
     output_cap: int = DEFAULT_OUTPUT_CAP
     sandbox: runner.Sandbox | None = None  # how runs are isolated (None: not at all)
+    # Every run's limits on this node, and the ceilings of a job's own (engine.limits).
+    limits: runner.Limits = runner.DEFAULT_LIMITS
     sql: sqljobs.SqlJobs | None = None  # target databases of SQL jobs (None: refused)
     caps: RunCaps | None = None  # per-owner caps on running runs (None: no caps)
     schedule: bool = True  # run the scheduler loop
@@ -97,7 +102,10 @@ class NodeProcess:
             clock = self._db_clock = DatabaseClock(store.database_time)
         self.clock: Clock = clock
         self.runner = runner.Runner(
-            config.spool_dir, default_grace=config.grace, sandbox=config.sandbox
+            config.spool_dir,
+            default_grace=config.grace,
+            sandbox=config.sandbox,
+            default_limits=config.limits,
         )
         self._node: Node | None = None
         self._stop = asyncio.Event()
@@ -121,6 +129,7 @@ class NodeProcess:
             on_finished=config.after_run,
             caps=config.caps,
         )
+        self.runner.on_reaped = self.worker.leader_reaped
         self.scheduler: Scheduler | None = None
         self.ready = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
@@ -228,6 +237,8 @@ class NodeProcess:
             now=self.clock.now(),
         )
         self.watchdog.hold_until(began + self.config.lease_ttl - self._margin())
+        if self.config.database is not None:
+            self.watchdog.record_to(self.config.database, self._node.id, self.config.lease_ttl)
         if self.scheduler is not None:
             self.scheduler.node_id = self._node.id
         if self._keeper is not None:
@@ -291,21 +302,15 @@ class NodeProcess:
         wake = asyncio.Event()
         while True:
             await self.clock.sleep_until(self.clock.now() + timedelta(seconds=ttl / 3), wake)
-            began = time.monotonic()
-            node_id = self.node.id
-            try:
-                # Never wait past the fencing deadline: a hung connection must not
-                # keep this loop from noticing that the lease is lapsing.
-                async with asyncio.timeout(max(0.05, self.watchdog.remaining())):
-                    await self._sync_clock()
-                    stops = await self.store.renew_lease(node_id, ttl=ttl, now=self.clock.now())
-            except Fenced:
-                renewal = Renewal(node_id=node_id, fenced=True)
-            except (CronhiveError, TimeoutError) as exc:
-                renewal = Renewal(node_id=node_id, error=str(exc) or "timed out")
-            else:
-                self.watchdog.hold_until(began + ttl - self._margin())
-                renewal = Renewal(node_id=node_id, stops=stops)
+            renewal = await renew_once(
+                self.store,
+                self.node.id,
+                ttl=ttl,
+                margin=self._margin(),
+                watchdog=self.watchdog,
+                clock=self.clock,
+                sync=self._sync_clock,
+            )
             await self._renewed(renewal)
 
     async def _renewed(self, renewal: Renewal) -> None:

@@ -8,12 +8,17 @@ are dead before the cluster may start their next attempt elsewhere.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from cronhive.model import Outcome, RunState
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,62 @@ class Watchdog:
     def remaining(self) -> float:
         return self._deadline - time.monotonic()
 
-    def add(self, pgid: int) -> None:
-        self._send(f"add {pgid}")
+    def record_to(self, database: dict[str, str], node_id: UUID, ttl: float) -> None:
+        """Where the supervisor may write the ends this node could not (`database`:
+        {"sqlite": path} or {"postgresql": url}); sent over the pipe, never argv."""
+        self._send(f"ttl {ttl:.6f}")
+        self._send("db " + json.dumps({**database, "node": str(node_id)}))
+
+    def add(self, pgid: int, run: UUID | None = None) -> None:
+        self._send(f"add {pgid}" + (f" {run}" if run is not None else ""))
+
+    def ended(self, pgid: int, run: UUID, outcome: Outcome) -> None:
+        """The run's leader is gone and this is its end, about to be committed: the
+        group needs no guard, and the end is vouched for should the node not commit it
+        in time. A run given up (`lost`) has no end to vouch for."""
+        if outcome.state is RunState.LOST:
+            self.remove(pgid)
+            return
+        self._end(
+            pgid,
+            run,
+            {
+                "state": str(outcome.state),
+                "exit_code": outcome.exit_code,
+                "signal": outcome.signal,
+                "reason": outcome.reason,
+                "stdout_bytes": outcome.stdout_bytes,
+                "stderr_bytes": outcome.stderr_bytes,
+                "output_capped": outcome.output_capped,
+                "seen": "node",
+            },
+        )
+
+    def reaped(
+        self, pgid: int, run: UUID, state: RunState, exit_code: int | None, signal: int | None
+    ) -> None:
+        """The run's leader was just reaped (its output may still be draining): its exit
+        status, which from now on only this node knows, goes to the supervisor at once."""
+        if state is RunState.LOST:
+            self.remove(pgid)
+            return
+        self._end(
+            pgid,
+            run,
+            {"state": str(state), "exit_code": exit_code, "signal": signal, "seen": "exit"},
+        )
+
+    def _end(self, pgid: int, run: UUID, end: dict[str, Any]) -> None:
+        self._send(f"end {pgid} {run} {json.dumps(end, separators=(',', ':'))}")
+
+    def stopping(self, run: UUID, state: RunState) -> None:
+        """The node is stopping the run (`stopped`, or `lost`: given up): its leader's
+        exit is that, not the run's own end."""
+        self._send(f"stopping {run} {state}")
+
+    def settled(self, run: UUID) -> None:
+        """The run's end is committed, or was refused: nothing left to vouch for."""
+        self._send(f"done {run}")
 
     def remove(self, pgid: int) -> None:
         self._send(f"del {pgid}")

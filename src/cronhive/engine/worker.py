@@ -25,6 +25,7 @@ from uuid import UUID
 from cronhive import runner, sqljobs
 from cronhive.auth.policy import DEFAULT_POLICY
 from cronhive.blobs.scripts import ScriptCache
+from cronhive.engine import limits
 from cronhive.engine.clock import Clock
 from cronhive.engine.finisher import Finisher
 from cronhive.engine.shipper import OutputShipper
@@ -206,6 +207,8 @@ class Worker:
         self._stopping.setdefault(execution_id, (reason, lost))
         handle = self._handles.get(execution_id)
         if handle is not None:
+            if handle.pid is not None:
+                self._watchdog.stopping(execution_id, RunState.LOST if lost else RunState.STOPPED)
             await handle.stop(grace)
 
     async def stop_all(
@@ -243,18 +246,26 @@ class Worker:
             )
             return
         self._handles[execution.id] = handle
-        if handle.pid is not None:
-            self._watchdog.add(handle.pid)
+        pid = handle.pid
+        if pid is not None:
+            self._watchdog.add(pid, execution.id)
         if execution.id in self._stopping:
             await handle.stop()
         try:
             result = await handle.wait()
-        finally:
-            if handle.pid is not None:
-                self._watchdog.remove(handle.pid)
-        tail = await shipper.tail()
+        except BaseException:
+            if pid is not None:
+                self._watchdog.remove(pid)
+            raise
         outcome = self._outcome(execution, result, shipper)
+        if pid is not None:
+            # Told before the commit: should this node freeze or die before it, the
+            # supervisor records this end rather than let the run be retried as lost.
+            self._watchdog.ended(pid, execution.id, outcome)
+        tail = await shipper.tail()
         await self._finish(execution, node_id, outcome, tail)
+        if pid is not None:
+            self._watchdog.settled(execution.id)
         if spec.sql is None:
             self._runner.discard(str(execution.id))
 
@@ -273,6 +284,7 @@ class Worker:
                 slot=f"{execution.job_id or execution.owner}@{execution.scheduled_for.isoformat()}",
             )
         argv, expose = await self._command(execution)
+        applied = self._limits(execution)
         return await self._runner.start(
             runner.RunSpec(
                 run_id=str(execution.id),
@@ -285,6 +297,7 @@ class Worker:
                 timeout=spec.timeout,
                 job_name=execution.job_name,
                 output_cap=self._cap(execution),
+                limits=applied.limits,
             ),
             sink=shipper,
         )
@@ -310,8 +323,44 @@ class Worker:
             "CRONHIVE_NODE": self.node_name,
         }
 
+    def _limits(self, execution: Execution) -> limits.Applied:
+        return limits.effective(self._runner.default_limits, execution.run.limits)
+
+    def _limits_record(self, execution: Execution, result: runner.RunResult) -> str | None:
+        """What the run's record says of its limits (None: it asked for none)."""
+        if execution.run.sql is not None:
+            return None
+        sandbox = self._runner.sandbox
+        return limits.describe(
+            self._limits(execution),
+            result.limits_applied,
+            controllers=self._runner.cgroup_controllers,
+            as_root=limits.runs_as_root(
+                execution.run.run_as, sandbox.run_user if sandbox is not None else None
+            ),
+        )
+
     def _cap(self, execution: Execution) -> int:
         return execution.run.output_cap or self._output_cap
+
+    def leader_reaped(
+        self,
+        handle: runner.RunHandle,
+        state: runner.RunState,
+        exit_code: int | None,
+        sig: int | None,
+        _error: str | None,
+    ) -> None:
+        """The runner's exit listener: tells the supervisor the status at once."""
+        if handle.pid is None:
+            return
+        run = UUID(handle.run_id)
+        _, lost = self._stopping.get(run, (None, False))
+        if lost or (sig == signal.SIGKILL and self._watchdog.expired()):
+            ours = RunState.LOST
+        else:
+            ours = RunState(state.value)
+        self._watchdog.reaped(handle.pid, run, ours, exit_code, sig)
 
     def _outcome(
         self, execution: Execution, result: runner.RunResult, shipper: OutputShipper
@@ -337,6 +386,7 @@ class Worker:
             stdout_bytes=result.stdout_bytes,
             stderr_bytes=result.stderr_bytes,
             output_capped=shipper.capped or result.output_capped,
+            limits_applied=self._limits_record(execution, result),
         )
 
     async def _finish(

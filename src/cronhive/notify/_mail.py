@@ -11,6 +11,9 @@ import aiosmtplib
 
 from cronhive.notify._config import Mail
 
+# Errors another attempt cannot fix.
+PERMANENT: tuple[type[Exception], ...] = (aiosmtplib.SMTPRecipientsRefused,)
+
 
 def compose(target: Mail, payload: Mapping[str, Any]) -> EmailMessage:
     run = payload.get("run", {})

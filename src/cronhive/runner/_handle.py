@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,11 @@ SINK_HIGH = 4 << 20  # queued bytes for a slow sink before the pipes are paused
 SINK_LOW = 1 << 20
 
 
+# Told (handle, state, exit code, signal, error) the moment a run's leader is reaped,
+# before its output is drained: the node's supervisor keeps it (engine/_supervisor.py).
+ExitListener = Callable[["RunHandle", RunState, int | None, int | None, str | None], None]
+
+
 class RunHandle:
     """One run. Obtain it from ``Runner.start``; all methods run on the runner's loop.
 
@@ -49,8 +54,10 @@ class RunHandle:
         grace: float,
         drain_timeout: float,
         sink: OutputSink | None = None,
+        on_reaped: ExitListener | None = None,
     ) -> None:
         self.spec = spec
+        self._on_reaped = on_reaped
         self.run_id = spec.run_id
         self.state = RunState.RUNNING
         self.pid: int | None = None
@@ -392,12 +399,36 @@ class RunHandle:
             self._spawn = None
         self._finished_at = datetime.now(UTC)
         self._exited.set_result(None)
+        if self._on_reaped is not None and self.pid is not None:
+            # At once, in this callback: the exit status lives only here from now on.
+            try:
+                self._on_reaped(self, *self._status())
+            except Exception:
+                log.exception("exit listener of run %s failed", self.run_id)
         if self._cgroup is not None:
             _limits.CgroupParent.kill(self._cgroup)
         if self._pipes:
             self._timers.append(self._loop.call_later(self._drain_timeout, self._drain_now))
         else:
             self._output_done()
+
+    def _status(self) -> tuple[RunState, int | None, int | None, str | None]:
+        """(state, exit code, signal, error) from the reaped leader (and the sandbox's
+        report): known from the moment the leader is reaped."""
+        rc = self._popen.returncode if self._popen is not None else None
+        code = rc if rc is not None and rc >= 0 else None
+        sig = -rc if rc is not None and rc < 0 else None
+        error = self._error
+        if self._report is not None and rc is not None:
+            code, sig, said = _sandbox.outcome(self._report, rc, self._command, self.spec.cwd)
+            error = error or said
+        if self._stop_reason is not None:
+            state = self._stop_reason
+        elif code == 0 and error is None:
+            state = RunState.SUCCEEDED
+        else:
+            state = RunState.FAILED
+        return state, code, sig, error
 
     def _output_done(self) -> None:
         if self._sink_task is not None and not self._sink_task.done():
@@ -411,18 +442,7 @@ class RunHandle:
             timer.cancel()
         self._timers.clear()
         self._remove_cgroup()
-        rc = self._popen.returncode if self._popen is not None else None
-        code = rc if rc is not None and rc >= 0 else None
-        sig = -rc if rc is not None and rc < 0 else None
-        if self._report is not None and rc is not None:
-            code, sig, error = _sandbox.outcome(self._report, rc, self._command, self.spec.cwd)
-            self._error = self._error or error
-        if self._stop_reason is not None:
-            state = self._stop_reason
-        elif code == 0 and self._error is None:
-            state = RunState.SUCCEEDED
-        else:
-            state = RunState.FAILED
+        state, code, sig, self._error = self._status()
         self.result = RunResult(
             state=state,
             exit_code=code,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cronhive.errors import Conflict, NotFound
 from cronhive.runner import _spec
-from cronhive.runner._handle import RunHandle
+from cronhive.runner._handle import ExitListener, RunHandle
 from cronhive.runner._limits import CGROUP_ROOT, CgroupParent
 from cronhive.runner._models import DEFAULT_LIMITS, Limits, OutputSink, RunResult, RunSpec
 from cronhive.runner._sandbox import Sandbox
@@ -37,6 +37,7 @@ class Runner:
         cgroup_root: Path | None = CGROUP_ROOT,
         sandbox: Sandbox | None = None,
         default_limits: Limits | None = DEFAULT_LIMITS,
+        on_reaped: ExitListener | None = None,
     ) -> None:
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -47,11 +48,17 @@ class Runner:
         self.sandbox = sandbox
         self.default_limits = default_limits
         self._runs: dict[str, RunHandle] = {}
+        self.on_reaped = on_reaped  # see ExitListener
 
     @property
     def cgroups_usable(self) -> bool:
         """Whether limits will be applied with cgroup v2 (else with rlimits)."""
         return self._cgroups.usable
+
+    @property
+    def cgroup_controllers(self) -> frozenset[str]:
+        """The cgroup v2 controllers each limited run's group gets (memory, pids, cpu)."""
+        return self._cgroups.controllers if self._cgroups.usable else frozenset()
 
     async def start(self, spec: RunSpec, sink: OutputSink | None = None) -> RunHandle:
         """Start ``spec``; return its handle once the process is spawned (or failed).
@@ -64,7 +71,9 @@ class Runner:
         _spec.validate(spec)
         if spec.run_id in self._runs:
             raise Conflict(f"run {spec.run_id!r} exists on this runner")
-        handle = RunHandle(spec, self.spool_dir, self.default_grace, self.drain_timeout, sink)
+        handle = RunHandle(
+            spec, self.spool_dir, self.default_grace, self.drain_timeout, sink, self.on_reaped
+        )
         self._runs[spec.run_id] = handle
         sandbox = self.sandbox
         if sandbox is not None and sandbox.unavailable is not None:

@@ -19,7 +19,7 @@ from sqlalchemy.sql.dml import Insert
 from cronhive.model import Event, Execution, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._errors import translating
-from cronhive.store.base import RetryDecider, Store, Visibility
+from cronhive.store.base import Finish, RetryDecider, Store, Visibility
 from cronhive.store.schema import events, executions, jobs
 
 QUEUED = str(RunState.QUEUED)
@@ -194,6 +194,20 @@ class SqlBase(Store):
             return
         await tx.run(events.insert().values(rows.event_values(event)))
         tx.note("events")
+
+    async def _end_runs(
+        self,
+        tx: Tx,
+        finishes: Sequence[Finish],
+        node_id: UUID,
+        retry: RetryDecider,
+        *,
+        settle: bool = True,
+    ) -> list[tuple[Execution, Execution | None] | None]:
+        """`finish_many` inside `tx` (the reaper records vouched-for ends with it).
+        `settle=False` leaves the outbox and the job counters to the caller, which must
+        lock all its job rows in one ordered pass."""
+        raise NotImplementedError
 
     async def _tally(self, tx: Tx, ended: Iterable[Execution]) -> None:
         """Adds runs that ended to their jobs' counters: one row at a time, in the lock

@@ -11,21 +11,56 @@ see which node died and when it was last heard from.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
 from cronhive.errors import Conflict, Fenced
-from cronhive.model import Event, Execution, Node, RunState
+from cronhive.model import Event, Execution, Node, Outcome, RunState
 from cronhive.store import _rows as rows
 from cronhive.store._core import RUNNING, SqlBase, Tx
 from cronhive.store._outbox import react_to_ends
-from cronhive.store.base import DOWN_RETENTION, RetryDecider
-from cronhive.store.schema import events, executions, nodes
+from cronhive.store.base import DOWN_RETENTION, Finish, RetryDecider
+from cronhive.store.schema import events, executions, nodes, output_chunks
 
 
 def _running_on(node_id: UUID) -> sa.ColumnElement[bool]:
     return sa.and_(executions.c.node_id == node_id, executions.c.state == RUNNING)
+
+
+def vouched_outcome(
+    witness: dict[str, Any], node: str, now: datetime, *, stdout: int, stderr: int
+) -> Outcome:
+    """The end a node's supervisor wrote (`executions.witness`), as the reaper records
+    it: byte counts are what was stored, and the reason says what may be missing."""
+    state = RunState(witness["state"])
+    said = witness.get("reason")
+    if "stdout_bytes" not in witness:  # seen as the leader exited, before its output
+        why = (
+            f"node {node} stopped answering as the command ended; its supervisor kept "
+            "the exit status; output not yet stored then is missing"
+        )
+    else:
+        missing = max(0, witness.get("stdout_bytes", 0) - stdout) + max(
+            0, witness.get("stderr_bytes", 0) - stderr
+        )
+        why = (
+            f"node {node} stopped answering before recording this end; "
+            f"{missing} byte(s) of output were not stored"
+            if missing
+            else f"recorded by node {node}'s supervisor (the node stopped answering)"
+        )
+    return Outcome(
+        state=state,
+        exit_code=witness.get("exit_code"),
+        signal=witness.get("signal"),
+        reason=f"{said}; {why}" if said else why,
+        finished_at=now,
+        stdout_bytes=stdout,
+        stderr_bytes=stderr,
+        output_capped=bool(witness.get("output_capped")),
+    )
 
 
 def live_lease(node_id: UUID, now: datetime) -> sa.ColumnElement[bool]:
@@ -137,6 +172,48 @@ class NodeOps(SqlBase):
                 await tx.run(nodes.delete().where(stale))
         return lost
 
+    async def _vouched_ends(self, tx: Tx, node_id: UUID, name: str, now: datetime) -> list[Finish]:
+        c = executions.c
+        found = (
+            (
+                await tx.run(
+                    sa.select(c.id, c.witness).where(_running_on(node_id), c.witness.is_not(None))
+                )
+            )
+            .mappings()
+            .all()
+        )
+        if not found:
+            return []
+        chunks = output_chunks.c
+        stored: dict[tuple[UUID, str], int] = {
+            (r["execution_id"], r["stream"]): int(r["bytes"])
+            for r in (
+                await tx.run(
+                    sa.select(
+                        chunks.execution_id,
+                        chunks.stream,
+                        sa.func.sum(sa.func.length(chunks.data)).label("bytes"),
+                    )
+                    .where(chunks.execution_id.in_([r["id"] for r in found]))
+                    .group_by(chunks.execution_id, chunks.stream)
+                )
+            ).mappings()
+        }
+        return [
+            Finish(
+                execution_id=r["id"],
+                outcome=vouched_outcome(
+                    r["witness"],
+                    name,
+                    now,
+                    stdout=stored.get((r["id"], "stdout"), 0),
+                    stderr=stored.get((r["id"], "stderr"), 0),
+                ),
+            )
+            for r in found
+        ]
+
     async def _reap_node(
         self, node_id: UUID, now: datetime, retry: RetryDecider
     ) -> list[Execution]:
@@ -156,6 +233,20 @@ class NodeOps(SqlBase):
             if name is None:
                 return []
             reason = f"node {name} lease expired"
+            # Its runs' rows first, in id order, before any job row: the same order as
+            # every other writer of run rows, and no job row is held while waiting.
+            await tx.run(
+                sa.select(executions.c.id)
+                .where(_running_on(node_id))
+                .order_by(executions.c.id)
+                .with_for_update()
+            )
+            # Ends its supervisor vouched for while the lease held are ends, not losses.
+            vouched = await self._vouched_ends(tx, node_id, name, now)
+            settled = (
+                await self._end_runs(tx, vouched, node_id, retry, settle=False) if vouched else []
+            )
+            ended = [r for r in settled if r is not None]
             result = await tx.run(
                 executions.update()
                 .where(_running_on(node_id))
@@ -191,8 +282,15 @@ class NodeOps(SqlBase):
             # too), so a reaper and a finisher wait for each other but never deadlock.
             # A lost run with no retry after it is a failure: told in this transaction
             # (the outbox locks the same job rows first, in the same order).
-            await react_to_ends(self, tx, [(ex, ex.id in retried) for ex in lost], now)
-            await self._tally(tx, lost)
+            # One ordered pass over the job rows for the vouched ends and the losses.
+            await react_to_ends(
+                self,
+                tx,
+                [(ex, again is not None) for ex, again in ended]
+                + [(ex, ex.id in retried) for ex in lost],
+                now,
+            )
+            await self._tally(tx, [ex for ex, _ in ended] + lost)
             await tx.run(
                 nodes.update()
                 .where(nodes.c.id == node_id)

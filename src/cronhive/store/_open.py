@@ -6,12 +6,6 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.script.revision import ResolutionError
-from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -69,7 +63,30 @@ def _check_directory(path: str) -> None:
         raise StoreUnavailable(f"cannot open database {path}: no directory {parent}")
 
 
+def newest_revision() -> str:
+    """The head of the (linear, numbered) migration chain: `NNNN_name.py`, highest NNNN."""
+    return max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return found[0] if len(found) == 1 else None
+
+
 def _upgrade(connection: sa.Connection) -> None:
+    # A schema already at head (every start but the first after an upgrade) needs no
+    # Alembic at all: it stays unimported, some 10 MB of the node's memory.
+    if _current_revision(connection) == newest_revision():
+        return
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import ResolutionError
+    from alembic.util.exc import CommandError
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 
 from cronhive.errors import CronhiveError
 from cronhive.model import (
+    LIMIT_NAMES,
     Concurrency,
     Delivery,
     DeliveryState,
@@ -23,6 +24,7 @@ from cronhive.model import (
     NotifyOn,
     OutputChunk,
     RetryPolicy,
+    RunLimits,
     RunSpec,
     RunState,
     ScriptRef,
@@ -50,7 +52,14 @@ def run_values(run: RunSpec) -> dict[str, Any]:
         "output_cap": run.output_cap,
         "sql": _sql_value(run.sql),
         **script_values(run.script),
+        "limits": run.limits.values() if run.limits is not None else None,
     }
+
+
+def _row_limits(value: Any) -> RunLimits | None:
+    if not value:
+        return None
+    return RunLimits(**{k: int(v) for k, v in value.items() if k in LIMIT_NAMES})
 
 
 def _sql_value(sql: SqlSpec | None) -> dict[str, Any] | None:
@@ -109,6 +118,7 @@ def row_to_run(row: Row) -> RunSpec:
         output_cap=row["output_cap"],
         sql=_row_sql(row["sql"]),
         script=row_to_script(row),
+        limits=_row_limits(row.get("limits")),
     )
 
 
@@ -252,6 +262,7 @@ def execution_values(ex: Execution) -> dict[str, Any]:
         "fence": ex.fence,
         "lost_total": ex.lost_total,
         "lost_streak": ex.lost_streak,
+        "limits_applied": ex.limits_applied,
     }
 
 
@@ -281,6 +292,7 @@ def row_to_execution(row: Row) -> Execution:
         fence=row["fence"],
         lost_total=row["lost_total"],
         lost_streak=row["lost_streak"],
+        limits_applied=row.get("limits_applied"),
     )
 
 

@@ -99,6 +99,7 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
         sa.column("stdout_bytes", c.stdout_bytes.type),
         sa.column("stderr_bytes", c.stderr_bytes.type),
         sa.column("output_capped", c.output_capped.type),
+        sa.column("limits_applied", c.limits_applied.type),
         name="ends",
     ).data(
         [
@@ -113,6 +114,7 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
                 o.stdout_bytes,
                 o.stderr_bytes,
                 o.output_capped,
+                o.limits_applied,
             )
             for f in finishes
             for o in (f.outcome,)
@@ -124,9 +126,19 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
         # A column of NULLs in VALUES is text to PostgreSQL: say what it is.
         return sa.cast(e[name], c[name].type)
 
+    # The rows are locked in id order first, inside this one statement, as the reaper
+    # takes them: two writers of one node's run rows wait for each other, never deadlock.
+    ordered = (
+        sa.select(c.id)
+        .where(
+            c.id.in_([f.execution_id for f in finishes]), c.state == RUNNING, c.node_id == node_id
+        )
+        .order_by(c.id)
+        .with_for_update()
+    )
     return (
         executions.update()
-        .where(c.id == typed("id"), c.state == RUNNING, c.node_id == node_id)
+        .where(c.id == typed("id"), c.id.in_(ordered), c.state == RUNNING, c.node_id == node_id)
         .values(
             state=typed("state"),
             exit_code=typed("exit_code"),
@@ -139,6 +151,7 @@ def _ends_stmt(finishes: Sequence[Finish], node_id: UUID) -> Any:
             stdout_bytes=typed("stdout_bytes"),
             stderr_bytes=typed("stderr_bytes"),
             output_capped=typed("output_capped"),
+            limits_applied=typed("limits_applied"),
         )
         .returning(*executions.c)
     )

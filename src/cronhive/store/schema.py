@@ -40,6 +40,8 @@ def _run_columns() -> list[sa.Column[object]]:
         sa.Column("script_interpreter", json_type()),
         sa.Column("script_name", sa.Text()),
         sa.Column("script_size", sa.BigInteger()),
+        # RunSpec.limits: {memory_bytes, processes, ...} those set; NULL: the node's.
+        sa.Column("limits", json_type()),
     ]
 
 
@@ -128,6 +130,12 @@ executions = sa.Table(
     sa.Column("lost_total", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("lost_streak", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("sql", json_type()),  # the job's RunSpec.sql, snapshot
+    # What the node applied of the run's limits and how, written with its end.
+    sa.Column("limits_applied", sa.Text()),
+    # How the run ended, written by the node's supervisor while the lease still held,
+    # when the node itself could not record it (frozen, or killed before its commit):
+    # the reaper then records that end instead of `lost` (engine/_supervisor.py).
+    sa.Column("witness", json_type()),
     sa.UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_executions_slot"),
 )
 # Claiming: queued rows by due time.

@@ -75,6 +75,7 @@ def _finish_stmt(execution_id: UUID, node_id: UUID, outcome: Outcome) -> Any:
             stdout_bytes=outcome.stdout_bytes,
             stderr_bytes=outcome.stderr_bytes,
             output_capped=outcome.output_capped,
+            limits_applied=outcome.limits_applied,
         )
         .returning(*executions.c)
     )
@@ -365,37 +366,50 @@ class SqlStore(DeliveryOps, NodeOps, OutputOps):
     async def finish_many(
         self, finishes: Sequence[Finish], *, node_id: UUID, retry: RetryDecider
     ) -> list[tuple[Execution, Execution | None] | None]:
-        results: list[tuple[Execution, Execution | None] | None] = []
         if not finishes:
-            return results
+            return []
         async with self._write() as tx:
-            ended = await self._record_ends(tx, finishes, node_id)
-            finished: list[dict[str, Any]] = []
-            output: list[dict[str, Any]] = []
-            for item in finishes:
-                row = ended.pop(item.execution_id, None)
-                if row is None:
-                    results.append(None)  # given away: its late output is not ours either
-                    continue
-                done = rows.row_to_execution(row)
-                output += (rows.chunk_values(done.id, ch) for ch in item.chunks)
-                finished.append(rows.event_values(_finish_event(done, item.outcome)))
-                tx.note("output", str(done.id))
-                again = await self._queue_retry(tx, done, retry, item.outcome.finished_at)
-                results.append((done, again))
-            if output:
-                await tx.run(
-                    self._insert(output_chunks).on_conflict_do_nothing(),  # type: ignore[attr-defined]
-                    output,
-                )
-            if finished:
-                await tx.run(events.insert(), finished)  # one executemany for the batch
-                tx.note("events")
-            # The outcome's notifications go into the outbox in the same commit, just
-            # before the tally (they lock the same job rows, in the same order).
-            reacted = [(r[0], r[1] is not None) for r in results if r is not None]
-            await react_to_ends(self, tx, reacted, finishes[0].outcome.finished_at)
-            await self._tally(tx, [r[0] for r in results if r is not None])
+            return await self._end_runs(tx, finishes, node_id, retry)
+
+    async def _end_runs(
+        self,
+        tx: Tx,
+        finishes: Sequence[Finish],
+        node_id: UUID,
+        retry: RetryDecider,
+        *,
+        settle: bool = True,
+    ) -> list[tuple[Execution, Execution | None] | None]:
+        results: list[tuple[Execution, Execution | None] | None] = []
+        ended = await self._record_ends(tx, finishes, node_id)
+        finished: list[dict[str, Any]] = []
+        output: list[dict[str, Any]] = []
+        for item in finishes:
+            row = ended.pop(item.execution_id, None)
+            if row is None:
+                results.append(None)  # given away: its late output is not ours either
+                continue
+            done = rows.row_to_execution(row)
+            output += (rows.chunk_values(done.id, ch) for ch in item.chunks)
+            finished.append(rows.event_values(_finish_event(done, item.outcome)))
+            tx.note("output", str(done.id))
+            again = await self._queue_retry(tx, done, retry, item.outcome.finished_at)
+            results.append((done, again))
+        if output:
+            await tx.run(
+                self._insert(output_chunks).on_conflict_do_nothing(),  # type: ignore[attr-defined]
+                output,
+            )
+        if finished:
+            await tx.run(events.insert(), finished)  # one executemany for the batch
+            tx.note("events")
+        if not settle:
+            return results  # the caller reacts and tallies, with its own ends
+        # The outcome's notifications go into the outbox in the same commit, just
+        # before the tally (they lock the same job rows, in the same order).
+        reacted = [(r[0], r[1] is not None) for r in results if r is not None]
+        await react_to_ends(self, tx, reacted, finishes[0].outcome.finished_at)
+        await self._tally(tx, [r[0] for r in results if r is not None])
         return results
 
     async def _record_ends(

@@ -172,6 +172,7 @@ class Job(_message.Message):
     WARNING_FIELD_NUMBER: _builtins.int
     SQL_FIELD_NUMBER: _builtins.int
     NOTIFY_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """output only"""
     name: _builtins.str
@@ -250,6 +251,10 @@ class Job(_message.Message):
         which event: failure, recovery, success, missed, start. Field numbers 80-89.
         """
 
+    @_builtins.property
+    def limits(self) -> Global___RunLimits:
+        """The job's own resource limits (field numbers 90-99); absent: the node's."""
+
     def __init__(
         self,
         *,
@@ -283,10 +288,11 @@ class Job(_message.Message):
         warning: _builtins.str = ...,
         sql: Global___SqlSpec | None = ...,
         notify: _abc.Iterable[Global___NotifyRule] | None = ...,
+        limits: Global___RunLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "script", b"script", "sql", b"sql", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "limits", b"limits", "next_fire_at", b"next_fire_at", "output_cap_bytes", b"output_cap_bytes", "retry", b"retry", "schedule", b"schedule", "script", b"script", "sql", b"sql", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "notify", b"notify", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "script", b"script", "shell", b"shell", "sql", b"sql", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at", "warning", b"warning"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency", b"concurrency", "created_at", b"created_at", "cwd", b"cwd", "description", b"description", "enabled", b"enabled", "env", b"env", "failure_count", b"failure_count", "id", b"id", "last_run_at", b"last_run_at", "last_state", b"last_state", "limits", b"limits", "misfire", b"misfire", "misfire_grace_seconds", b"misfire_grace_seconds", "name", b"name", "next_fire_at", b"next_fire_at", "notify", b"notify", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "quarantine", b"quarantine", "retry", b"retry", "run_as", b"run_as", "schedule", b"schedule", "script", b"script", "shell", b"shell", "sql", b"sql", "success_count", b"success_count", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015
@@ -298,6 +304,66 @@ class Job(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class RunLimits(_message.Message):
+    """A run's own resource limits; an absent field takes the node's. The node running it
+    also holds them to its own limits as ceilings: a run may lower a limit, never raise it
+    (docs/runner.md). Not for SQL jobs.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    PROCESSES_FIELD_NUMBER: _builtins.int
+    OPEN_FILES_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
+    CPU_WEIGHT_FIELD_NUMBER: _builtins.int
+    memory_bytes: _builtins.int
+    """the run's memory (cgroup v2: whole tree; else per process)"""
+    processes: _builtins.int
+    """cgroup v2: per run; else RLIMIT_NPROC, per uid"""
+    open_files: _builtins.int
+    """per process"""
+    cpu_seconds: _builtins.int
+    """CPU time per process (SIGXCPU, then SIGKILL)"""
+    cpu_weight: _builtins.int
+    """cgroup v2 cpu.weight 1-10000 (100 = the default)"""
+    def __init__(
+        self,
+        *,
+        memory_bytes: _builtins.int | None = ...,
+        processes: _builtins.int | None = ...,
+        open_files: _builtins.int | None = ...,
+        cpu_seconds: _builtins.int | None = ...,
+        cpu_weight: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_seconds", b"_cpu_seconds", "_cpu_weight", b"_cpu_weight", "_memory_bytes", b"_memory_bytes", "_open_files", b"_open_files", "_processes", b"_processes", "cpu_seconds", b"cpu_seconds", "cpu_weight", b"cpu_weight", "memory_bytes", b"memory_bytes", "open_files", b"open_files", "processes", b"processes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_seconds", b"_cpu_seconds", "_cpu_weight", b"_cpu_weight", "_memory_bytes", b"_memory_bytes", "_open_files", b"_open_files", "_processes", b"_processes", "cpu_seconds", b"cpu_seconds", "cpu_weight", b"cpu_weight", "memory_bytes", b"memory_bytes", "open_files", b"open_files", "processes", b"processes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cpu_seconds: _TypeAlias = _typing.Literal["cpu_seconds"]  # noqa: Y015
+    _WhichOneofArgType__cpu_seconds: _TypeAlias = _typing.Literal["_cpu_seconds", b"_cpu_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__cpu_weight: _TypeAlias = _typing.Literal["cpu_weight"]  # noqa: Y015
+    _WhichOneofArgType__cpu_weight: _TypeAlias = _typing.Literal["_cpu_weight", b"_cpu_weight"]  # noqa: Y015
+    _WhichOneofReturnType__memory_bytes: _TypeAlias = _typing.Literal["memory_bytes"]  # noqa: Y015
+    _WhichOneofArgType__memory_bytes: _TypeAlias = _typing.Literal["_memory_bytes", b"_memory_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__open_files: _TypeAlias = _typing.Literal["open_files"]  # noqa: Y015
+    _WhichOneofArgType__open_files: _TypeAlias = _typing.Literal["_open_files", b"_open_files"]  # noqa: Y015
+    _WhichOneofReturnType__processes: _TypeAlias = _typing.Literal["processes"]  # noqa: Y015
+    _WhichOneofArgType__processes: _TypeAlias = _typing.Literal["_processes", b"_processes"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_seconds) -> _WhichOneofReturnType__cpu_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_weight) -> _WhichOneofReturnType__cpu_weight | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_bytes) -> _WhichOneofReturnType__memory_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__open_files) -> _WhichOneofReturnType__open_files | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__processes) -> _WhichOneofReturnType__processes | None: ...
+
+Global___RunLimits: _TypeAlias = RunLimits  # noqa: Y015
 
 @_typing.final
 class NotifyRule(_message.Message):
@@ -658,6 +724,8 @@ class Execution(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     SHELL_FIELD_NUMBER: _builtins.int
     SQL_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    LIMITS_APPLIED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     job_id: _builtins.str
     """empty for ad-hoc runs"""
@@ -687,6 +755,10 @@ class Execution(_message.Message):
     its target tags (it starts once one does).
     """
     shell: _builtins.bool
+    limits_applied: _builtins.str
+    """What the node applied and how, e.g. "rlimit: memory 64M (RLIMIT_AS per process)";
+    set when the run ends; empty: it asked for none (the node's own limits applied).
+    """
     @_builtins.property
     def scheduled_for(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -716,6 +788,10 @@ class Execution(_message.Message):
     @_builtins.property
     def sql(self) -> Global___SqlSpec:
         """a SQL run's statement, database, role (absent: a process)"""
+
+    @_builtins.property
+    def limits(self) -> Global___RunLimits:
+        """the run's own limits as asked (its snapshot)"""
 
     def __init__(
         self,
@@ -747,10 +823,12 @@ class Execution(_message.Message):
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         shell: _builtins.bool = ...,
         sql: Global___SqlSpec | None = ...,
+        limits: Global___RunLimits | None = ...,
+        limits_applied: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "not_before", b"not_before", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "script", b"script", "signal", b"signal", "sql", b"sql", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "exit_code", b"exit_code", "finished_at", b"finished_at", "limits", b"limits", "not_before", b"not_before", "queued_at", b"queued_at", "scheduled_for", b"scheduled_for", "script", b"script", "signal", b"signal", "sql", b"sql", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "command", b"command", "env", b"env", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "node_id", b"node_id", "node_name", b"node_name", "not_before", b"not_before", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "script", b"script", "shell", b"shell", "signal", b"signal", "sql", b"sql", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "target_tags", b"target_tags", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_signal", b"_signal", "attempt", b"attempt", "command", b"command", "env", b"env", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "job_id", b"job_id", "job_name", b"job_name", "limits", b"limits", "limits_applied", b"limits_applied", "node_id", b"node_id", "node_name", b"node_name", "not_before", b"not_before", "output_capped", b"output_capped", "owner", b"owner", "queued_at", b"queued_at", "reason", b"reason", "scheduled_for", b"scheduled_for", "script", b"script", "shell", b"shell", "signal", b"signal", "sql", b"sql", "started_at", b"started_at", "state", b"state", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "target_tags", b"target_tags", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -798,6 +876,7 @@ class StartRunRequest(_message.Message):
     OUTPUT_CAP_BYTES_FIELD_NUMBER: _builtins.int
     SQL_FIELD_NUMBER: _builtins.int
     SCRIPT_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     shell: _builtins.bool
     cwd: _builtins.str
     timeout_seconds: _builtins.float
@@ -821,6 +900,10 @@ class StartRunRequest(_message.Message):
     def script(self) -> Global___ScriptRef:
         """as in Job"""
 
+    @_builtins.property
+    def limits(self) -> Global___RunLimits:
+        """as in Job"""
+
     def __init__(
         self,
         *,
@@ -835,10 +918,11 @@ class StartRunRequest(_message.Message):
         output_cap_bytes: _builtins.int | None = ...,
         sql: Global___SqlSpec | None = ...,
         script: Global___ScriptRef | None = ...,
+        limits: Global___RunLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "output_cap_bytes", b"output_cap_bytes", "script", b"script", "sql", b"sql", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "limits", b"limits", "output_cap_bytes", b"output_cap_bytes", "script", b"script", "sql", b"sql", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "cwd", b"cwd", "env", b"env", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "run_as", b"run_as", "script", b"script", "shell", b"shell", "sql", b"sql", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "cwd", b"cwd", "env", b"env", "limits", b"limits", "output_cap_bytes", b"output_cap_bytes", "owner", b"owner", "run_as", b"run_as", "script", b"script", "shell", b"shell", "sql", b"sql", "target_tags", b"target_tags", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_cap_bytes: _TypeAlias = _typing.Literal["output_cap_bytes"]  # noqa: Y015
     _WhichOneofArgType__output_cap_bytes: _TypeAlias = _typing.Literal["_output_cap_bytes", b"_output_cap_bytes"]  # noqa: Y015

@@ -1,0 +1,46 @@
+"""An idle node's memory (issue 17 target: <= 60 MB RSS), on SQLite and on PostgreSQL.
+
+Each node is a real `cronhive server` (API and web listeners on, metrics off, no jobs) on
+a database already migrated, as on every start but the first after an upgrade. RSS is
+read 5 s after the node joined.
+
+    .venv/bin/python bench/rss_bench.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import _ebkit as kit
+
+TARGET_MB = 60.0
+
+
+async def idle_rss(url: str, workdir: Path, name: str) -> tuple[float, float]:
+    async with kit.opened(url) as store:
+        proc = kit.spawn_node(url, workdir, name, capacity=16)
+        try:
+            await kit.wait_nodes(store, {name})
+            await asyncio.sleep(5)
+            return kit.rss_mb(proc.pid)
+        finally:
+            kit.stop_node(proc)
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        sqlite = f"sqlite:///{workdir / 'cronhive.db'}"
+        rows = [("SQLite", await idle_rss(sqlite, workdir, "lite"))]
+        with kit.pg_database() as url:
+            rows.append(("PostgreSQL", await idle_rss(url, workdir, "pg")))
+    print(f"| idle node | RSS now / peak | target <= {TARGET_MB:.0f} MB |")
+    print("|---|---|---|")
+    for name, (now, peak) in rows:
+        print(f"| {name} | {now:.0f} / {peak:.0f} MB | {now / TARGET_MB:.2f}x the target |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
