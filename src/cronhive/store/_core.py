@@ -34,6 +34,8 @@ class Tx:
 
     conn: AsyncConnection
     notes: dict[tuple[str, str], None] = field(default_factory=dict)
+    # Job rows this transaction already holds `FOR UPDATE` (one ordered lock serves all).
+    locked_jobs: set[UUID] = field(default_factory=set)
 
     def note(self, topic: str, key: str = "") -> None:
         self.notes[(topic, key)] = None

@@ -141,6 +141,7 @@ async def react_to_ends(
         .order_by(jobs.c.id)
         .with_for_update(of=jobs)  # SQLite: the write transaction serialises
     )
+    tx.locked_jobs.update(by_job)
     values: list[dict[str, Any]] = []
     flips: list[dict[str, Any]] = []
     for row in found.mappings():

@@ -227,10 +227,12 @@ class PostgresStore(SqlStore, TokenOps, BlobOps, RetentionOps, SessionOps):
             await super()._tally(tx, ended)
             return
         ids = [t.job_id for t in found]
-        # Lock in the one order first (see SqlBase._tally), then one UPDATE for all.
-        await tx.run(
-            sa.select(jobs.c.id).where(jobs.c.id.in_(ids)).order_by(jobs.c.id).with_for_update()
-        )
+        # Lock in the one order first (see SqlBase._tally), then one UPDATE for all; the
+        # outbox step before it usually holds them already.
+        if not set(ids) <= tx.locked_jobs:
+            await tx.run(
+                sa.select(jobs.c.id).where(jobs.c.id.in_(ids)).order_by(jobs.c.id).with_for_update()
+            )
         await tx.run(_tally_stmt(found))
 
     async def database_time(self) -> datetime:
