@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -62,3 +63,35 @@ def pg_database(pg_admin_url: str) -> Iterator[PgDatabaseFactory]:
 def pg_url_for(admin_url: str, dbname: str) -> str:
     """The URL of database `dbname` on the server of `admin_url`."""
     return _with_db(admin_url, dbname)
+
+
+# pytest-xdist, `--dist loadgroup` (scripts/test): each module runs whole on one worker
+# (its module-scoped nodes and browsers start once), and so does each folder below: the
+# chaos tests start private PostgreSQL clusters and stop nodes (SIGSTOP) on timings that
+# two of them at once on a 2-core host would starve. The groups are made here, from node
+# ids, not by xdist_group marks: xdist writes a mark's group into the item's node id,
+# which pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386), so each test was
+# scheduled alone.
+_ONE_WORKER = frozenset({"chaos"})
+
+
+def xdist_group(nodeid: str) -> str:
+    """The unit of work of a test: its folder if in _ONE_WORKER, else its module."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in _ONE_WORKER:
+        return parts[1]
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _ByGroup(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return _ByGroup(config, log)
