@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -62,3 +63,38 @@ def pg_database(pg_admin_url: str) -> Iterator[PgDatabaseFactory]:
 def pg_url_for(admin_url: str, dbname: str) -> str:
     """The URL of database `dbname` on the server of `admin_url`."""
     return _with_db(admin_url, dbname)
+
+
+# pytest-xdist, `--dist loadgroup` (scripts/test): each module runs whole on one worker
+# (its module-scoped nodes and browsers start once). The tests below run one after
+# another on one worker, first of all (the longest unit): the chaos tests start private
+# PostgreSQL clusters and stop nodes (SIGSTOP), the cluster test fires 200 jobs a second,
+# on lease timings that two of them at once on a 2-core host would starve. The groups are
+# made here, from node ids, not by xdist_group marks: xdist writes a mark's group into the
+# item's node id, which pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386).
+_ONE_WORKER = ("tests/chaos/", "tests/engine/test_cluster.py")
+_ONE_WORKER_GROUP = "one-worker"
+
+
+def xdist_group(nodeid: str) -> str:
+    """The unit of work of a test: _ONE_WORKER_GROUP, else its module."""
+    path = nodeid.split("::", 1)[0]
+    return _ONE_WORKER_GROUP if path.startswith(_ONE_WORKER) else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _ByGroup(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if _ONE_WORKER_GROUP in self.workqueue:
+                self.workqueue.move_to_end(_ONE_WORKER_GROUP, last=False)
+            super()._assign_work_unit(node)
+
+    return _ByGroup(config, log)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from chaoskit import Chaos, StallProxy, dead_before_retry, executions, problems, wait_for
+from _shared.proxy import TcpProxy
+from chaoskit import Chaos, dead_before_retry, executions, problems, wait_for
 
 from cronhive.model import RetryPolicy, RunState
 
@@ -19,7 +20,7 @@ TTL = 2.0
 async def test_node_on_a_hung_connection_kills_its_runs_before_their_retries_start(
     chaos: Chaos,
 ) -> None:
-    proxy = StallProxy(chaos.pg.port)
+    proxy = TcpProxy(chaos.pg.port)
     try:
         hung = chaos.node("hung", db=chaos.url.replace(str(chaos.pg.port), str(proxy.port)))
         hung.settings.update(lease_ttl=TTL, grace=1.0)

@@ -12,9 +12,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from _shared.proxy import TcpProxy
 from clikit import free_port, running_node
 from prometheus_client.parser import text_string_to_metric_families
-from proxykit import CutProxy
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -102,7 +102,7 @@ def test_readyz_unready_when_the_database_is_unreachable(
     pg_database: Callable[[str | None], str], tmp_path: Path
 ) -> None:
     url = urlsplit(pg_database(None))
-    proxy = CutProxy(url.port or 5432)
+    proxy = TcpProxy(url.port or 5432)
     through = urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -2,7 +2,8 @@
 run it started is stopped at the end.
 
 The sandboxed runner is the node's default. Where bubblewrap cannot work, its tests skip
-saying why, except under CI, where they fail (runnerkit.require_sandbox).
+saying why, except under CI, where they fail (runnerkit.require_sandbox). `run_id` is a run id
+of the test's own (runnerkit.unique_run_id).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from runnerkit import require_sandbox
+from runnerkit import require_sandbox, unique_run_id
 
 from cronhive.runner import Runner
 
@@ -22,3 +23,8 @@ async def runner(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     r = Runner(tmp_path / "spool", default_grace=2.0, drain_timeout=0.5, sandbox=sb)
     yield r
     await r.stop_all(0)
+
+
+@pytest.fixture
+def run_id() -> str:
+    return unique_run_id()

@@ -1,9 +1,11 @@
-"""The sandbox the runner tests use, or a skip (a failure under CI) saying why not."""
+"""The sandbox the runner tests use, or a skip (a failure under CI) saying why not; run ids
+no other test uses."""
 
 from __future__ import annotations
 
 import functools
 import os
+import uuid
 
 import pytest
 
@@ -25,3 +27,10 @@ def require_sandbox() -> Sandbox:
             pytest.fail(msg)
         pytest.skip(msg)
     return sb
+
+
+def unique_run_id(prefix: str = "r") -> str:
+    """A run id of one test alone. The runner finds a run's escaped processes, to kill them,
+    by ``CRONHIVE_RUN_ID`` across the whole host (and names its cgroup after the run), where
+    other tests run too: other xdist workers, other checkouts' suites."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -25,8 +25,8 @@ async def collect(it: object) -> bytes:
     return b"".join([d async for d in it])  # type: ignore[attr-defined]
 
 
-async def test_fifty_live_followers_and_a_late_one(runner: Runner) -> None:
-    h = await runner.start(RunSpec(run_id="r", argv=[WRITER], shell=True))
+async def test_fifty_live_followers_and_a_late_one(runner: Runner, run_id: str) -> None:
+    h = await runner.start(RunSpec(run_id=run_id, argv=[WRITER], shell=True))
     followers = [asyncio.create_task(collect(h.follow(Stream.STDOUT))) for _ in range(50)]
     await asyncio.sleep(0.06)  # some attach mid-run, from byte 0 and from an offset
     followers += [asyncio.create_task(collect(h.follow(Stream.STDOUT))) for _ in range(5)]
@@ -44,8 +44,8 @@ async def test_fifty_live_followers_and_a_late_one(runner: Runner) -> None:
     assert await collect(h.follow(Stream.STDOUT, offset=10**9)) == b""
 
 
-async def test_stalled_and_cancelled_followers_do_not_block(runner: Runner) -> None:
-    h = await runner.start(RunSpec(run_id="r", argv=["head", "-c", "8M", "/dev/zero"]))
+async def test_stalled_and_cancelled_followers_do_not_block(runner: Runner, run_id: str) -> None:
+    h = await runner.start(RunSpec(run_id=run_id, argv=["head", "-c", "8M", "/dev/zero"]))
     stalled = h.follow(Stream.STDOUT)
     assert len(await anext(stalled)) > 0  # reads once, then never again
     cancelled = asyncio.create_task(collect(h.follow(Stream.STDOUT)))
@@ -74,9 +74,9 @@ class RecordingSink:
         self.closed += 1
 
 
-async def test_sink_gets_every_chunk_in_order(runner: Runner) -> None:
+async def test_sink_gets_every_chunk_in_order(runner: Runner, run_id: str) -> None:
     sink = RecordingSink()
-    h = await runner.start(RunSpec(run_id="r", argv=[WRITER], shell=True), sink=sink)
+    h = await runner.start(RunSpec(run_id=run_id, argv=[WRITER], shell=True), sink=sink)
     await h.wait()
     assert sink.closed == 1  # closed before wait() returns
     assert [c.seq for c in sink.chunks] == list(range(len(sink.chunks)))
@@ -87,9 +87,11 @@ async def test_sink_gets_every_chunk_in_order(runner: Runner) -> None:
         assert b"".join(c.data for c in mine) == expected
 
 
-async def test_slow_sink_bounds_memory_but_not_followers(runner: Runner) -> None:
+async def test_slow_sink_bounds_memory_but_not_followers(runner: Runner, run_id: str) -> None:
     sink = RecordingSink(delay=0.01)
-    h = await runner.start(RunSpec(run_id="r", argv=["head", "-c", "24M", "/dev/zero"]), sink=sink)
+    h = await runner.start(
+        RunSpec(run_id=run_id, argv=["head", "-c", "24M", "/dev/zero"]), sink=sink
+    )
     # the follower reads whatever is in the spool; the sink paces the pipe
     got = 0
     async for data in h.follow(Stream.STDOUT):
@@ -105,21 +107,23 @@ class FailingSink(RecordingSink):
         raise RuntimeError("sink broke")
 
 
-async def test_failing_sink_is_detached(runner: Runner, caplog: pytest.LogCaptureFixture) -> None:
+async def test_failing_sink_is_detached(
+    runner: Runner, caplog: pytest.LogCaptureFixture, run_id: str
+) -> None:
     sink = FailingSink()
-    h = await runner.start(RunSpec(run_id="r", argv=["echo", "hi"]), sink=sink)
+    h = await runner.start(RunSpec(run_id=run_id, argv=["echo", "hi"]), sink=sink)
     res = await h.wait()
     assert res.state is RunState.SUCCEEDED and sink.closed == 1
-    assert "sink of run r failed" in caplog.text
+    assert f"sink of run {run_id} failed" in caplog.text
     assert await collect(h.follow(Stream.STDOUT)) == b"hi\n"
 
 
 @pytest.mark.slow
-async def test_one_gib_in_bounded_memory(runner: Runner) -> None:
+async def test_one_gib_in_bounded_memory(runner: Runner, run_id: str) -> None:
     proc = psutil.Process()
     before = proc.memory_info().rss
     peak = before
-    h = await runner.start(RunSpec(run_id="r", argv=["head", "-c", "1G", "/dev/zero"]))
+    h = await runner.start(RunSpec(run_id=run_id, argv=["head", "-c", "1G", "/dev/zero"]))
     digest = hashlib.sha256()
     n = 0
     async for data in h.follow(Stream.STDOUT):
@@ -136,22 +140,24 @@ async def test_one_gib_in_bounded_memory(runner: Runner) -> None:
         expected.update(zeros)
     assert digest.hexdigest() == expected.hexdigest()
     assert peak - before < 50 << 20, f"RSS grew by {(peak - before) >> 20} MiB"
-    runner.discard("r")
+    runner.discard(run_id)
 
 
-async def test_sink_closed_when_the_run_cannot_start(runner: Runner) -> None:
+async def test_sink_closed_when_the_run_cannot_start(runner: Runner, run_id: str) -> None:
     for i, spec_kw in enumerate(({"argv": ["/no/such"]}, {"argv": ["id"], "user": "no-such-u"})):
         sink = RecordingSink()
-        h = await runner.start(RunSpec(run_id=f"r{i}", **spec_kw), sink=sink)  # type: ignore[arg-type]
+        h = await runner.start(RunSpec(run_id=f"{run_id}-{i}", **spec_kw), sink=sink)  # type: ignore[arg-type]
         res = await h.wait()
         assert res.state is RunState.FAILED and sink.closed == 1 and sink.chunks == []
 
 
-async def test_the_cap_holds_for_the_spool_file_while_the_run_writes(runner: Runner) -> None:
+async def test_the_cap_holds_for_the_spool_file_while_the_run_writes(
+    runner: Runner, run_id: str
+) -> None:
     sink = RecordingSink()
-    spec = RunSpec(run_id="r", argv=["head", "-c", "300M", "/dev/zero"], output_cap=1024)
+    spec = RunSpec(run_id=run_id, argv=["head", "-c", "300M", "/dev/zero"], output_cap=1024)
     h = await runner.start(spec, sink=sink)
-    path = runner.spool_dir / "r.stdout"
+    path = runner.spool_dir / f"{run_id}.stdout"
     biggest = 0
     while h.result is None:  # sample the file as the run writes
         with contextlib.suppress(FileNotFoundError):
@@ -165,18 +171,19 @@ async def test_the_cap_holds_for_the_spool_file_while_the_run_writes(runner: Run
     assert b"".join(c.data for c in sink.chunks) == bytes(1024)
 
 
-async def test_the_cap_counts_both_streams(runner: Runner) -> None:
+async def test_the_cap_counts_both_streams(runner: Runner, run_id: str) -> None:
     script = "printf 'aaaa'; printf 'bbbb' >&2; printf 'cccc'"
     res = await (
-        await runner.start(RunSpec(run_id="r", argv=[script], shell=True, output_cap=6))
+        await runner.start(RunSpec(run_id=run_id, argv=[script], shell=True, output_cap=6))
     ).wait()
-    out = await collect(runner.get("r").follow(Stream.STDOUT))
-    err = await collect(runner.get("r").follow(Stream.STDERR))
+    out = await collect(runner.get(run_id).follow(Stream.STDOUT))
+    err = await collect(runner.get(run_id).follow(Stream.STDERR))
     assert len(out) + len(err) == 6 and res.output_capped
     assert (res.stdout_bytes, res.stderr_bytes) == (8, 4)
     under = await (
-        await runner.start(RunSpec(run_id="u", argv=["echo", "hi"], output_cap=3))
+        await runner.start(RunSpec(run_id=f"{run_id}-u", argv=["echo", "hi"], output_cap=3))
     ).wait()
     assert (
-        not under.output_capped and await collect(runner.get("u").follow(Stream.STDOUT)) == b"hi\n"
+        not under.output_capped
+        and await collect(runner.get(f"{run_id}-u").follow(Stream.STDOUT)) == b"hi\n"
     )

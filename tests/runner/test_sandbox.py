@@ -31,7 +31,7 @@ def visible_dir() -> Iterator[Path]:
 
 
 async def test_hidden_folders_are_empty_and_hidden_files_empty(
-    tmp_path: Path, visible_dir: Path
+    tmp_path: Path, visible_dir: Path, run_id: str
 ) -> None:
     hidden, shown = visible_dir / "secret", visible_dir / "shown"
     for d in (hidden, shown):
@@ -46,24 +46,24 @@ async def test_hidden_folders_are_empty_and_hidden_files_empty(
         require_sandbox()
     r = Runner(tmp_path / "spool", sandbox=sb)
     script = f"ls -A {hidden} | wc -l; cat {shown}/f; wc -c < {lone}; cat {hidden}/f"
-    res = await (await r.start(RunSpec(run_id="r", argv=[script], shell=True))).wait()
-    assert await output(r, "r") == "0\ndata\n0\n"
-    assert "No such file or directory" in await output(r, "r", Stream.STDERR)
+    res = await (await r.start(RunSpec(run_id=run_id, argv=[script], shell=True))).wait()
+    assert await output(r, run_id) == "0\ndata\n0\n"
+    assert "No such file or directory" in await output(r, run_id, Stream.STDERR)
     assert res.exit_code == 1
 
 
-async def test_the_spool_folder_is_hidden(tmp_path: Path) -> None:
+async def test_the_spool_folder_is_hidden(tmp_path: Path, run_id: str) -> None:
     r = Runner(tmp_path / "spool", sandbox=require_sandbox())
-    h = await r.start(RunSpec(run_id="a", argv=["echo secret; sleep 30"], shell=True))
+    h = await r.start(RunSpec(run_id=f"{run_id}-a", argv=["echo secret; sleep 30"], shell=True))
     async for _ in h.follow(Stream.STDOUT):
         break  # its spool file exists now
-    probe = f"ls -A {r.spool_dir} | wc -l; cat {r.spool_dir}/a.stdout"
-    res = await (await r.start(RunSpec(run_id="b", argv=[probe], shell=True))).wait()
-    assert await output(r, "b") == "0\n" and res.exit_code == 1
+    probe = f"ls -A {r.spool_dir} | wc -l; cat {r.spool_dir}/{run_id}-a.stdout"
+    res = await (await r.start(RunSpec(run_id=f"{run_id}-b", argv=[probe], shell=True))).wait()
+    assert await output(r, f"{run_id}-b") == "0\n" and res.exit_code == 1
     await r.stop_all(0)
 
 
-async def test_the_runs_environment_never_reaches_the_chain(tmp_path: Path) -> None:
+async def test_the_runs_environment_never_reaches_the_chain(tmp_path: Path, run_id: str) -> None:
     # bash, bwrap and the reporter may be root: a job's PERL5OPT or BASH_ENV must not
     # run code in them. Here either would make the run fail or leave the marker.
     r = Runner(tmp_path / "spool", sandbox=require_sandbox())
@@ -71,24 +71,24 @@ async def test_the_runs_environment_never_reaches_the_chain(tmp_path: Path) -> N
     evil = tmp_path / "evil.sh"
     evil.write_text(f"touch {marker}\n")
     env = {"PERL5OPT": "-Mno::such::module", "BASH_ENV": str(evil), "LD_PRELOAD": ""}
-    h = await r.start(RunSpec(run_id="r", argv=["echo", "ok"], env=env))
+    h = await r.start(RunSpec(run_id=run_id, argv=["echo", "ok"], env=env))
     res = await h.wait()
-    assert (res.state, await output(r, "r")) == (RunState.SUCCEEDED, "ok\n")
+    assert (res.state, await output(r, run_id)) == (RunState.SUCCEEDED, "ok\n")
     assert not marker.exists()
 
 
-async def test_only_the_standard_fds_reach_the_command(runner: Runner) -> None:
-    h = await runner.start(RunSpec(run_id="r", argv=["ls /proc/self/fd"], shell=True))
+async def test_only_the_standard_fds_reach_the_command(runner: Runner, run_id: str) -> None:
+    h = await runner.start(RunSpec(run_id=run_id, argv=["ls /proc/self/fd"], shell=True))
     await h.wait()
-    assert (await output(runner, "r")).split() == ["0", "1", "2", "3"]  # 3: ls's own
+    assert (await output(runner, run_id)).split() == ["0", "1", "2", "3"]  # 3: ls's own
 
 
-async def test_default_rlimits_apply(runner: Runner) -> None:
-    h = await runner.start(RunSpec(run_id="r", argv=["cat", "/proc/self/limits"]))
+async def test_default_rlimits_apply(runner: Runner, run_id: str) -> None:
+    h = await runner.start(RunSpec(run_id=run_id, argv=["cat", "/proc/self/limits"]))
     await h.wait()
     limits = {
         line[:26].strip(): line[26:].split()[:2]
-        for line in (await output(runner, "r")).splitlines()
+        for line in (await output(runner, run_id)).splitlines()
     }
     assert limits["Max core file size"] == ["0", "0"]
     assert limits["Max open files"] == ["8192", "8192"]
@@ -96,34 +96,34 @@ async def test_default_rlimits_apply(runner: Runner) -> None:
     assert limits["Max file size"] == [str(16 << 30)] * 2
 
 
-async def test_sigterm_reaches_the_commands_own_handler(runner: Runner) -> None:
+async def test_sigterm_reaches_the_commands_own_handler(runner: Runner, run_id: str) -> None:
     script = "trap 'echo bye; exit 3' TERM; echo up; sleep 30 & wait"
-    h = await runner.start(RunSpec(run_id="r", argv=[script], shell=True))
+    h = await runner.start(RunSpec(run_id=run_id, argv=[script], shell=True))
     async for _ in h.follow(Stream.STDOUT):
         break
     res = await h.stop(grace=10)
     assert (res.state, res.exit_code, res.signal) == (RunState.STOPPED, 3, None)
-    assert await output(runner, "r") == "up\nbye\n"
+    assert await output(runner, run_id) == "up\nbye\n"
 
 
 @pytest.mark.parametrize(
     ("script", "code", "sig"), [("exit 137", 137, None), ("exit 130", 130, None)]
 )
 async def test_high_exit_codes_are_not_signals(
-    runner: Runner, script: str, code: int, sig: int | None
+    runner: Runner, script: str, code: int, sig: int | None, run_id: str
 ) -> None:
-    res = await (await runner.start(RunSpec(run_id="r", argv=[script], shell=True))).wait()
+    res = await (await runner.start(RunSpec(run_id=run_id, argv=[script], shell=True))).wait()
     assert (res.exit_code, res.signal) == (code, sig)
 
 
 async def test_a_sandbox_that_cannot_work_refuses_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_id: str
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
     sb = Sandbox.probe()
     assert sb.unavailable is not None and "bwrap" in sb.unavailable
     r = Runner(tmp_path / "spool", sandbox=sb)
-    res = await (await r.start(RunSpec(run_id="r", argv=["true"]))).wait()
+    res = await (await r.start(RunSpec(run_id=run_id, argv=["true"]))).wait()
     assert res.state is RunState.FAILED and res.exit_code is None
     assert res.error is not None and 'isolation = "none"' in res.error
 
@@ -141,7 +141,7 @@ def test_the_report_is_parsed_strictly() -> None:
     assert _sandbox.outcome(_sandbox.Report(), 1, ["x"], None)[2] is not None  # never up
 
 
-async def test_cgroup_v2_limits_apply_to_the_whole_tree(runner: Runner) -> None:
+async def test_cgroup_v2_limits_apply_to_the_whole_tree(runner: Runner, run_id: str) -> None:
     if not runner.cgroups_usable:
         pytest.skip(
             "no cgroup v2 with a delegated memory controller here (a cgroup v1 host, like "
@@ -152,9 +152,9 @@ async def test_cgroup_v2_limits_apply_to_the_whole_tree(runner: Runner) -> None:
         'g=$(sed -n "s/^0:://p" /proc/self/cgroup); cd "/sys/fs/cgroup$g" &&'
         " cat memory.max; cat pids.max 2>/dev/null || echo -; cat cpu.weight 2>/dev/null || echo -"
     )
-    h = await runner.start(RunSpec(run_id="r", argv=[script], shell=True, limits=limits))
+    h = await runner.start(RunSpec(run_id=run_id, argv=[script], shell=True, limits=limits))
     res = await h.wait()
     assert res.limits_applied == "cgroup"
-    memory, pids, weight = (await output(runner, "r")).split()
+    memory, pids, weight = (await output(runner, run_id)).split()
     assert memory == str(256 << 20)
     assert pids in ("64", "-") and weight in ("50", "-")  # "-": controller not delegated

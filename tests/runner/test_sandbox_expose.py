@@ -26,7 +26,7 @@ def hidden_dir() -> Iterator[Path]:
 
 
 async def test_an_exposed_file_is_readable_and_its_folder_stays_hidden(
-    tmp_path: Path, hidden_dir: Path
+    tmp_path: Path, hidden_dir: Path, run_id: str
 ) -> None:
     script = hidden_dir / "scripts" / ("ab" * 32)
     script.parent.mkdir(mode=0o700)
@@ -37,10 +37,10 @@ async def test_an_exposed_file_is_readable_and_its_folder_stays_hidden(
     if sb.unavailable:
         require_sandbox()
     r = Runner(tmp_path / "spool", sandbox=sb)
-    spec = RunSpec(run_id="r", argv=["sh", str(script), str(script.parent)], expose=(script,))
+    spec = RunSpec(run_id=run_id, argv=["sh", str(script), str(script.parent)], expose=(script,))
     result = await (await r.start(spec)).wait()
-    out = b"".join([d async for d in r.get("r").follow(Stream.STDOUT)]).decode()
-    err = b"".join([d async for d in r.get("r").follow(Stream.STDERR)]).decode()
+    out = b"".join([d async for d in r.get(run_id).follow(Stream.STDOUT)]).decode()
+    err = b"".join([d async for d in r.get(run_id).follow(Stream.STDERR)]).decode()
     assert result.state is RunState.FAILED, (out, err)  # the write to it failed
     lines = out.splitlines()
     uid = 65534 if os.geteuid() == 0 else os.geteuid()  # nobody on a root node

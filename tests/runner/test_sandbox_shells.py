@@ -28,15 +28,15 @@ def test_the_sandbox_prefers_dash() -> None:
 
 
 @pytest.mark.parametrize("shell", ["dash", "bash"])
-async def test_each_shell_sets_the_same_limits(tmp_path: Path, shell: str) -> None:
+async def test_each_shell_sets_the_same_limits(tmp_path: Path, shell: str, run_id: str) -> None:
     found = shutil.which(shell)
     if found is None:
         pytest.skip(f"no {shell} here")
     sandbox = replace(require_sandbox(), bash=found)
     runner = Runner(tmp_path / "spool", sandbox=sandbox, default_limits=LIMITS)
-    handle = await runner.start(RunSpec(run_id="r", argv=["cat", "/proc/self/limits"]))
+    handle = await runner.start(RunSpec(run_id=run_id, argv=["cat", "/proc/self/limits"]))
     await handle.wait()
-    text = b"".join([d async for d in runner.get("r").follow(Stream.STDOUT)]).decode()
+    text = b"".join([d async for d in runner.get(run_id).follow(Stream.STDOUT)]).decode()
     limits = {line[:26].strip(): line[26:].split()[:2] for line in text.splitlines()}
     assert limits["Max address space"] == [str(3 << 30)] * 2
     assert limits["Max cpu time"] == ["50", "51"]

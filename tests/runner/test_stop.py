@@ -57,9 +57,9 @@ def host_pids(runner: Runner, run_id: str, pids: list[int]) -> list[int]:
     return [table[p] for p in pids]
 
 
-async def test_tree_ignoring_sigterm_is_gone_within_grace(runner: Runner) -> None:
-    h = await runner.start(RunSpec(run_id="r", argv=[STUBBORN], shell=True))
-    pids = await pids_from(runner, "r", 4)
+async def test_tree_ignoring_sigterm_is_gone_within_grace(runner: Runner, run_id: str) -> None:
+    h = await runner.start(RunSpec(run_id=run_id, argv=[STUBBORN], shell=True))
+    pids = await pids_from(runner, run_id, 4)
     assert len(pids) == 4 and all(alive(p) for p in pids)
     t0 = time.monotonic()
     res = await h.stop(grace=0.5)
@@ -69,18 +69,18 @@ async def test_tree_ignoring_sigterm_is_gone_within_grace(runner: Runner) -> Non
     assert not [p for p in pids if alive(p)]
 
 
-async def test_setsid_daemon_is_caught_on_stop(runner: Runner) -> None:
+async def test_setsid_daemon_is_caught_on_stop(runner: Runner, run_id: str) -> None:
     # double fork + setsid: leaves group and session; caught by its CRONHIVE_RUN_ID
     script = "setsid sh -c 'echo $$; exec sleep 60' > /dev/null & sleep 60"
     h = await runner.start(
-        RunSpec(run_id="daemon-run", argv=[script.replace("> /dev/null", ">&2")], shell=True)
+        RunSpec(run_id=run_id, argv=[script.replace("> /dev/null", ">&2")], shell=True)
     )
     buf = b""
     async for data in h.follow(Stream.STDERR):
         buf += data
         if b"\n" in buf:
             break
-    (daemon,) = host_pids(runner, "daemon-run", [int(buf)])
+    (daemon,) = host_pids(runner, run_id, [int(buf)])
     assert os.getsid(daemon) == daemon != h.pid
     res = await h.stop(grace=0.2)
     assert res.state is RunState.STOPPED
@@ -91,16 +91,16 @@ async def test_setsid_daemon_is_caught_on_stop(runner: Runner) -> None:
     assert not alive(daemon)
 
 
-async def test_leftover_group_members_die_with_the_leader(runner: Runner) -> None:
-    h = await runner.start(RunSpec(run_id="r", argv=["sleep 60 & echo $!"], shell=True))
+async def test_leftover_group_members_die_with_the_leader(runner: Runner, run_id: str) -> None:
+    h = await runner.start(RunSpec(run_id=run_id, argv=["sleep 60 & echo $!"], shell=True))
     res = await h.wait()
     assert res.state is RunState.SUCCEEDED
     child = int(b"".join([d async for d in h.follow(Stream.STDOUT)]))
     for _ in range(50):
-        if not _tagged_alive("r"):
+        if not _tagged_alive(run_id):
             break
         await asyncio.sleep(0.02)
-    assert not _tagged_alive("r")  # the sleep carried the run's mark: nothing left with it
+    assert not _tagged_alive(run_id)  # the sleep carried the run's mark: nothing left with it
     if runner.sandbox is None:  # a sandbox's PID is of its own namespace, gone with it
         assert not alive(child)
 
@@ -130,19 +130,21 @@ def _tagged(p: psutil.Process, run_id: str) -> bool:
         return False
 
 
-async def test_stop_all(runner: Runner) -> None:
-    hs = [await runner.start(RunSpec(run_id=f"r{i}", argv=["sleep", "60"])) for i in range(5)]
+async def test_stop_all(runner: Runner, run_id: str) -> None:
+    hs = [
+        await runner.start(RunSpec(run_id=f"{run_id}-{i}", argv=["sleep", "60"])) for i in range(5)
+    ]
     results = await runner.stop_all(grace=1)
     assert [r.state for r in results] == [RunState.STOPPED] * 5
     assert all(h.result is not None for h in hs)
 
 
-async def test_child_in_its_own_group_is_caught_by_session(runner: Runner) -> None:
+async def test_child_in_its_own_group_is_caught_by_session(runner: Runner, run_id: str) -> None:
     # the child moves to its own process group, still inside the run's session
     # perl, not this interpreter: a sandboxed run may not reach this test's venv
     code = 'setpgrp(0, 0); $| = 1; print "$$\\n"; sleep 60'
-    h = await runner.start(RunSpec(run_id="r", argv=['perl -e "$1" & wait', code], shell=True))
-    child = (await pids_from(runner, "r", 1))[0]
+    h = await runner.start(RunSpec(run_id=run_id, argv=['perl -e "$1" & wait', code], shell=True))
+    child = (await pids_from(runner, run_id, 1))[0]
     assert os.getpgid(child) != h.pid and os.getsid(child) == h.pid
     res = await h.stop(grace=0.2)
     assert res.state is RunState.STOPPED

@@ -7,56 +7,19 @@ the test is skipped locally and fails under CI (where scripts/test installs it).
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from webkit import WebNode
+from playwright.sync_api import Browser, Page, expect
+from webkit import SHOTS, WebNode, new_page, require_chromium, sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-if not CHROMIUM.exists():
-    message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _page(browser: Browser) -> Page:
-    # The dev CA is not in Chromium's store; the test's own TLS checks are in test_json_api.
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 800})
-    context.set_default_timeout(15_000)
-    return context.new_page()
+require_chromium()
 
 
 def _sign_in(page: Page, node: WebNode, token: str) -> None:
     page.goto(node.url("/jobs"))
     expect(page).to_have_url(node.url("/signin"))
-    page.fill("#token", token)
-    page.click("button:has-text('Sign in')")
-    expect(page).to_have_url(node.url("/jobs"))
+    sign_in(page, node, token)
 
 
 def _finished_runs(node: WebNode, job_id: str, token: str, count: int) -> None:
@@ -97,7 +60,7 @@ def test_sign_in_follow_a_live_log_stop_it_and_hide_it_from_others(
     )
     _finished_runs(node, str(quick.id), alice, 6)
 
-    page = _page(browser)
+    page = new_page(browser)
     _sign_in(page, node, alice)
     expect(page.locator("table.jobs")).to_contain_text("ticker")
     expect(page.locator("table.jobs")).to_contain_text("at 02:30 every day")
@@ -132,7 +95,7 @@ def test_sign_in_follow_a_live_log_stop_it_and_hide_it_from_others(
     page.click("button:has-text('Sign out')")
     expect(page).to_have_url(node.url("/signin"))
 
-    intruder = _page(browser)
+    intruder = new_page(browser)
     _sign_in(intruder, node, node.token("mallory"))
     expect(intruder.locator("main")).not_to_contain_text("ticker")
     for url in (node.url(f"/jobs/{ticker.id}"), run_url):

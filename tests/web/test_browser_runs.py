@@ -3,55 +3,23 @@ job and since, with links to each run."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-from webkit import WebNode
+from playwright.sync_api import Browser, Page, expect
+from webkit import SHOTS, WebNode, new_page, require_chromium, sign_in
 
 from cronhive.engine import executions as new
 from cronhive.model import Execution, RunSpec
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-if not CHROMIUM.exists():
-    message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
+require_chromium()
 
 
 def _signed_in(browser: Browser, node: WebNode, token: str) -> Page:
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 800})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page = new_page(browser)
     page.goto(node.url("/signin"))
-    page.fill("#token", token)
-    page.click("button:has-text('Sign in')")
-    expect(page).to_have_url(node.url("/jobs"))
+    sign_in(page, node, token)
     return page
 
 

@@ -4,41 +4,17 @@ database); signing out on one node ends the session on every node."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from webkit import WebNode
+from playwright.sync_api import Browser, expect
+from webkit import WebNode, new_page, require_chromium, sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-if not CHROMIUM.exists():
-    message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
-
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
+require_chromium()
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_a_session_is_served_by_every_node_and_survives_a_restart(
@@ -51,13 +27,9 @@ def test_a_session_is_served_by_every_node_and_survives_a_restart(
     try:
         token = one.token("sam")
         one.job("user:sam", "shared-job", ["true"], cron="0 4 * * *")
-        context = browser.new_context(ignore_https_errors=True)
-        context.set_default_timeout(15_000)
-        page = context.new_page()
+        page = new_page(browser)
         page.goto(one.url("/signin"))
-        page.fill("#token", token)
-        page.click("button:has-text('Sign in')")
-        expect(page).to_have_url(one.url("/jobs"))
+        sign_in(page, one, token)
 
         # Cookies are per host, not per port: the same cookie reaches node 2.
         page.goto(two.url("/jobs"))
@@ -97,13 +69,9 @@ def test_revoking_the_token_ends_its_sessions_on_every_node(
     two = WebNode(tmp_path / "n2", db=url, name="n2").start()
     try:
         token = one.token("rae")
-        context = browser.new_context(ignore_https_errors=True)
-        context.set_default_timeout(15_000)
-        page = context.new_page()
+        page = new_page(browser)
         page.goto(two.url("/signin"))
-        page.fill("#token", token)
-        page.click("button:has-text('Sign in')")
-        expect(page).to_have_url(two.url("/jobs"))
+        sign_in(page, two, token)
         (stored,) = one.call(one.store.list_tokens("rae"))
         one.call(one.store.revoke_token("rae", stored.id, now=datetime.now(UTC)))
         for node in (one, two):

@@ -1,4 +1,5 @@
-"""A real node serving the web UI on 127.0.0.1:0 over TLS 1.3, in a thread of its own.
+"""A real node serving the web UI on 127.0.0.1:0 over TLS 1.3, in a thread of its own;
+and the browser the browser tests drive (Debian's Chromium, through Playwright).
 
 The node runs its own event loop, so tests stay synchronous (requests, schemathesis and
 Playwright's sync API all block); `WebNode.call` runs a coroutine on the node's loop to
@@ -8,13 +9,17 @@ set up rows through its store.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import requests
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cronhive.api.server import ApiService
 from cronhive.auth import DEFAULT_POLICY, CertPaths, Policy
@@ -177,3 +182,52 @@ class WebNode:
         if token is not None:
             s.headers["Authorization"] = f"Bearer {token}"
         return s
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+_CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def require_chromium() -> None:
+    """Skips the calling test module where Chromium is missing; fails it under CI (where
+    scripts/test installs it)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=_CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def new_page(browser: Browser) -> Page:
+    """A page of a fresh context (no cookies), waiting up to 15 s for what it expects."""
+    # The dev CA is not in Chromium's store; the test's own TLS checks are in test_json_api.
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 800})
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+def sign_in(page: Page, node: WebNode, token: str) -> None:
+    """Submits the sign-in form `page` shows, which lands on the jobs page."""
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    expect(page).to_have_url(node.url("/jobs"))

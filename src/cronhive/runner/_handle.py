@@ -108,8 +108,11 @@ class RunHandle:
 
         The grace ends early when the leader exits; whatever of the tree is left then
         gets SIGKILL. State STOPPED unless the run had already ended (its own result is
-        returned). A second call waits for the first stop. Never raises for OS errors.
+        returned; what still carries its CRONHIVE_RUN_ID, a daemon that left with setsid,
+        gets SIGKILL). A second call waits for the first stop. Never raises for OS errors.
         """
+        if self._done.done():
+            await _limits.kill_marked(self.run_id)
         self._request_stop(RunState.STOPPED, self._grace if grace is None else grace)
         return await self.wait()
 

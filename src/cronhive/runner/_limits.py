@@ -130,7 +130,7 @@ def preexec(limits: Limits | None, cgroup: Path | None) -> Callable[[], None] | 
     return apply
 
 
-def tagged_pids(run_id: str, session: int) -> set[int]:
+def tagged_pids(run_id: str, session: int | None) -> set[int]:
     """PIDs of processes that belong to a run though they left its process group.
 
     Two marks are recognised by scanning /proc: the run's session id (a child that
@@ -149,7 +149,7 @@ def tagged_pids(run_id: str, session: int) -> set[int]:
         if pid == me:
             continue
         try:
-            if os.getsid(pid) == session:
+            if session is not None and os.getsid(pid) == session:
                 found.add(pid)
                 continue
             with open(f"/proc/{pid}/environ", "rb") as f:
@@ -158,6 +158,16 @@ def tagged_pids(run_id: str, session: int) -> set[int]:
         except OSError:
             continue
     return found
+
+
+async def kill_marked(run_id: str) -> None:
+    """SIGKILL what carries the mark of a run that has ended, and wait until it is gone.
+    Not by session: the leader's PID, so its session id, may be another process's now."""
+    found = tagged_pids(run_id, None)
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    await wait_gone(found, within=1.0)
 
 
 def _gone(pid: int) -> bool:
