@@ -4,21 +4,15 @@ not know is refused and changes nothing."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from webkit import CHROMIUM, CHROMIUM_ARGS, WebNode
+from playwright.sync_api import Browser, expect
+from webkit import WebNode, new_page, require_chromium, sign_in
 
 from cronhive.notify import Targets, Webhook
 
-if not CHROMIUM.exists():
-    message = f"{CHROMIUM} missing: apt-get install -y chromium (scripts/test does it)"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
-
-from playwright.sync_api import Browser, expect, sync_playwright
+require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -31,26 +25,12 @@ def notify_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebNode]:
     web.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
-        )
-        yield browser
-        browser.close()
-
-
-def test_set_a_jobs_notifications_from_its_page(notify_node: WebNode, chromium: Browser) -> None:
+def test_set_a_jobs_notifications_from_its_page(notify_node: WebNode, browser: Browser) -> None:
     node = notify_node
     job = node.job("user:nia", "nia-report", ["true"], cron="0 7 * * *")
-    context = chromium.new_context(ignore_https_errors=True)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page = new_page(browser)
     page.goto(node.url("/signin"))
-    page.fill("#token", node.token("nia"))
-    page.click("button:has-text('Sign in')")
-    expect(page).to_have_url(node.url("/jobs"))
+    sign_in(page, node, node.token("nia"))
 
     page.goto(node.url(f"/jobs/{job.id}"))
     page.click("details.notify summary")
@@ -77,4 +57,4 @@ def test_set_a_jobs_notifications_from_its_page(notify_node: WebNode, chromium: 
     )
     assert forged.status == 403
     assert node.call(node.store.get_job(job.id, visible_to=None)).spec.notify == stored.spec.notify
-    context.close()
+    page.context.close()

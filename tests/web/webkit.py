@@ -34,17 +34,6 @@ from cronhive.web import WebService
 
 T = TypeVar("T")
 
-# Debian's Chromium and the flags it needs here (docs: DESIGN.md's library notes).
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-
 
 class WebNode:
     """One node (SQLite, runs commands) with the web UI and the gRPC API."""
