@@ -246,6 +246,18 @@ def stop_node(proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
             proc.wait()
 
 
+async def node_rss(url: str, workdir: Path, name: str, settle: float = 3.0) -> tuple[float, float]:
+    """RSS (now, peak) in MB of a `cronhive server` of its own, `settle` s after it joined."""
+    async with opened(url) as store:
+        proc = spawn_node(url, workdir, name, capacity=16)
+        try:
+            await wait_nodes(store, {name})
+            await asyncio.sleep(settle)
+            return rss_mb(proc.pid)
+        finally:
+            stop_node(proc)
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """Resident set size now and its peak (VmHWM), in MB."""
     rss = psutil.Process(pid).memory_info().rss / 1e6

@@ -202,17 +202,6 @@ async def _tick_ms(store: SqlStore, total: int, ticks: int) -> tuple[float, floa
     return kit.pct(tick, 0.5), kit.pct(upcoming, 0.5)
 
 
-async def _node_rss(url: str, workdir: Path, name: str) -> tuple[float, float]:
-    async with kit.opened(url) as store:
-        proc = kit.spawn_node(url, workdir, name, capacity=16)
-        try:
-            await kit.wait_nodes(store, {name})
-            await asyncio.sleep(3)
-            return kit.rss_mb(proc.pid)
-        finally:
-            kit.stop_node(proc)
-
-
 async def tick_scale(workdir: Path, big: int, ticks: int) -> list[Row]:
     small = 1000
     with kit.pg_database() as url:
@@ -221,7 +210,7 @@ async def tick_scale(workdir: Path, big: int, ticks: int) -> list[Row]:
             await kit.insert_jobs(store, [(spec, first)])
             await kit.clone_jobs_pg(url, "bulk-template", small, "bulk")
             t_small, n_small = await _tick_ms(store, small, ticks)
-        rss_small = await _node_rss(url, workdir, "rss-small")
+        rss_small = await kit.node_rss(url, workdir, "rss-small")
         t0 = time.monotonic()
         async with kit.opened(url) as store:
             await kit.clone_jobs_pg(url, "bulk-template", big - small, "bulkx")
@@ -231,7 +220,7 @@ async def tick_scale(workdir: Path, big: int, ticks: int) -> list[Row]:
                     await conn.execute(sa.select(sa.func.count()).select_from(jobs))
                 ).scalar_one()
             t_big, n_big = await _tick_ms(store, small, ticks)
-        rss_big = await _node_rss(url, workdir, "rss-big")
+        rss_big = await kit.node_rss(url, workdir, "rss-big")
     print(f"  {count} jobs loaded in {load:.1f}s; next_fire_at() {n_small:.2f} -> {n_big:.2f} ms")
     return [
         Row(

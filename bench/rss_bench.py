@@ -18,24 +18,13 @@ import _ebkit as kit
 TARGET_MB = 60.0
 
 
-async def idle_rss(url: str, workdir: Path, name: str) -> tuple[float, float]:
-    async with kit.opened(url) as store:
-        proc = kit.spawn_node(url, workdir, name, capacity=16)
-        try:
-            await kit.wait_nodes(store, {name})
-            await asyncio.sleep(5)
-            return kit.rss_mb(proc.pid)
-        finally:
-            kit.stop_node(proc)
-
-
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         sqlite = f"sqlite:///{workdir / 'cronhive.db'}"
-        rows = [("SQLite", await idle_rss(sqlite, workdir, "lite"))]
+        rows = [("SQLite", await kit.node_rss(sqlite, workdir, "lite", settle=5))]
         with kit.pg_database() as url:
-            rows.append(("PostgreSQL", await idle_rss(url, workdir, "pg")))
+            rows.append(("PostgreSQL", await kit.node_rss(url, workdir, "pg", settle=5)))
     print(f"| idle node | RSS now / peak | target <= {TARGET_MB:.0f} MB |")
     print("|---|---|---|")
     for name, (now, peak) in rows:

@@ -394,10 +394,20 @@ class Ledger:
     """A file outside cronhive that each run's command appends its lines to (O_APPEND
     writes of one short line are atomic), so tests see what really ran, and when."""
 
+    _frozen: list[Entry] | None = None
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.touch()
         path.chmod(0o666)
+
+    def freeze(self) -> Ledger:
+        """The ledger as it is now. Read it *before* the database's rows: a run's row
+        commits before its command can write a line, so every line then has its row
+        (read after the rows, lines of runs fired meanwhile would have none)."""
+        frozen = Ledger.__new__(Ledger)
+        frozen.path, frozen._frozen = self.path, self.entries()
+        return frozen
 
     def _line(self, kind: str) -> str:
         return f'echo "{kind}|{_FIELDS}|{_NOW}" >> {self.path}'
@@ -426,6 +436,8 @@ class Ledger:
         return ("sh", "-c", script)
 
     def entries(self) -> list[Entry]:
+        if self._frozen is not None:
+            return self._frozen
         found = []
         for raw in self.path.read_text().splitlines():
             parts = raw.split("|")

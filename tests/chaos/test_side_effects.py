@@ -77,15 +77,16 @@ async def test_every_attempt_runs_at_most_once_under_kills_freezes_and_restarts(
         await asyncio.sleep(5)  # calm: retries run, the cluster settles
         await watch.sample()
 
+    ledger = chaos.ledger.freeze()  # before the rows: the jobs are still firing
     rows = await executions(chaos.store)
-    twice = at_most_once(chaos.ledger, rows)
+    twice = at_most_once(ledger, rows)
     assert not twice, "commands ran twice: " + problems(twice) + chaos.logs()
     unfounded = retries_follow_loss(rows)
     assert not unfounded, "retries without a loss or failure: " + problems(unfounded)
     assert any(r.attempt > 1 for r in rows), "the faults caused no retry at all"
     # A run whose command ended is never declared lost (its end is durable before its
     # lease can lapse, or the reaper sees it), unless its node died with it (SIGKILL).
-    lines = chaos.ledger.by_run()
+    lines = ledger.by_run()
     ended_then_lost = [
         f"{r.job_name} {r.scheduled_for:%H:%M:%S} attempt {r.attempt} on "
         f"{watch.names.get(r.node_id)}: ended, then recorded lost ({r.reason})"  # type: ignore[arg-type]
@@ -94,7 +95,7 @@ async def test_every_attempt_runs_at_most_once_under_kills_freezes_and_restarts(
         and r.node_id not in killed
         and any(e.kind in ("run", "end") for e in lines.get(str(r.id), []))
     ]
-    env = environment_matches(chaos.ledger, rows, watch.names)
+    env = environment_matches(ledger, rows, watch.names)
     assert not env, "the run's environment does not say what ran: " + problems(env)
     if ended_then_lost:
         # Known limit, kept visible (docs/cluster.md, "what once means"): the supervisor

@@ -4,12 +4,14 @@ targets, and chains checked for cycles before anything is stored."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.model import JobSpec, NotifyOn
 from cronhive.notify._config import Chain, Targets
-from cronhive.store.base import Store, Visibility
+
+if TYPE_CHECKING:  # the CLI imports this: it must not load the store and SQLAlchemy
+    from cronhive.store.base import Store, Visibility
 
 EVENTS = tuple(str(e) for e in NotifyOn)
 MAX_CHAIN_LOOKUPS = 200  # a chain graph bigger than this is refused, not walked forever
