@@ -35,8 +35,7 @@ SINK_HIGH = 4 << 20  # queued bytes for a slow sink before the pipes are paused
 SINK_LOW = 1 << 20
 
 
-# Told (handle, state, exit code, signal, error) the moment a run's leader is reaped,
-# before its output is drained: the node's supervisor keeps it (engine/_supervisor.py).
+# (handle, state, code, signal, error) the moment a leader is reaped (engine/_supervisor.py)
 ExitListener = Callable[["RunHandle", RunState, int | None, int | None, str | None], None]
 
 
@@ -228,23 +227,13 @@ class RunHandle:
     ) -> None:
         """Popen the sandbox chain (bash, bwrap, reporter: see runner/_sandbox.py); never
         a preexec_fn (the fast vfork path): rlimits and the cgroup are set by bash."""
-        switch = None
-        if ident.uid is not None or ident.gid is not None:
-            switch = (
-                ident.uid if ident.uid is not None else os.getuid(),
-                ident.gid if ident.gid is not None else os.getgid(),
-                ident.extra_groups or [],
-            )
-        rlimits = (
-            _sandbox.rlimit_args(limits, memory=self._cgroup is None, shell=sandbox.bash)
-            if limits
-            else []
-        )
+        memory = self._cgroup is None
+        rlimits = _sandbox.rlimit_args(limits, memory=memory, shell=sandbox.bash) if limits else []
         self._spawn = _sandbox.prepare(
             sandbox,
             argv,
             env=env,
-            switch=switch,
+            switch=ident.switch(),
             cwd=self.spec.cwd,
             spool_dir=spool_dir or Path("/nonexistent"),
             rlimits=rlimits,
@@ -416,8 +405,7 @@ class RunHandle:
             self._output_done()
 
     def _status(self) -> tuple[RunState, int | None, int | None, str | None]:
-        """(state, exit code, signal, error) from the reaped leader (and the sandbox's
-        report): known from the moment the leader is reaped."""
+        """(state, exit code, signal, error) of the reaped leader and sandbox report."""
         rc = self._popen.returncode if self._popen is not None else None
         code = rc if rc is not None and rc >= 0 else None
         sig = -rc if rc is not None and rc < 0 else None
@@ -488,8 +476,7 @@ class RunHandle:
                 os.killpg(self.pid, sig)
 
     def _signal_tree(self, sig: int) -> set[int]:
-        """Signal the group, then everything else found to belong to the run; return
-        the PIDs found."""
+        """Signal the group, then all else found of the run; return the PIDs found."""
         self._signal_group(sig)
         if self._cgroup is not None and sig == signal.SIGKILL:
             _limits.CgroupParent.kill(self._cgroup)

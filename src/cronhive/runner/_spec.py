@@ -30,6 +30,13 @@ class Identity:
     user: str
     home: str
 
+    def switch(self) -> tuple[int, int, list[int]] | None:
+        """(uid, gid, groups) to switch to, or None to stay the node's user."""
+        if self.uid is None and self.gid is None:
+            return None
+        uid = self.uid if self.uid is not None else os.getuid()
+        return uid, self.gid if self.gid is not None else os.getgid(), self.extra_groups or []
+
 
 def validate(spec: RunSpec) -> None:
     """Raise InvalidInput naming the field if ``spec`` is malformed (nothing is started)."""
