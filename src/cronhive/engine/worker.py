@@ -236,6 +236,13 @@ class Worker:
         node_id = self._node_id()
         shipper = OutputShipper(self._store, execution.id, node_id, cap=self._cap(execution))
         spec = execution.run
+        if self._watchdog.expired():
+            # The lease lapsed while this run was being claimed (the node froze, or its
+            # database stalled): another node may already run its next attempt.
+            reason = "fenced: the lease lapsed before the run could start"
+            lost = Outcome(state=RunState.LOST, reason=reason, finished_at=self._clock.now())
+            await self._finish(execution, node_id, lost)
+            return
         try:
             handle = await self._start(execution, shipper)
         except CronhiveError as exc:
