@@ -7,7 +7,8 @@ Prints short runs per second (``/bin/true``) through the Runner and through plai
 (target >= 0.8); then bytes per second of ``head -c N /dev/zero`` read by one follower
 against the same bytes through a plain ``| cat > /dev/null`` pipe; then the cost of
 isolation: milliseconds per run, one after another, of a raw spawn, an unisolated run
-(without and with the default rlimits) and a sandboxed run (bubblewrap).
+(without and with the default rlimits, set by the dash trampoline or, for an environment
+dash cannot carry, by a preexec_fn) and a sandboxed run (bubblewrap).
 
 ``--isolation-only`` prints only the last part (``--serial N`` runs each, best of rounds).
 """
@@ -25,6 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream
+
+# An environment the dash trampoline cannot carry exactly: its limits take the preexec_fn.
+PREEXEC_ENV = {"NOT-A-SHELL-NAME": "1"}
 
 
 async def rate(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
@@ -58,12 +62,17 @@ async def raw_pipes_rate(n: int, concurrency: int) -> float:
 
 
 async def runner_rate(
-    n: int, concurrency: int, spool: Path, tag: str, runner: Runner | None = None
+    n: int,
+    concurrency: int,
+    spool: Path,
+    tag: str,
+    runner: Runner | None = None,
+    env: dict[str, str] | None = None,
 ) -> float:
     runner = runner or Runner(spool, default_limits=None)
 
     async def one(i: int) -> None:
-        h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"]))
+        h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"], env=env or {}))
         res = await h.wait()
         assert res.state is RunState.SUCCEEDED, res
 
@@ -110,6 +119,8 @@ async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
     runners = {
         "runner, isolation none, no rlimits": Runner(spool / "a", default_limits=None),
         "runner, isolation none (default)": Runner(spool / "b"),
+        # what the default was before the dash trampoline: an env dash cannot carry exactly
+        "runner, isolation none, by preexec_fn": Runner(spool / "e"),
         "runner, bwrap sandbox (default)": Runner(spool / "c", sandbox=sandbox),
     }
     bash = shutil.which("bash")
@@ -121,9 +132,9 @@ async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
         proc = await asyncio.create_subprocess_exec("/bin/true")
         await proc.wait()
 
-    def through(runner: Runner, tag: str) -> Callable[[int], Awaitable[None]]:
+    def through(runner: Runner, tag: str, env: dict[str, str]) -> Callable[[int], Awaitable[None]]:
         async def one(i: int) -> None:
-            h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"]))
+            h = await runner.start(RunSpec(run_id=f"{tag}{i}", argv=["/bin/true"], env=env))
             res = await h.wait()
             assert res.state is RunState.SUCCEEDED, res
             runner.discard(h.run_id)
@@ -132,7 +143,9 @@ async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
 
     cases: dict[str, Callable[[int], Awaitable[None]]] = {"raw asyncio spawn+wait": raw}
     for k, (name, runner) in enumerate(runners.items()):
-        cases[name] = through(runner, f"i{k}-")
+        cases[name] = through(
+            runner, f"i{k}-", {"NOT-A-SHELL-NAME": "1"} if "preexec" in name else {}
+        )
     best: dict[str, float] = {}
     for _ in range(rounds):  # interleaved, best of rounds: drift hits all alike
         for name, one in cases.items():
@@ -141,7 +154,7 @@ async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
     base = best["runner, isolation none, no rlimits"]
     print(f"isolation cost (/bin/true, {n} runs one after another, best of {rounds}):")
     for name, wall in best.items():
-        print(f"  {name:36} {wall:6.2f} ms per run  {wall / base:5.2f}x")
+        print(f"  {name:38} {wall:6.2f} ms per run  {wall / base:5.2f}x")
 
 
 async def main() -> None:
@@ -160,17 +173,22 @@ async def main() -> None:
             await isolation_cost(args.serial, args.rounds, spool)
             return
         await runner_rate(200, c, spool, "warm")  # warm caches for both
-        raw, pipes, ours = [], [], []
-        for k in range(args.rounds):  # interleaved so drift hits all three alike
+        raw, pipes, ours, limited, pre = [], [], [], [], []
+        limits = Runner(spool / "limited")  # the default rlimits: the dash trampoline
+        for k in range(args.rounds):  # interleaved so drift hits all alike
             raw.append(await raw_rate(n, c))
             pipes.append(await raw_pipes_rate(n, c))
             ours.append(await runner_rate(n, c, spool, f"b{k}-"))
+            limited.append(await runner_rate(n, c, spool, f"l{k}-", runner=limits))
+            pre.append(await runner_rate(n, c, spool, f"p{k}-", runner=limits, env=PREEXEC_ENV))
         print(f"short runs (/bin/true, {n} runs, {c} concurrent, best of {args.rounds}):")
         print(f"  raw asyncio spawn+wait          {max(raw):8.0f} runs/s")
         print(f"  raw asyncio spawn+pipes+wait    {max(pipes):8.0f} runs/s")
         print(f"  runner start+wait (spooled)     {max(ours):8.0f} runs/s")
         print(f"  ratio runner / raw              {max(ours) / max(raw):8.2f}  (target >= 0.8)")
         print(f"  ratio runner / raw with pipes   {max(ours) / max(pipes):8.2f}")
+        print(f"  runner, default rlimits (dash)  {max(limited):8.0f} runs/s")
+        print(f"  runner, rlimits by preexec_fn   {max(pre):8.0f} runs/s")
         sandbox = Sandbox.probe()
         if sandbox.unavailable is None:
             boxed = Runner(spool / "boxed", sandbox=sandbox)

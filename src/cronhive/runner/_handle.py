@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cronhive.errors import InvalidInput
-from cronhive.runner import _limits, _sandbox
+from cronhive.runner import _direct, _limits, _sandbox
 from cronhive.runner._models import Chunk, Limits, OutputSink, RunResult, RunSpec, RunState, Stream
 from cronhive.runner._output import SpoolStream
 from cronhive.runner._sandbox import Sandbox
@@ -77,6 +77,7 @@ class RunHandle:
         self._pidfd: int | None = None
         self._cgroup: Path | None = None
         self._spawn: _sandbox.Spawn | None = None
+        self._direct: _direct.Direct | None = None  # unisolated: did dash exec it?
         self._report: _sandbox.Report | None = None
         self._command: list[str] = list(spec.argv)
         self._exited = self._loop.create_future()  # set once the leader is reaped
@@ -175,31 +176,22 @@ class RunHandle:
                 with contextlib.suppress(OSError):
                     fcntl.fcntl(read_fds[0], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             if spec.limits is not None:
-                self._cgroup = self._make_cgroup(cgroups, limits or spec.limits)
+                self._cgroup = cgroups.try_create(self.run_id, limits or spec.limits)
                 self.limits_applied = "cgroup" if self._cgroup is not None else "rlimit"
             if sandbox is None:
-                self._popen = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=write_fds[0],
-                    stderr=write_fds[1],
-                    cwd=spec.cwd,
-                    env=env,
-                    start_new_session=True,
-                    close_fds=True,
-                    user=ident.uid,
-                    group=ident.gid,
-                    extra_groups=ident.extra_groups,
-                    preexec_fn=_limits.preexec(limits, self._cgroup),
+                self._direct = _direct.spawn(
+                    argv, env, ident, spec.cwd, write_fds, limits, self._cgroup
                 )
+                self._popen = self._direct.popen
             else:
-                self._spawn_sandboxed(argv, env, ident, limits, sandbox, spool_dir, write_fds)
+                self._spawn, self._popen = _sandbox.spawn(
+                    sandbox, argv, env=env, switch=ident.switch(), cwd=spec.cwd,
+                    spool_dir=spool_dir or Path("/nonexistent"), limits=limits,
+                    cgroup=self._cgroup, expose=spec.expose, out=write_fds,
+                )  # fmt: skip
         except (OSError, subprocess.SubprocessError) as exc:
             for fd in read_fds:
                 os.close(fd)
-            if self._spawn is not None:
-                self._spawn.abandon()
-                self._spawn = None
             self._remove_cgroup()
             self.fail(str(exc))
             return
@@ -209,57 +201,33 @@ class RunHandle:
         assert self._popen is not None
         self.pid = self._popen.pid
         self._pipes = {Stream.STDOUT: read_fds[0], Stream.STDERR: read_fds[1]}
-        for stream, fd in self._pipes.items():
-            self._loop.add_reader(fd, self._on_readable, stream)
+        if self._direct is not None and self._direct.status >= 0:
+            self._loop.add_reader(self._direct.status, self._on_exec)  # pipes wait for it
+        else:
+            self._watch_pipes()
         self._watch_exit()
         if spec.timeout is not None:
             self._timers.append(self._loop.call_later(spec.timeout, self._on_timeout))
 
-    def _spawn_sandboxed(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        ident: Identity,
-        limits: Limits | None,
-        sandbox: Sandbox,
-        spool_dir: Path | None,
-        write_fds: list[int],
-    ) -> None:
-        """Popen the sandbox chain (bash, bwrap, reporter: see runner/_sandbox.py); never
-        a preexec_fn (the fast vfork path): rlimits and the cgroup are set by bash."""
-        memory = self._cgroup is None
-        rlimits = _sandbox.rlimit_args(limits, memory=memory, shell=sandbox.bash) if limits else []
-        self._spawn = _sandbox.prepare(
-            sandbox,
-            argv,
-            env=env,
-            switch=ident.switch(),
-            cwd=self.spec.cwd,
-            spool_dir=spool_dir or Path("/nonexistent"),
-            rlimits=rlimits,
-            cgroup_procs=str(self._cgroup / "cgroup.procs") if self._cgroup else None,
-            expose=self.spec.expose,
-        )
-        self._popen = subprocess.Popen(
-            self._spawn.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=write_fds[0],
-            stderr=write_fds[1],
-            env=self._spawn.env,
-            start_new_session=True,
-            close_fds=True,
-            pass_fds=self._spawn.child_fds,
-        )
-        self._spawn.started()
+    def _watch_pipes(self) -> None:
+        for stream, fd in self._pipes.items():
+            self._loop.add_reader(fd, self._on_readable, stream)
 
-    def _make_cgroup(self, cgroups: _limits.CgroupParent, limits: Limits) -> Path | None:
-        if not cgroups.usable:
-            return None
-        try:
-            return cgroups.create(self.run_id, limits)
-        except OSError as exc:
-            log.warning("cgroup for run %s refused (%s); using rlimits", self.run_id, exc)
-            return None
+    def _on_exec(self) -> None:
+        """The trampoline exec'd the command (its status pipe closed empty), or it failed:
+        then all in the pipes is dash's own message, never the run's output."""
+        assert self._direct is not None
+        self._loop.remove_reader(self._direct.status)
+        said = self._direct.settle()
+        if not said:
+            self._watch_pipes()
+            return
+        dropped = b""
+        for stream in list(self._pipes):
+            with contextlib.suppress(OSError):
+                dropped += os.read(self._pipes[stream], 4096)
+            self._close_pipe(stream)
+        self._error = _direct.failure(said, dropped, self._command[0])
 
     def _watch_exit(self) -> None:
         assert self.pid is not None
@@ -374,6 +342,8 @@ class RunHandle:
     def _on_exit(self) -> None:
         if self._exited.done():
             return
+        if self._direct is not None and self._direct.status >= 0:
+            self._on_exec()  # the exit came first; the status pipe says it all by now
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
         # The leader is a zombie, so its group id cannot be reused yet: kill what is
@@ -410,6 +380,8 @@ class RunHandle:
         code = rc if rc is not None and rc >= 0 else None
         sig = -rc if rc is not None and rc < 0 else None
         error = self._error
+        if error is not None and self._report is None:  # never started, or dash's exec failed
+            code = sig = None
         if self._report is not None and rc is not None:
             code, sig, said = _sandbox.outcome(self._report, rc, self._command, self.spec.cwd)
             error = error or said

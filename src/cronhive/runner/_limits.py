@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import resource
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 from cronhive.runner._models import Limits
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+log = logging.getLogger("cronhive.runner")
 
 
 class CgroupParent:
@@ -67,6 +69,16 @@ class CgroupParent:
         if limits.cpu_weight is not None and "cpu" in self.controllers:
             (path / "cpu.weight").write_text(str(limits.cpu_weight))
         return path
+
+    def try_create(self, run_id: str, limits: Limits) -> Path | None:
+        """`create`, or None (rlimits instead) if unusable or the kernel refused."""
+        if self.path is None:
+            return None
+        try:
+            return self.create(run_id, limits)
+        except OSError as exc:
+            log.warning("cgroup for run %s refused (%s); using rlimits", run_id, exc)
+            return None
 
     @staticmethod
     def kill(path: Path) -> None:

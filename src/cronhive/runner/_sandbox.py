@@ -397,6 +397,43 @@ def prepare(
     return Spawn(argv=argv, env=sandbox.environment(), child_fds=(w, e), status=r)
 
 
+def spawn(
+    sandbox: Sandbox,
+    command: Sequence[str],
+    *,
+    env: dict[str, str],
+    switch: tuple[int, int, Sequence[int]] | None,
+    cwd: str | None,
+    spool_dir: Path,
+    limits: Limits | None,
+    cgroup: Path | None,
+    expose: Sequence[Path],
+    out: Sequence[int],
+) -> tuple[Spawn, subprocess.Popen[bytes]]:
+    """Popen the chain for ``command`` (stdout, stderr to ``out``); never a preexec_fn
+    (the fast vfork path): the trampoline sets the rlimits and joins the cgroup."""
+    ulimits = rlimit_args(limits, memory=cgroup is None, shell=sandbox.bash) if limits else []
+    procs = str(cgroup / "cgroup.procs") if cgroup is not None else None
+    started = prepare(sandbox, command, env=env, switch=switch, cwd=cwd, spool_dir=spool_dir,
+                      rlimits=ulimits, cgroup_procs=procs, expose=expose)  # fmt: skip
+    try:
+        popen = subprocess.Popen(
+            started.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out[0],
+            stderr=out[1],
+            env=started.env,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=started.child_fds,
+        )
+    except BaseException:
+        started.abandon()
+        raise
+    started.started()
+    return started, popen
+
+
 def outcome(report: Report, rc: int, command: Sequence[str], cwd: str | None) -> Outcome:
     """(exit code, signal, error) of a sandboxed run from its report and bwrap's code."""
     if report.errno is not None:
