@@ -10,13 +10,15 @@ isolation: milliseconds per run, one after another, of a raw spawn, an unisolate
 (without and with the default rlimits, set by the dash trampoline or, for an environment
 dash cannot carry, by a preexec_fn) and a sandboxed run (bubblewrap).
 
-``--isolation-only`` prints only the last part (``--serial N`` runs each, best of rounds).
+``--isolation-only`` prints only the last part (``--serial N`` runs each, best of rounds);
+``--spawn-only`` compares the spawn primitives alone (Popen's vfork, posix_spawn, fork).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream
 
@@ -157,6 +160,55 @@ async def isolation_cost(n: int, rounds: int, spool: Path) -> None:
         print(f"  {name:38} {wall:6.2f} ms per run  {wall / base:5.2f}x")
 
 
+def spawn_primitives(n: int, rounds: int) -> None:
+    """Popen (vfork) against os.posix_spawn for the same child: /bin/true, /dev/null in,
+    both outputs to pipes, a new session, a clean env; spawn, then waitpid. posix_spawn
+    cannot chdir, switch users or close stray fds in Python 3.11, so it does less."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    r1, w1 = os.pipe2(os.O_CLOEXEC)
+    r2, w2 = os.pipe2(os.O_CLOEXEC)
+
+    def popen(**kw: Any) -> Callable[[], None]:
+        def one() -> None:
+            p = subprocess.Popen(["/bin/true"], stdin=subprocess.DEVNULL, stdout=w1, stderr=w2,
+                                 env=env, start_new_session=True, **kw)  # fmt: skip
+            p.wait()
+
+        return one
+
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0),
+        (os.POSIX_SPAWN_DUP2, w1, 1),
+        (os.POSIX_SPAWN_DUP2, w2, 2),
+    ]
+
+    def spawn() -> None:
+        pid = os.posix_spawn("/bin/true", ["/bin/true"], env, file_actions=actions, setsid=True)
+        os.waitpid(pid, 0)
+
+    cases = {
+        "Popen, close_fds, cwd (the runner's)": popen(close_fds=True, cwd="/"),
+        "Popen, no close_fds, no cwd": popen(close_fds=False),
+        "os.posix_spawn (no cwd, no close_fds)": spawn,
+        "Popen, user= (fork: a uid switch)": popen(close_fds=True, user=os.getuid()),
+        "Popen, preexec_fn (fork)": popen(close_fds=True, preexec_fn=lambda: None),
+    }
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for _ in range(rounds):  # interleaved, best of rounds
+        for name, one in cases.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(n):
+                one()
+            w, c = (time.perf_counter() - t0) / n * 1e3, (time.process_time() - c0) / n * 1e3
+            wall[name], cpu[name] = min(wall.get(name, w), w), min(cpu.get(name, c), c)
+    for fd in (r1, w1, r2, w2):
+        os.close(fd)
+    print(f"spawn primitives (/bin/true, {n} spawn+waitpid one after another, best of {rounds}):")
+    for name in cases:
+        print(f"  {name:38} {wall[name]:6.3f} ms wall  {cpu[name]:6.3f} ms parent CPU")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=2000)
@@ -165,8 +217,12 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="best of N for each rate")
     ap.add_argument("--serial", type=int, default=300, help="runs per isolation case")
     ap.add_argument("--isolation-only", action="store_true")
+    ap.add_argument("--spawn-only", action="store_true", help="Popen against posix_spawn")
     args = ap.parse_args()
     n, c = args.runs, args.concurrency
+    if args.spawn_only:
+        spawn_primitives(args.serial, args.rounds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         spool = Path(tmp) / "spool"
         if args.isolation_only:
