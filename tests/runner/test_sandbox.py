@@ -8,6 +8,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,19 @@ async def test_cgroup_v2_limits_apply_to_the_whole_tree(runner: Runner, run_id: 
     memory, pids, weight = (await output(runner, run_id)).split()
     assert memory == str(256 << 20)
     assert pids in ("64", "-") and weight in ("50", "-")  # "-": controller not delegated
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the run_user applies on a root node only")
+async def test_the_run_user_is_whom_a_run_runs_as_unless_it_names_one(
+    tmp_path: Path, run_id: str
+) -> None:
+    r = Runner(tmp_path / "spool", sandbox=require_sandbox())
+    res = await (await r.start(RunSpec(run_id=run_id, argv=["id", "-un"]))).wait()
+    assert res.state is RunState.SUCCEEDED and await output(r, run_id) == "nobody\n"
+    own = await r.start(RunSpec(run_id=f"{run_id}-own", argv=["id", "-un"], user="root"))
+    assert (await own.wait()).state is RunState.SUCCEEDED
+    assert await output(r, f"{run_id}-own") == "root\n"
+    gone = Runner(tmp_path / "spool2", sandbox=replace(require_sandbox(), run_user="no-such-xyz"))
+    res = await (await gone.start(RunSpec(run_id=f"{run_id}-gone", argv=["true"]))).wait()
+    assert res.state is RunState.FAILED
+    assert res.error == "unknown user 'no-such-xyz' (the node's run_user)"

@@ -6,7 +6,7 @@ import grp
 import os
 import pwd
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cronhive.errors import InvalidInput
 from cronhive.runner._models import LIMIT_FIELDS, RunSpec
@@ -91,13 +91,11 @@ def identity(spec: RunSpec, *, default_user: str | None = None) -> Identity:
     ``default_user``: on a root node, whom a run that names no user runs as (never root
     by default when runs are isolated); ignored on a node that is not root.
     """
-    if spec.user is None and default_user is not None and os.geteuid() == 0:
-        try:
-            pw = pwd.getpwnam(default_user)
-        except KeyError:
-            raise IdentityError(f"unknown user {default_user!r} (the node's run_user)") from None
-        spec = replace(spec, user=pw.pw_name)
-    if spec.user is None and spec.group is None:
+    user = spec.user
+    by_default = user is None and default_user is not None and os.geteuid() == 0
+    if by_default:
+        user = default_user  # looked up once, below: this runs for every sandboxed run
+    if user is None and spec.group is None:
         me = _node_user()
         return Identity(uid=None, gid=None, extra_groups=None, user=me[0], home=me[1])
     if os.geteuid() != 0:
@@ -105,11 +103,12 @@ def identity(spec: RunSpec, *, default_user: str | None = None) -> Identity:
     uid = gid = None
     extra: list[int] | None = None
     name, home = _node_user()
-    if spec.user is not None:
+    if user is not None:
         try:
-            pw = pwd.getpwnam(spec.user)
+            pw = pwd.getpwnam(user)
         except KeyError:
-            raise IdentityError(f"unknown user {spec.user!r}") from None
+            said = " (the node's run_user)" if by_default else ""
+            raise IdentityError(f"unknown user {user!r}{said}") from None
         uid, gid, name, home = pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir
         extra = os.getgrouplist(pw.pw_name, pw.pw_gid)
     if spec.group is not None:
