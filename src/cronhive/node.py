@@ -262,6 +262,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
                 tags=config.tags,
                 capacity=config.capacity,
                 lease_ttl=config.lease_ttl,
+                lookahead=config.lookahead,
                 database=supervisor_database(config),
                 grace=config.grace,
                 drain_grace=config.drain_grace,

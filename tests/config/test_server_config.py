@@ -43,6 +43,9 @@ def test_flags_beat_the_file_and_the_file_beats_defaults(tmp_path: Path) -> None
         ({"max_message_bytes": 0}, "max_message_bytes"),
         ({"max_connections": True}, "max_connections"),
         ({"tls_handshake_timeout": -1}, "tls_handshake_timeout"),
+        ({"lookahead": 1.5}, "lookahead"),
+        ({"lookahead": -0.1}, "lookahead"),
+        ({"lookahead": True}, "lookahead"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, flags: dict[str, object], field: str) -> None:
@@ -74,3 +77,10 @@ def test_isolation_and_transport_defaults(tmp_path: Path) -> None:
     f.write_text(f'data_dir = "{tmp_path}"\nisolation = "none"\nmax_message_bytes = 1024\n')
     c = load_server_config(f)
     assert (c.isolation, c.max_message_bytes) == ("none", 1024)
+
+
+def test_slots_are_armed_a_second_ahead_unless_told(tmp_path: Path) -> None:
+    assert load_server_config(None, data_dir=tmp_path).lookahead == 1.0
+    f = tmp_path / "node.toml"
+    f.write_text(f'data_dir = "{tmp_path}"\nlookahead = 0\n')
+    assert load_server_config(f).lookahead == 0.0

@@ -10,12 +10,14 @@ __all__ = [
     "DRAIN_GRACE",
     "GRACE",
     "LEASE_TTL",
+    "LOOKAHEAD",
     "OUTPUT_CAP",
     "SCRIPT_MAX_BYTES",
 ]
 
 CAPACITY = 16  # runs at once
 LEASE_TTL = 5.0  # seconds; renewed every third of it
+LOOKAHEAD = 1.0  # seconds a slot is armed (recorded and claimed) before its instant
 GRACE = 10.0  # seconds from SIGTERM to SIGKILL when a run is stopped
 DRAIN_GRACE = 10.0  # seconds, at SIGTERM, for runs to end before they are handed over
 OUTPUT_CAP = 64 * 1024 * 1024  # bytes of output kept per run

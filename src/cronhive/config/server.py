@@ -39,6 +39,7 @@ class ServerConfig:
     tags: frozenset[str] = frozenset()
     capacity: int = defaults.CAPACITY
     lease_ttl: float = defaults.LEASE_TTL
+    lookahead: float = defaults.LOOKAHEAD  # arm slots this early (engine.scheduler); 0: off
     grace: float = defaults.GRACE
     drain_grace: float = defaults.DRAIN_GRACE  # at SIGTERM, for runs to end before hand-over
     db_wait: float | None = None  # seconds to wait for the database at start; None: forever
@@ -229,6 +230,10 @@ def _validated(config: ServerConfig, values: dict[str, Any]) -> ServerConfig:
         elif key in ("lease_ttl", "grace", "drain_grace", "tls_handshake_timeout"):
             if not isinstance(value, int | float) or not 0 < value <= 3600:
                 raise InvalidInput(f"{key}: expected seconds in (0, 3600]", field=key)
+            out[key] = float(value)
+        elif key == "lookahead":
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise InvalidInput("lookahead: expected seconds in [0, 1]", field=key)
             out[key] = float(value)
         elif key == "db_wait":
             out[key] = _wait(value)

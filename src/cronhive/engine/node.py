@@ -56,6 +56,7 @@ class NodeConfig:
     tags: frozenset[str] = frozenset()
     capacity: int = defaults.CAPACITY
     lease_ttl: float = defaults.LEASE_TTL
+    lookahead: float = defaults.LOOKAHEAD  # slots armed this early (engine.scheduler)
     grace: float = defaults.GRACE  # SIGTERM->SIGKILL of a stop
     drain_grace: float = defaults.DRAIN_GRACE  # at shutdown, for runs to end before hand-over
     supervised: bool = True  # a supervisor process kills the runs if the lease lapses
@@ -184,6 +185,7 @@ class NodeProcess:
                         self.clock,
                         self.worker if self.config.work else None,
                         self.node.id,
+                        lookahead=self.config.lookahead if self.config.work else 0.0,
                     )
                     producers.append(tg.create_task(self.scheduler.run(), name="scheduler"))
                 for start in self.config.extra:

@@ -6,6 +6,13 @@ unique slot key makes a double fire impossible) and advances `next_fire_at`. The
 then sleeps until the earliest `next_fire_at` or until a job changes, never a fixed
 period. When this node has room, it claims the runs it just queued in the same
 transaction (the fast path that keeps fire lag to one round trip).
+
+Pre-armed firing: a tick also takes jobs due within `lookahead` (at most a second). Such a
+slot is recorded and claimed ahead of time, for its instant: `not_before`, `queued_at`
+and `started_at` are the slot itself, and the worker holds the claimed run until then,
+so at the instant only the spawn remains. Only a job with no run active is armed early
+(its concurrency policy is then decided exactly as at the instant); a busy one waits for
+its instant and is planned then, as before.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 200  # due jobs per transaction
 MAX_SLEEP = timedelta(seconds=30)  # re-check at least this often (a missed NOTIFY)
+MAX_LOOKAHEAD = 1.0  # seconds a slot may be armed before its instant
 # After a failed tick: retry soon, so firing resumes the moment the database answers.
 RETRY_FIRST, RETRY_MAX = 0.1, 1.0
 
@@ -52,13 +60,27 @@ class RunTaker(Protocol):
 
 
 class Scheduler:
-    def __init__(self, store: Store, clock: Clock, worker: RunTaker | None, node_id: UUID) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        worker: RunTaker | None,
+        node_id: UUID,
+        *,
+        lookahead: float = 0.0,
+    ) -> None:
+        if not 0 <= lookahead <= MAX_LOOKAHEAD:
+            raise ValueError(f"lookahead must be within 0-{MAX_LOOKAHEAD:g} s, got {lookahead}")
         self._store = store
         self._clock = clock
         self._worker = worker
         self.node_id = node_id
+        self._lookahead = timedelta(seconds=lookahead)
         self._wake = asyncio.Event()
         self._running = True
+        # The earliest instant of a job the last tick left for its instant (busy, so not
+        # armed early): without it the loop would wake for it at once, over and over.
+        self._deferred: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -86,19 +108,29 @@ class Scheduler:
                     log.info("scheduler ticking again")
                 retry = RETRY_FIRST
             now = self._clock.now()
-            until = now + MAX_SLEEP if upcoming is None else min(upcoming, now + MAX_SLEEP)
+            until = now + MAX_SLEEP if upcoming is None else self._wake_at(upcoming, now)
             self._wake.clear()
             if self._running:
                 await self._clock.sleep_until(until, self._wake)
 
+    def _wake_at(self, upcoming: datetime, now: datetime) -> datetime:
+        at = upcoming - self._lookahead
+        if self._deferred is not None and at <= now:
+            # What is armable is armed; the rest waits for its instant (the deferred job)
+            # unless a change wakes the loop sooner.
+            at = max(at, self._deferred)
+        return min(at, now + MAX_SLEEP)
+
     async def tick(self) -> int:
-        """Fires every due job (up to one batch); returns how many jobs were due."""
+        """Fires every due job (up to one batch), and arms jobs due within the lookahead;
+        returns how many jobs were taken."""
         now = self._clock.now()
         events: list[Event] = []
         fast: list[Execution] = []
         room = 0
+        self._deferred = None
         try:
-            async with self._store.firing(now, BATCH) as batch:
+            async with self._store.firing(now + self._lookahead, BATCH) as batch:
                 jobs = list(batch.jobs)
                 if not jobs:
                     return 0
@@ -106,8 +138,14 @@ class Scheduler:
                 new: list[Execution] = []
                 moves: list[tuple[UUID, datetime | None]] = []
                 for job in jobs:
+                    at = now
+                    if job.next_fire_at is not None and job.next_fire_at > now:
+                        if active.get(job.id):
+                            self._defer(job.next_fire_at)
+                            continue  # busy: decided at its instant, as without arming
+                        at = job.next_fire_at  # armed: planned as if ticking at the slot
                     try:
-                        p = plan(job, now, active.get(job.id, []))
+                        p = plan(job, at, active.get(job.id, []))
                     except Exception as exc:  # one job's bad row must not stall every job
                         log.exception("cannot plan job %s; quarantined", job.id)
                         await batch.quarantine(job, f"cannot be planned: {exc}")
@@ -117,7 +155,7 @@ class Scheduler:
                     new += p.skipped + p.queued
                     moves.append((job.id, p.next_fire_at))
                     if p.passed_over:
-                        events.append(_passed_over_event(job.id, job.owner, p.passed_over, now))
+                        events.append(_passed_over_event(job.id, job.owner, p.passed_over, at))
                 # A few statements per tick whatever the number of due jobs: the due rows
                 # stay locked (and other nodes skip them) for as short a time as possible.
                 inserted = await batch.insert_many(new)
@@ -143,6 +181,10 @@ class Scheduler:
         for event in events:
             await self._store.add_event(event)
         return len(jobs)
+
+    def _defer(self, instant: datetime) -> None:
+        if self._deferred is None or instant < self._deferred:
+            self._deferred = instant
 
     def _fits(self, execution: Execution) -> bool:
         return self._worker is not None and execution.run.target_tags <= self._worker.tags

@@ -82,6 +82,7 @@ class Worker:
         # SQL runs go to their own executor; a node without [databases] refuses them.
         self._sql = sql or sqljobs.SqlJobs({}, DEFAULT_POLICY)
         self._stopping: dict[UUID, tuple[str, bool]] = {}  # reason, ends lost
+        self._held: dict[UUID, asyncio.Event] = {}  # armed ahead of their slot: a stop wakes
         self._wake = asyncio.Event()
         self._finisher = Finisher(store)
         self._watchdog = watchdog or Watchdog(supervised=False)
@@ -205,6 +206,8 @@ class Worker:
         if execution_id not in self._tasks:
             return
         self._stopping.setdefault(execution_id, (reason, lost))
+        if (held := self._held.get(execution_id)) is not None:
+            held.set()  # armed, not started: it ends without a process
         handle = self._handles.get(execution_id)
         if handle is not None:
             if handle.pid is not None:
@@ -221,8 +224,13 @@ class Worker:
         await self._finisher.close()
 
     async def drain(self, within: float) -> bool:
-        """Waits up to `within` seconds for running runs to end; True if all did."""
+        """Waits up to `within` seconds for running runs to end; True if all did. Runs
+        armed ahead of their slot are handed over unstarted: one started now would be
+        cut short by the shutdown."""
         self.claiming = False
+        for execution_id in list(self._held):
+            reason = "node shutting down before the slot; handed over"
+            await self.stop(execution_id, reason, lost=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while self._tasks:
@@ -236,6 +244,15 @@ class Worker:
         node_id = self._node_id()
         shipper = OutputShipper(self._store, execution.id, node_id, cap=self._cap(execution))
         spec = execution.run
+        if execution.scheduled_for > self._clock.now():
+            await self._hold(execution)
+        if execution.id in self._stopping and execution.id not in self._handles:
+            # Stopped (or given up) while armed: it never started, so it never ran.
+            reason, gives_up = self._stopping[execution.id]
+            state = RunState.LOST if gives_up else RunState.STOPPED
+            unstarted = Outcome(state=state, reason=reason, finished_at=self._clock.now())
+            await self._finish(execution, node_id, unstarted)
+            return
         if self._watchdog.expired():
             # The lease lapsed while this run was being claimed (the node froze, or its
             # database stalled): another node may already run its next attempt.
@@ -275,6 +292,17 @@ class Worker:
             self._watchdog.settled(execution.id)
         if spec.sql is None:
             self._runner.discard(str(execution.id))
+
+    async def _hold(self, execution: Execution) -> None:
+        """Waits for the instant of a slot armed ahead of it (engine.scheduler), or for a
+        stop. The timer may fire a hair early, hence the loop: a run never starts before
+        its slot."""
+        wake = self._held[execution.id] = asyncio.Event()
+        try:
+            while not wake.is_set() and self._clock.now() < execution.scheduled_for:
+                await self._clock.sleep_until(execution.scheduled_for, wake)
+        finally:
+            del self._held[execution.id]
 
     async def _start(self, execution: Execution, shipper: OutputShipper) -> Handle:
         """The dispatch point: a SQL statement to its executor, a command to the runner."""

@@ -63,7 +63,8 @@ def retry_of(ex: Execution, not_before: datetime, now: datetime) -> Execution:
         retry=ex.retry,
         scheduled_for=ex.scheduled_for,
         attempt=ex.attempt + 1,
-        not_before=not_before,
+        # Never before the slot: an attempt given up while armed ahead of it.
+        not_before=max(not_before, ex.scheduled_for),
         queued_at=now,
         lost_total=ex.lost_total + lost,
         lost_streak=(ex.lost_streak + 1) if lost else 0,

@@ -282,15 +282,18 @@ class SqlStore(DeliveryOps, NodeOps, OutputOps):
 
     def _claim_stmt(self, pick: Any) -> Any:
         """The claim's UPDATE of the runs `pick` selects; the node and the instant are
-        bound parameters (``c_node``, ``c_now``)."""
+        bound parameters (``c_node``, ``c_now``). A run is recorded started at `c_now`,
+        or at its slot when that is later (a slot armed early)."""
         c = executions.c
         now: Any = sa.bindparam("c_now", type_=c.started_at.type)
         node: Any = sa.bindparam("c_node", type_=c.node_id.type)
         alive = sa.exists().where(live_lease(node, now))
+        # A slot armed ahead of its instant (engine.scheduler) starts at its instant.
+        start = sa.case((c.scheduled_for > now, c.scheduled_for), else_=now)
         return (
             executions.update()
             .where(c.id.in_(pick), c.state == QUEUED, alive)
-            .values(state=RUNNING, node_id=node, started_at=now, **self._fence_value())
+            .values(state=RUNNING, node_id=node, started_at=start, **self._fence_value())
             .returning(*executions.c)
         )
 

@@ -1,0 +1,176 @@
+"""Pre-armed firing (engine.scheduler): a slot due within the lookahead is recorded and
+claimed ahead of its instant and started at it. Real processes on both backends; a manual
+clock decides the instants, so nothing here depends on how fast the machine is."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from enginekit import create_job, executions_of, job_spec, running_node, wait_for
+
+from cronhive.engine.clock import ManualClock
+from cronhive.engine.scheduler import Scheduler
+from cronhive.model import Concurrency, Execution, RunState
+from cronhive.store import Store
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SLOT = T0 + timedelta(minutes=1)  # the first slot of a `* * * * *` job created at T0
+EARLY = SLOT - timedelta(milliseconds=500)  # within the default lookahead (1 s)
+
+
+def touching(path: Path) -> tuple[str, ...]:
+    # Appends, so a second start would show as a second line.
+    return ("sh", "-c", f"echo started >> {path}")
+
+
+async def armed(store: Store, job_id: object) -> Execution:
+    """The job's one execution once the node has armed (claimed) it."""
+    found: list[Execution] = []
+
+    async def claimed() -> bool:
+        found[:] = [e for e in await executions_of(store, job_id) if e.state is RunState.RUNNING]
+        return bool(found)
+
+    await wait_for(claimed)
+    return found[0]
+
+
+async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
+    store: Store, tmp_path: Path
+) -> None:
+    mark = tmp_path / "ran"
+    clock = ManualClock(T0)
+    job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
+    async with running_node(store, tmp_path, clock=clock) as node:
+        assert node.scheduler is not None
+        await clock.set(EARLY)
+        node.scheduler.wake()
+        run = await armed(store, job.id)
+        # Recorded for its instant, claimed by this node, and not started yet.
+        assert (run.scheduled_for, run.started_at, run.not_before) == (SLOT, SLOT, SLOT)
+        assert run.queued_at == SLOT
+        await asyncio.sleep(0.3)
+        assert not mark.exists()
+        await clock.set(SLOT)
+        await wait_for(lambda: _ended(store, run))
+    runs = await executions_of(store, job.id)
+    assert [(r.state, r.attempt) for r in runs] == [(RunState.SUCCEEDED, 1)]
+    assert mark.read_text() == "started\n"
+    stored = await store.get_job(job.id, visible_to=None)
+    assert stored.next_fire_at == SLOT + timedelta(minutes=1)
+
+
+async def test_a_stop_while_armed_ends_the_run_without_a_process(
+    store: Store, tmp_path: Path
+) -> None:
+    mark = tmp_path / "ran"
+    clock = ManualClock(T0)
+    job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
+    async with running_node(store, tmp_path, clock=clock) as node:
+        assert node.scheduler is not None
+        await clock.set(EARLY)
+        node.scheduler.wake()
+        run = await armed(store, job.id)
+        await store.request_stop(run.id, visible_to=None, reason="not today", now=clock.now())
+        await wait_for(lambda: _ended(store, run))
+        await clock.set(SLOT + timedelta(seconds=1))
+        await asyncio.sleep(0.3)
+    done = await store.get_execution(run.id, visible_to=None)
+    assert done.state is RunState.STOPPED and done.exit_code is None and done.signal is None
+    assert not mark.exists()
+    assert len(await executions_of(store, job.id)) == 1  # a stop is not retried
+
+
+async def test_a_node_shutting_down_hands_an_armed_run_over_for_its_instant(
+    store: Store, tmp_path: Path
+) -> None:
+    mark = tmp_path / "ran"
+    clock = ManualClock(T0)
+    job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
+    async with running_node(store, tmp_path, clock=clock) as node:
+        assert node.scheduler is not None
+        await clock.set(EARLY)
+        node.scheduler.wake()
+        run = await armed(store, job.id)
+    # The node left before the slot: the run never started here and is handed over.
+    first = await store.get_execution(run.id, visible_to=None)
+    assert first.state is RunState.LOST and "shutting down" in (first.reason or "")
+    assert not mark.exists()
+    retry = [e for e in await executions_of(store, job.id) if e.attempt == 2]
+    assert len(retry) == 1 and retry[0].state is RunState.QUEUED
+    assert retry[0].not_before == SLOT  # never before its slot, on whichever node
+    # Another node takes it at the instant, not before.
+    async with running_node(store, tmp_path, clock=clock, name="n2"):
+        await asyncio.sleep(0.3)
+        assert (await store.get_execution(retry[0].id, visible_to=None)).state is RunState.QUEUED
+        await clock.set(SLOT)
+        await wait_for(lambda: _ended(store, retry[0]))
+    assert (await store.get_execution(retry[0].id, visible_to=None)).state is RunState.SUCCEEDED
+    assert mark.read_text() == "started\n"
+
+
+async def test_a_busy_job_is_decided_at_its_instant_not_armed_early(
+    store: Store, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    spec = job_spec(("sleep", "30"), schedule="* * * * *", concurrency=Concurrency.FORBID)
+    job = await create_job(store, spec, T0)
+    async with running_node(store, tmp_path, clock=clock, grace=0.5) as node:
+        assert node.scheduler is not None
+        await clock.set(SLOT)
+        node.scheduler.wake()
+        await armed(store, job.id)  # the first slot runs (sleep 30)
+        second = SLOT + timedelta(minutes=1)
+        ticks = 0
+        tick = node.scheduler.tick
+
+        async def counted() -> int:
+            nonlocal ticks
+            ticks += 1
+            return await tick()
+
+        node.scheduler.tick = counted  # type: ignore[method-assign]
+        await clock.set(second - timedelta(milliseconds=500))
+        node.scheduler.wake()
+        await asyncio.sleep(0.5)
+        # Busy: nothing recorded for the next slot yet, and the loop waits for its
+        # instant instead of ticking again and again.
+        assert len(await executions_of(store, job.id)) == 1
+        assert 1 <= ticks <= 3
+        await clock.set(second)
+
+        async def skipped() -> bool:
+            return any(e.state is RunState.SKIPPED for e in await executions_of(store, job.id))
+
+        await wait_for(skipped)
+    later = [e for e in await executions_of(store, job.id) if e.scheduled_for == second]
+    assert len(later) == 1 and "overlap" in (later[0].reason or "")
+    assert later[0].queued_at == second
+
+
+async def test_without_a_lookahead_nothing_is_taken_before_its_instant(
+    store: Store, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    job = await create_job(store, job_spec(("true",), schedule="* * * * *"), T0)
+    scheduler = Scheduler(store, clock, None, node_id=uuid.uuid4())
+    await clock.set(EARLY)
+    assert await scheduler.tick() == 0
+    assert await executions_of(store, job.id) == []
+    await clock.set(SLOT)
+    assert await scheduler.tick() == 1
+    assert [e.scheduled_for for e in await executions_of(store, job.id)] == [SLOT]
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_a_lookahead_past_a_second_is_refused(store: Store, bad: float) -> None:
+    with pytest.raises(ValueError, match="lookahead"):
+        Scheduler(store, ManualClock(T0), None, node_id=uuid.uuid4(), lookahead=bad)
+
+
+async def _ended(store: Store, run: Execution) -> bool:
+    return (await store.get_execution(run.id, visible_to=None)).state.terminal
