@@ -64,12 +64,12 @@ def _cases(spool: Path) -> dict[str, list[str]]:
         TRUE,
     ]
     cases["bwrap (runner's flags) + perl reporter"] = [
-        *bw, *flags, "--", sandbox.perl, "-e", REPORTER, "1", "0", "", "", "", "", TRUE,
+        *bw, *flags, "--", sandbox.perl, "-e", REPORTER, "1", "0", "", "", "", "", "", TRUE,
     ]  # fmt: skip
     for shell in ("bash", "dash"):
         cases[f"whole chain: {shell} + bwrap + perl reporter"] = [
             shell, "-c", TRAMPOLINE, "sandbox", "", "--", *bw, *flags, "--",
-            sandbox.perl, "-e", REPORTER, "1", "0", "", "", "", "", TRUE,
+            sandbox.perl, "-e", REPORTER, "1", "0", "", "", "", "", "", TRUE,
         ]  # fmt: skip
     return cases
 

@@ -8,7 +8,10 @@ of the test's own (runnerkit.unique_run_id).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,13 @@ async def runner(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 def run_id() -> str:
     return unique_run_id()
+
+
+@pytest.fixture
+def visible_dir() -> Iterator[Path]:
+    """A world-readable folder outside /tmp (a sandbox has its own /tmp)."""
+    base = Path("/var/lib") if os.geteuid() == 0 else Path.home() / ".cache"
+    d = Path(tempfile.mkdtemp(prefix="cronhive-runner-", dir=base))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import tempfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,16 +17,6 @@ from cronhive.runner import Limits, Runner, RunSpec, RunState, Sandbox, Stream, 
 
 async def output(runner: Runner, run_id: str, stream: Stream = Stream.STDOUT) -> str:
     return b"".join([d async for d in runner.get(run_id).follow(stream)]).decode()
-
-
-@pytest.fixture
-def visible_dir() -> Iterator[Path]:
-    """A world-readable folder outside /tmp (a sandbox has its own /tmp)."""
-    base = Path("/var/lib") if os.geteuid() == 0 else Path.home() / ".cache"
-    d = Path(tempfile.mkdtemp(prefix="cronhive-runner-", dir=base))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 async def test_hidden_folders_are_empty_and_hidden_files_empty(

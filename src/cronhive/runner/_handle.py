@@ -60,6 +60,7 @@ class RunHandle:
         self.run_id = spec.run_id
         self.state = RunState.RUNNING
         self.pid: int | None = None
+        self.gated = False  # spawned, its command waiting for `go`
         self.result: RunResult | None = None
         self.started_at = datetime.now(UTC)
         self.limits_applied: str | None = None
@@ -136,6 +137,25 @@ class RunHandle:
         """Bytes of ``stream`` in the spool so far."""
         return self._out[Stream(stream)].size
 
+    def go(self) -> None:
+        """Lets a gated run's command start (``Runner.start(gated=True)``); its timeout
+        counts from now. Nothing for a run not (or no longer) gated."""
+        if not self.gated:
+            return
+        self.gated = False
+        self.started_at = datetime.now(UTC)
+        if self._spawn is not None:
+            self._spawn.go()
+        if self.spec.timeout is not None and not self._exited.done():
+            self._timers.append(self._loop.call_later(self.spec.timeout, self._on_timeout))
+
+    def abort(self) -> None:
+        """A gated run's command will never start: its chain ends without it."""
+        if self.gated:
+            self.gated = False
+            if self._spawn is not None:
+                self._spawn.close_gate()
+
     # -- start (called by Runner) ------------------------------------------------------
 
     def fail(self, error: str) -> None:
@@ -157,10 +177,11 @@ class RunHandle:
         limits: Limits | None = None,
         sandbox: Sandbox | None = None,
         spool_dir: Path | None = None,
+        gated: bool = False,
     ) -> None:
         """Spawn the process (in ``sandbox`` if given) with ``limits`` (the spec's merged
         into the runner's defaults) and wire its fds to the loop. OS errors end the run
-        FAILED."""
+        FAILED. ``gated`` (sandboxed only): the command waits for `go`."""
         spec = self.spec
         read_fds: list[int] = []
         write_fds: list[int] = []
@@ -187,7 +208,7 @@ class RunHandle:
                 self._spawn, self._popen = _sandbox.spawn(
                     sandbox, argv, env=env, switch=ident.switch(), cwd=spec.cwd,
                     spool_dir=spool_dir or Path("/nonexistent"), limits=limits,
-                    cgroup=self._cgroup, expose=spec.expose, out=write_fds,
+                    cgroup=self._cgroup, expose=spec.expose, out=write_fds, gated=gated,
                 )  # fmt: skip
         except (OSError, subprocess.SubprocessError) as exc:
             for fd in read_fds:
@@ -206,7 +227,8 @@ class RunHandle:
         else:
             self._watch_pipes()
         self._watch_exit()
-        if spec.timeout is not None:
+        self.gated = gated and self._spawn is not None
+        if spec.timeout is not None and not self.gated:
             self._timers.append(self._loop.call_later(spec.timeout, self._on_timeout))
 
     def _watch_pipes(self) -> None:

@@ -60,8 +60,14 @@ class Runner:
         """The cgroup v2 controllers each limited run's group gets (memory, pids, cpu)."""
         return self._cgroups.controllers if self._cgroups.usable else frozenset()
 
-    async def start(self, spec: RunSpec, sink: OutputSink | None = None) -> RunHandle:
+    async def start(
+        self, spec: RunSpec, sink: OutputSink | None = None, *, gated: bool = False
+    ) -> RunHandle:
         """Start ``spec``; return its handle once the process is spawned (or failed).
+
+        ``gated``: in a sandbox, everything is set up but the command waits for
+        ``handle.go()`` (``handle.abort()``: it never starts); ``handle.gated`` says
+        whether it does wait (unisolated runs never do: they start at once).
 
         Never raises for an OS error of the child (missing executable, bad cwd, EACCES,
         unknown user, not root for user/group, a sandbox that cannot be made here): the
@@ -97,6 +103,7 @@ class Runner:
             limits=limits,
             sandbox=sandbox,
             spool_dir=self.spool_dir,
+            gated=gated,
         )
         return handle
 

@@ -6,7 +6,8 @@ a fork)::
     sh    -- (dash, else bash) ignores SIGTERM, sets the rlimits, joins the cgroup, execs:
     bwrap -- the monitor: new mount, PID and IPC namespaces; exits when the reporter does
       init (PID 1 of the sandbox, bwrap's) -- reaps orphans; dies with the monitor
-        perl reporter (PID 2) -- forks; waits; writes the command's wait status to us
+        perl reporter (PID 2) -- [waits at the gate;] forks; waits; writes the command's
+                                 wait status to us
           the command, as the run's uid, with the run's environment and SIGTERM default
 
 Why each piece is there:
@@ -26,6 +27,11 @@ Why each piece is there:
 - Nothing in the chain that runs as root sees the run's environment (``LD_PRELOAD``,
   ``PERL5OPT``...): the shell, bwrap and the reporter get a fixed clean one; the reporter reads
   the run's from a memfd and sets it only in the child, after the uid switch.
+- A gated run (``gated=True``, a slot armed ahead of its instant: engine/scheduler.py)
+  has the whole chain set up ahead, and its reporter waits at the gate, a pipe from the
+  node, before it forks the command: one byte lets it go (`Spawn.go`), so at the instant
+  only a fork and an exec remain. End of file (the node closed the gate, or died) ends
+  the reporter with "a": the command never ran.
 - The uid switch (a root node never runs a command as root unless run_as names root) is
   done by the reporter's child: groups, gid, then uid (saved ids included), checked.
   bwrap itself runs as root without a user namespace, so uids look as on the host. A node
@@ -34,6 +40,7 @@ Why each piece is there:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import resource
@@ -53,10 +60,11 @@ _TMPS = ("/tmp", "/var/tmp")  # noqa: S108 - the point is to replace them
 # Already private in every sandbox: nothing under them needs hiding again.
 _PRIVATE = (*(Path(p) for p in _TMPS), Path("/dev"), Path("/proc"))
 
-# PID 2 of the sandbox. Arguments: status fd, env fd, uid, gid, groups (a,b), cwd, argv...
-# ("" = keep). Status lines: "r" (up), "e ERRNO WHAT" (could not start), "w STATUS".
+# PID 2 of the sandbox. Arguments: status fd, env fd, gate fd, uid, gid, groups (a,b),
+# cwd, argv... ("" = keep, or no gate). Status lines: "r" (up), "a" (the gate closed: not
+# started), "e ERRNO WHAT" (could not start), "w STATUS".
 REPORTER = r"""
-my ($sfd, $efd, $uid, $gid, $groups, $cwd) = splice @ARGV, 0, 6;
+my ($sfd, $efd, $gfd, $uid, $gid, $groups, $cwd) = splice @ARGV, 0, 7;
 open(my $st, '>&=', $sfd) or exit 125;
 fcntl($st, 2, 1);
 select((select($st), $| = 1)[0]);
@@ -64,6 +72,12 @@ open(my $ef, '<&=', $efd) or exit 125;
 my $envs = do { local $/; <$ef> };
 close $ef;
 print $st "r\n";
+if ($gfd ne '') {
+  open(my $g, '<&=', $gfd) or exit 125;
+  my $n = sysread($g, my $go, 1);
+  close $g;
+  if (!$n) { print $st "a\n"; exit 125 }
+}
 my $pid = fork;
 if (!defined $pid) { print $st "e ", $! + 0, " fork\n"; exit 126 }
 if (!$pid) {
@@ -152,6 +166,7 @@ class Sandbox:
         rlimits: Sequence[str],
         cgroup_procs: str | None,
         expose: Sequence[Path] = (),
+        gate_fd: int | None = None,
     ) -> list[str]:
         """The command line that runs ``command`` sandboxed (see the module docstring).
 
@@ -171,7 +186,8 @@ class Sandbox:
         return [
             self.bash, "-c", TRAMPOLINE, "sandbox", cgroup_procs or "", *rlimits, "--",
             *_bwrap_args(self, spool_dir), *shown, "--",
-            self.perl, "-e", REPORTER, str(status_fd), str(env_fd), uid, gid, groups,
+            self.perl, "-e", REPORTER, str(status_fd), str(env_fd),
+            "" if gate_fd is None else str(gate_fd), uid, gid, groups,
             cwd or "", *command,
         ]  # fmt: skip
 
@@ -298,22 +314,25 @@ class Report:
     or the errno and step (``exec``, ``cwd``, ``user``, ``group``, ``fork``) that failed."""
 
     up: bool = False
+    aborted: bool = False  # the gate closed before the command was let go
     status: int | None = None
     errno: int | None = None
     step: str = ""
 
     @classmethod
     def parse(cls, data: bytes) -> Report:
-        up, status, err, step = False, None, None, ""
+        up, aborted, status, err, step = False, False, None, None, ""
         for line in data.decode("ascii", errors="replace").splitlines():
             parts = line.split()
             if parts == ["r"]:
                 up = True
+            elif parts == ["a"]:
+                aborted = True
             elif len(parts) == 2 and parts[0] == "w" and parts[1].isdigit():
                 status = int(parts[1])
             elif len(parts) == 3 and parts[0] == "e" and parts[1].isdigit() and err is None:
                 err, step = int(parts[1]), parts[2]
-        return cls(up=up, status=status, errno=err, step=step)
+        return cls(up=up, aborted=aborted, status=status, errno=err, step=step)
 
 
 @dataclass(kw_only=True)
@@ -321,13 +340,28 @@ class Spawn:
     """One sandboxed start: the command line, the fds the child keeps, and ours.
 
     ``status`` (ours) is the read end of the reporter's pipe; ``child_fds`` are closed by
-    ``started()`` once the child has them.
+    ``started()`` once the child has them. ``gate`` (ours, gated runs) is the write end of
+    the pipe the reporter waits on.
     """
 
     argv: list[str]
     env: dict[str, str]
     child_fds: tuple[int, ...]
     status: int
+    gate: int | None = None
+
+    def go(self) -> None:
+        """Lets the command start (a gated run); once."""
+        if self.gate is not None:
+            with contextlib.suppress(OSError):  # the chain is gone already: its end says why
+                os.write(self.gate, b"g")
+            self.close_gate()
+
+    def close_gate(self) -> None:
+        """The command will not start: the reporter ends with "a" (or never got there)."""
+        if self.gate is not None:
+            os.close(self.gate)
+            self.gate = None
 
     def started(self) -> None:
         for fd in self.child_fds:
@@ -336,6 +370,7 @@ class Spawn:
 
     def abandon(self) -> None:
         self.started()
+        self.close_gate()
         os.close(self.status)
 
     def report(self) -> Report:
@@ -363,15 +398,20 @@ def prepare(
     rlimits: Sequence[str],
     cgroup_procs: str | None,
     expose: Sequence[Path] = (),
+    gated: bool = False,
 ) -> Spawn:
-    """Pipes and the environment memfd for one sandboxed run, and its command line."""
+    """Pipes and the environment memfd for one sandboxed run (and its gate), and its
+    command line."""
     r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     os.set_blocking(w, True)
+    gate: tuple[int, int] | None = None
     try:
         e = os.memfd_create("cronhive-env", os.MFD_CLOEXEC)
+        if gated:
+            gate = os.pipe2(os.O_CLOEXEC)  # the child gets the read end (pass_fds)
     except OSError:
-        os.close(r)
-        os.close(w)
+        for fd in (r, w, *(gate or ())):
+            os.close(fd)
         raise
     try:
         data = b"".join(f"{k}={v}\0".encode("utf-8", "surrogateescape") for k, v in env.items())
@@ -389,12 +429,17 @@ def prepare(
             rlimits=rlimits,
             cgroup_procs=cgroup_procs,
             expose=expose,
+            gate_fd=None if gate is None else gate[0],
         )
     except BaseException:
-        for fd in (r, w, e):
+        for fd in (r, w, e, *(gate or ())):
             os.close(fd)
         raise
-    return Spawn(argv=argv, env=sandbox.environment(), child_fds=(w, e), status=r)
+    if gate is None:
+        return Spawn(argv=argv, env=sandbox.environment(), child_fds=(w, e), status=r)
+    return Spawn(
+        argv=argv, env=sandbox.environment(), child_fds=(w, e, gate[0]), status=r, gate=gate[1]
+    )
 
 
 def spawn(
@@ -409,13 +454,16 @@ def spawn(
     cgroup: Path | None,
     expose: Sequence[Path],
     out: Sequence[int],
+    gated: bool = False,
 ) -> tuple[Spawn, subprocess.Popen[bytes]]:
     """Popen the chain for ``command`` (stdout, stderr to ``out``); never a preexec_fn
-    (the fast vfork path): the trampoline sets the rlimits and joins the cgroup."""
+    (the fast vfork path): the trampoline sets the rlimits and joins the cgroup.
+    ``gated``: the command waits for `Spawn.go`."""
     ulimits = rlimit_args(limits, memory=cgroup is None, shell=sandbox.bash) if limits else []
     procs = str(cgroup / "cgroup.procs") if cgroup is not None else None
     started = prepare(sandbox, command, env=env, switch=switch, cwd=cwd, spool_dir=spool_dir,
-                      rlimits=ulimits, cgroup_procs=procs, expose=expose)  # fmt: skip
+                      rlimits=ulimits, cgroup_procs=procs, expose=expose,
+                      gated=gated)  # fmt: skip
     try:
         popen = subprocess.Popen(
             started.argv,
@@ -446,6 +494,8 @@ def outcome(report: Report, rc: int, command: Sequence[str], cwd: str | None) ->
             None,
             str(OSError(report.errno, text, name) if name else OSError(report.errno, text)),
         )
+    if report.aborted:
+        return None, None, "not started: its gate was closed before the command was let go"
     if report.status is not None:
         if os.WIFSIGNALED(report.status):
             return None, os.WTERMSIG(report.status), None
