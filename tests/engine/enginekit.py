@@ -26,6 +26,7 @@ from cronhive.model import (
     RetryPolicy,
     RunSpec,
 )
+from cronhive.runner import Sandbox
 from cronhive.schedule import parse_schedule
 from cronhive.store import Store, open_store
 
@@ -79,6 +80,7 @@ async def running_node(
     grace: float = 2.0,
     drain_grace: float = 2.0,
     keeper: bool = False,
+    sandbox: Sandbox | None = None,
 ) -> AsyncIterator[NodeProcess]:
     """A node on `store`; `keeper=True` renews its lease from a thread with a connection
     of its own, as `cronhive server` does (needs the real clock)."""
@@ -96,6 +98,7 @@ async def running_node(
             grace=grace,
             drain_grace=drain_grace,
             lease_store=partial(open_store, url) if keeper and url else None,
+            sandbox=sandbox,
         ),
         clock,
     )

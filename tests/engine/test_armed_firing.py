@@ -1,25 +1,49 @@
 """Pre-armed firing (engine.scheduler): a slot due within the lookahead is recorded and
-claimed ahead of its instant and started at it. Real processes on both backends; a manual
-clock decides the instants, so nothing here depends on how fast the machine is."""
+claimed ahead of its instant and started at it; in the sandbox its whole chain is set up
+ahead and the command waits at the gate (runner, gated runs). Real processes on both
+backends, unisolated and sandboxed; a manual clock decides the instants, so nothing here
+depends on how fast the machine is."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _shared.sandbox import require_sandbox
 from enginekit import create_job, executions_of, job_spec, running_node, wait_for
 
 from cronhive.engine.clock import ManualClock
 from cronhive.engine.scheduler import Scheduler
 from cronhive.model import Concurrency, Execution, RunState
+from cronhive.runner import Runner, Sandbox
 from cronhive.store import Store
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SLOT = T0 + timedelta(minutes=1)  # the first slot of a `* * * * *` job created at T0
 EARLY = SLOT - timedelta(milliseconds=500)  # within the default lookahead (1 s)
+
+
+@pytest.fixture(params=["none", "bwrap"])
+def sandbox(request: pytest.FixtureRequest) -> Sandbox | None:
+    return require_sandbox() if request.param == "bwrap" else None
+
+
+@pytest.fixture
+def marks() -> Iterator[Path]:
+    """Where commands leave marks: outside /tmp (a sandbox has its own), writable by the
+    run's user (nobody, sandboxed on a root node)."""
+    base = Path("/var/lib") if os.geteuid() == 0 else Path.home() / ".cache"
+    d = Path(tempfile.mkdtemp(prefix="cronhive-armed-", dir=base))
+    d.chmod(0o1777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def touching(path: Path) -> tuple[str, ...]:
@@ -40,12 +64,12 @@ async def armed(store: Store, job_id: object) -> Execution:
 
 
 async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
 ) -> None:
-    mark = tmp_path / "ran"
+    mark = marks / "ran"
     clock = ManualClock(T0)
     job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
-    async with running_node(store, tmp_path, clock=clock) as node:
+    async with running_node(store, tmp_path, clock=clock, sandbox=sandbox) as node:
         assert node.scheduler is not None
         await clock.set(EARLY)
         node.scheduler.wake()
@@ -53,6 +77,8 @@ async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
         # Recorded for its instant, claimed by this node, and not started yet.
         assert (run.scheduled_for, run.started_at, run.not_before) == (SLOT, SLOT, SLOT)
         assert run.queued_at == SLOT
+        if sandbox is not None:  # set up ahead, its command waiting at the gate
+            await wait_for(lambda: _gated(node.runner, run))
         await asyncio.sleep(0.3)
         assert not mark.exists()
         await clock.set(SLOT)
@@ -65,12 +91,12 @@ async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
 
 
 async def test_a_stop_while_armed_ends_the_run_without_a_process(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
 ) -> None:
-    mark = tmp_path / "ran"
+    mark = marks / "ran"
     clock = ManualClock(T0)
     job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
-    async with running_node(store, tmp_path, clock=clock) as node:
+    async with running_node(store, tmp_path, clock=clock, sandbox=sandbox) as node:
         assert node.scheduler is not None
         await clock.set(EARLY)
         node.scheduler.wake()
@@ -86,12 +112,12 @@ async def test_a_stop_while_armed_ends_the_run_without_a_process(
 
 
 async def test_a_node_shutting_down_hands_an_armed_run_over_for_its_instant(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
 ) -> None:
-    mark = tmp_path / "ran"
+    mark = marks / "ran"
     clock = ManualClock(T0)
     job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
-    async with running_node(store, tmp_path, clock=clock) as node:
+    async with running_node(store, tmp_path, clock=clock, sandbox=sandbox) as node:
         assert node.scheduler is not None
         await clock.set(EARLY)
         node.scheduler.wake()
@@ -170,6 +196,10 @@ async def test_without_a_lookahead_nothing_is_taken_before_its_instant(
 def test_a_lookahead_past_a_second_is_refused(store: Store, bad: float) -> None:
     with pytest.raises(ValueError, match="lookahead"):
         Scheduler(store, ManualClock(T0), None, node_id=uuid.uuid4(), lookahead=bad)
+
+
+async def _gated(procs: Runner, run: Execution) -> bool:
+    return any(h.run_id == str(run.id) and h.gated for h in procs.handles())
 
 
 async def _ended(store: Store, run: Execution) -> bool:

@@ -1,32 +1,12 @@
-"""The sandbox the runner tests use, or a skip (a failure under CI) saying why not; run ids
-no other test uses."""
+"""The sandbox the runner tests use (`_shared.sandbox`), and run ids no other test uses."""
 
 from __future__ import annotations
 
-import functools
-import os
 import uuid
 
-import pytest
+from _shared.sandbox import require_sandbox
 
-from cronhive.runner import Sandbox
-
-
-@functools.cache
-def _probe() -> Sandbox:
-    return Sandbox.probe()
-
-
-def require_sandbox() -> Sandbox:
-    """The default sandbox; skips where bubblewrap cannot work, fails under CI (which must
-    never pass by skipping the sandboxed tests)."""
-    sb = _probe()
-    if sb.unavailable is not None:
-        msg = f"bubblewrap unusable here: {sb.unavailable}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return sb
+__all__ = ["require_sandbox", "unique_run_id"]
 
 
 def unique_run_id(prefix: str = "r") -> str:

@@ -244,44 +244,37 @@ class Worker:
         node_id = self._node_id()
         shipper = OutputShipper(self._store, execution.id, node_id, cap=self._cap(execution))
         spec = execution.run
-        if execution.scheduled_for > self._clock.now():
+        armed = execution.scheduled_for > self._clock.now()
+        handle: Handle | None = None
+        # Set up ahead, the command waiting at the gate: at the instant only its fork and
+        # exec remain.
+        gated = armed and spec.sql is None and self._runner.sandbox is not None
+        if gated and (handle := await self._spawn(execution, shipper, gated=True)) is None:
+            return
+        if armed:
             await self._hold(execution)
-        if execution.id in self._stopping and execution.id not in self._handles:
-            # Stopped (or given up) while armed: it never started, so it never ran.
-            reason, gives_up = self._stopping[execution.id]
-            state = RunState.LOST if gives_up else RunState.STOPPED
-            unstarted = Outcome(state=state, reason=reason, finished_at=self._clock.now())
-            await self._finish(execution, node_id, unstarted)
-            return
-        if self._watchdog.expired():
-            # The lease lapsed while this run was being claimed (the node froze, or its
-            # database stalled): another node may already run its next attempt.
-            reason = "fenced: the lease lapsed before the run could start"
-            lost = Outcome(state=RunState.LOST, reason=reason, finished_at=self._clock.now())
-            await self._finish(execution, node_id, lost)
-            return
-        try:
-            handle = await self._start(execution, shipper)
-        except CronhiveError as exc:
-            await self._finish(
-                execution,
-                node_id,
-                Outcome(state=RunState.FAILED, reason=str(exc), finished_at=self._clock.now()),
-            )
-            return
-        self._handles[execution.id] = handle
+        unstarted = self._unstarted(execution)
+        if handle is None:
+            if unstarted is not None:
+                await self._finish(execution, node_id, unstarted)
+                return
+            if (handle := await self._spawn(execution, shipper)) is None:
+                return
+            if execution.id in self._stopping:
+                await handle.stop()
+        elif isinstance(handle, runner.RunHandle):
+            if unstarted is None:
+                handle.go()
+            else:
+                handle.abort()
         pid = handle.pid
-        if pid is not None:
-            self._watchdog.add(pid, execution.id)
-        if execution.id in self._stopping:
-            await handle.stop()
         try:
             result = await handle.wait()
         except BaseException:
             if pid is not None:
                 self._watchdog.remove(pid)
             raise
-        outcome = self._outcome(execution, result, shipper)
+        outcome = unstarted or self._outcome(execution, result, shipper)
         if pid is not None:
             # Told before the commit: should this node freeze or die before it, the
             # supervisor records this end rather than let the run be retried as lost.
@@ -292,6 +285,36 @@ class Worker:
             self._watchdog.settled(execution.id)
         if spec.sql is None:
             self._runner.discard(str(execution.id))
+
+    async def _spawn(
+        self, execution: Execution, shipper: OutputShipper, *, gated: bool = False
+    ) -> Handle | None:
+        """Starts the run and tells the supervisor; None if it could not start (recorded
+        failed)."""
+        try:
+            handle = await self._start(execution, shipper, gated=gated)
+        except CronhiveError as exc:
+            failed = Outcome(state=RunState.FAILED, reason=str(exc), finished_at=self._clock.now())
+            await self._finish(execution, self._node_id(), failed)
+            return None
+        self._handles[execution.id] = handle
+        if handle.pid is not None:
+            self._watchdog.add(handle.pid, execution.id)
+        return handle
+
+    def _unstarted(self, execution: Execution) -> Outcome | None:
+        """How a run ends that must not start now (None: it may start): stopped, or
+        given up, before it started; or the lease lapsed while it was being claimed or
+        held (the node froze, or its database stalled): another node may already run its
+        next attempt."""
+        if (stopping := self._stopping.get(execution.id)) is not None:
+            reason, gives_up = stopping
+            state = RunState.LOST if gives_up else RunState.STOPPED
+            return Outcome(state=state, reason=reason, finished_at=self._clock.now())
+        if self._watchdog.expired():
+            reason = "fenced: the lease lapsed before the run could start"
+            return Outcome(state=RunState.LOST, reason=reason, finished_at=self._clock.now())
+        return None
 
     async def _hold(self, execution: Execution) -> None:
         """Waits for the instant of a slot armed ahead of it (engine.scheduler), or for a
@@ -304,8 +327,11 @@ class Worker:
         finally:
             del self._held[execution.id]
 
-    async def _start(self, execution: Execution, shipper: OutputShipper) -> Handle:
-        """The dispatch point: a SQL statement to its executor, a command to the runner."""
+    async def _start(
+        self, execution: Execution, shipper: OutputShipper, *, gated: bool = False
+    ) -> Handle:
+        """The dispatch point: a SQL statement to its executor, a command to the runner
+        (`gated`: set up, its command waiting for `go`)."""
         spec = execution.run
         if spec.sql is not None:
             return self._sql.start(
@@ -335,6 +361,7 @@ class Worker:
                 limits=applied.limits,
             ),
             sink=shipper,
+            gated=gated,
         )
 
     async def _command(self, execution: Execution) -> tuple[tuple[str, ...], tuple[Path, ...]]:
