@@ -10,6 +10,7 @@ import errno
 import os
 import pwd
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,14 @@ async def test_the_exit_status_is_the_commands(direct: Runner, code: int, run_id
         await direct.start(RunSpec(run_id=run_id, argv=[f"exit {code}"], shell=True))
     ).wait()
     assert (res.exit_code, res.signal, res.error) == (code, None, None)
+
+
+async def test_a_stop_at_once_ends_the_run_stopped(direct: Runner, run_id: str) -> None:
+    # Likely still in the trampoline: dash dies of the SIGTERM, or the command does.
+    h = await direct.start(RunSpec(run_id=run_id, argv=["sleep", "30"]))
+    res = await h.stop(0)
+    assert (res.state, res.exit_code, res.error) == (RunState.STOPPED, None, None)
+    assert res.signal in (signal.SIGTERM, signal.SIGKILL)
 
 
 def base_env(run_id: str) -> dict[str, str]:
