@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cronhive.api.server import ApiService, TransportLimits
-from cronhive.auth import CertPaths, ensure_dev_certs, load_policy
+from cronhive.auth import CertPaths, load_policy
+from cronhive.auth._check import check_node_certs
 from cronhive.auth.quotas import run_caps
 from cronhive.blobs import BlobStore, open_blobs
 from cronhive.config import ServerConfig
@@ -202,11 +203,14 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
     """Runs a node until SIGTERM/SIGINT; raises CronhiveError if it cannot start.
     ``hide``: more paths no run may see (the config file)."""
     private_files(config)
+    # Checked in a child process: this one never loads cryptography (auth/_check.py).
     if config.certs_dir is None:
-        certs = ensure_dev_certs(config.data_dir)
+        await check_node_certs(data_dir=config.data_dir)
+        certs = CertPaths(dir=config.data_dir / "certs")
         log.info("development certificates in %s (client: admin.crt/admin.key)", certs.dir)
     else:
         certs = CertPaths(dir=config.certs_dir)
+        await check_node_certs(certs=config.certs_dir)
         if certs.legacy_ca_key.exists():
             log.warning(
                 "%s is on this node: whoever reads it can become any user; a node needs "

@@ -10,6 +10,9 @@ authz     the one place that decides who may see and do what
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from cronhive.auth._paths import CertPaths
 from cronhive.auth.authz import (
     can_access,
     check_can_schedule,
@@ -19,10 +22,12 @@ from cronhive.auth.authz import (
     resolve_owner,
     visible_owners,
 )
-from cronhive.auth.certs import CertPaths, ensure_dev_certs
 from cronhive.auth.identity import Identity, Role, identity_from_peercert, identity_of
 from cronhive.auth.policy import DEFAULT_POLICY, Policy, load_policy
 from cronhive.auth.tls import client_context, server_context
+
+if TYPE_CHECKING:
+    from cronhive.auth.certs import ensure_dev_certs
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -44,3 +49,12 @@ __all__ = [
     "server_context",
     "visible_owners",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # certs (cryptography, ~11 MB) on first use: a node never needs it (see auth._check).
+    if name == "ensure_dev_certs":
+        from cronhive.auth.certs import ensure_dev_certs
+
+        return ensure_dev_certs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

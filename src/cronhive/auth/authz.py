@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from cronhive.auth.certs import validate_name
+from cronhive.auth._paths import validate_name
 from cronhive.auth.identity import Identity, Role
 from cronhive.auth.policy import Policy, validate_run_as
 from cronhive.errors import InvalidInput, NotFound, PermissionDenied

@@ -25,7 +25,6 @@ import re
 import secrets
 import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cronhive.auth._paths import ADMIN_USER, CertPaths, default_ca_dir, validate_name
 from cronhive.auth._pem import (
     KeyPair,
     cert_pem,
@@ -65,86 +65,13 @@ __all__ = [
     "write_pair",
 ]
 
-ADMIN_USER = "admin"
 MAX_DAYS = 100 * 365
-# X.509 caps a CN at 64 characters; names double as file names, hence no "/" or leading ".".
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-
-
-def validate_name(name: str, *, field: str = "name") -> str:
-    """Returns `name` if it is a usable user or group name, else raises InvalidInput.
-
-    1-64 characters from ``A-Z a-z 0-9 . _ @ -``, starting with a letter or digit.
-    """
-    if not _NAME_RE.fullmatch(name):
-        raise InvalidInput(
-            f"{field} {name!r} must be 1-64 characters of A-Z a-z 0-9 . _ @ -, "
-            "starting with a letter or digit",
-            field=field,
-        )
-    return name
 
 
 def _validate_days(days: int) -> int:
     if not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"days must be between 1 and {MAX_DAYS}, got {days}", field="days")
     return days
-
-
-def default_ca_dir(certs_dir: Path) -> Path:
-    """Where the CA of a certificate directory lives unless told: beside it, outside it.
-
-    ``X/certs`` -> ``X-ca`` (so the dev set-up's ``DATA_DIR/certs`` keeps its CA outside
-    the data dir, and ``./.cronhive/certs`` uses ``./.cronhive-ca``); any other ``D`` ->
-    ``D-ca``.
-    """
-    certs_dir = certs_dir.absolute()
-    if certs_dir.name == "certs" and certs_dir.parent.name:
-        return certs_dir.parent.with_name(f"{certs_dir.parent.name}-ca")
-    return certs_dir.with_name(f"{certs_dir.name or 'root'}-ca")
-
-
-@dataclass(frozen=True, kw_only=True)
-class CertPaths:
-    """Where the files of one certificate directory live (they need not exist yet).
-
-    ``ca_dir`` holds the CA's own copy of ``ca.crt`` and its key (default:
-    ``default_ca_dir(dir)``); ``dir`` holds ``ca.crt`` for verifying, never the key.
-    """
-
-    dir: Path
-    ca_dir: Path | None = None
-
-    @property
-    def ca_home(self) -> Path:
-        return self.ca_dir if self.ca_dir is not None else default_ca_dir(self.dir)
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.dir / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.ca_home / "ca.key"
-
-    @property
-    def legacy_ca_key(self) -> Path:
-        """Where the key lived before it moved out (older versions put it in ``dir``)."""
-        return self.dir / "ca.key"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.dir / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.dir / "server.key"
-
-    def client_cert(self, name: str = ADMIN_USER) -> Path:
-        return self.dir / f"{validate_name(name)}.crt"
-
-    def client_key(self, name: str = ADMIN_USER) -> Path:
-        return self.dir / f"{validate_name(name)}.key"
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:

@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from cronhive.auth.certs import validate_name
+from cronhive.auth._paths import validate_name
 from cronhive.errors import InvalidInput, PermissionDenied
 
 if TYPE_CHECKING:
@@ -70,6 +67,9 @@ def _from_dict(cert: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _from_der(der: bytes) -> tuple[list[str], list[str]]:
+    from cryptography import x509  # here: an idle node never loads it (~11 MB)
+    from cryptography.x509.oid import NameOID
+
     try:
         subject = x509.load_der_x509_certificate(der).subject
     except ValueError:

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from cronhive.auth._limits import DEFAULT_LIMITS, UNLIMITED, Limits, parse_limits
-from cronhive.auth.certs import validate_name
+from cronhive.auth._paths import validate_name
 from cronhive.auth.identity import Identity, Role
 from cronhive.errors import InvalidInput
 

@@ -7,13 +7,7 @@ from pathlib import Path
 
 import click
 
-from cronhive.auth.certs import (
-    default_ca_dir,
-    init_certs,
-    issue_client_files,
-    issue_server_files,
-    validate_name,
-)
+from cronhive.auth._paths import default_ca_dir, validate_name
 from cronhive.cli._app import EXIT_FAILURE, EXIT_USAGE, cli, fail
 from cronhive.errors import Conflict, InvalidInput
 
@@ -72,6 +66,8 @@ def init(
     machine that issues certificates. Without --name/--ip the server certificate covers
     localhost, this host name, 127.0.0.1 and ::1.
     """
+    from cronhive.auth.certs import init_certs  # cryptography: only for this command
+
     directory = directory or _default_dir()
     ca_dir = _ca_dir(ca_dir, directory)
     try:
@@ -105,6 +101,8 @@ def issue(
     force: bool,
 ) -> None:
     """Issue a client certificate for user NAME (subject CN=NAME, one OU per group)."""
+    from cronhive.auth.certs import issue_client_files  # cryptography: only for this command
+
     directory = directory or _default_dir()
     try:
         validate_name(name, field="NAME")
@@ -147,6 +145,8 @@ def server_cert(
     \b
     cronhive certs server ./node3 --name node3.internal --name cron.internal --ip 10.0.0.7
     """
+    from cronhive.auth.certs import issue_server_files  # cryptography: only for this command
+
     directory = directory or _default_dir()
     try:
         paths = issue_server_files(

@@ -14,6 +14,7 @@ anything. The node tells it, over a pipe on its stdin, one line at a time:
     end <pgid> <run> <json> the run ended with this outcome, not yet committed
     stopping <run> <state>  the node is stopping the run (state: stopped, timed_out, lost)
     done <run>              its end is committed (or was refused): nothing left to vouch
+                            (sent with the node's next line, see watchdog.py)
     del <pgid>              that run ended with nothing to vouch for
 
 When the deadline passes without a newer one, every registered group gets SIGKILL (so
@@ -43,23 +44,13 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 
 def _say(text: str) -> None:
     sys.stderr.write(f"cronhive supervisor: {text}\n")
     sys.stderr.flush()
-
-
-def _kill(groups: dict[int, str | None], why: str) -> None:
-    for pgid in sorted(groups):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            continue
-    if groups:
-        _say(f"{why}: killed {len(groups)} run(s)")
-    groups.clear()
 
 
 def zombie_status(pid: int) -> int | None:
@@ -191,17 +182,28 @@ def _close(conn: Any) -> None:
             conn.close()
 
 
+@dataclass
+class Run:
+    """What the supervisor holds for one run, from its `add` until its end is `done` (or
+    it is `del`eted, or killed at the deadline)."""
+
+    pgid: int  # its process group (its leader's pid)
+    run: str | None  # None: a group registered without a run (nothing to vouch for)
+    guarded: bool = True  # killed at the deadline; False once its end is reported
+    end: dict[str, Any] | None = None  # the end not yet committed
+    stopping: dict[str, Any] | None = None  # how the node is ending it
+    vouched: bool = False  # the end was handed to the writer
+
+
 class Supervisor:
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.groups: dict[int, str | None] = {}  # pgid -> run: killed at the deadline
-        self.runs: dict[int, str] = {}  # pgid -> run, while its leader is watched or ended
-        self.leaders: dict[int, int] = {}  # pidfd -> pgid
-        self.ends: dict[str, dict[str, Any]] = {}  # run -> end not yet committed
-        self.vouched: set[str] = set()  # ends handed to the writer
+        # The one map of what is held, by run id ("#<pgid>" for a group without a run):
+        # an ended run waiting for its commit keeps its entry though its pid is reused.
+        self.runs: dict[str, Run] = {}
+        self.leaders: dict[int, str] = {}  # pidfd -> key in runs, while a leader is watched
         self.deadline = float("inf")
         self.ttl: float | None = None
-        self.stopping: dict[str, dict[str, Any]] = {}  # run -> how the node is ending it
         self.node = os.getppid()  # the node process: its death ends everything
         self.writer = Writer()
 
@@ -234,7 +236,7 @@ class Supervisor:
             data = os.read(self.fd, 65536)
             if not data:
                 self._vouch()
-                _kill(self.groups, "node gone")
+                self._kill("node gone")
                 self.writer.close(within=5.0)
                 return
             buffer += data
@@ -253,47 +255,56 @@ class Supervisor:
         elif verb == "add":
             pgid_text, _, run = arg.partition(" ")
             pgid = int(pgid_text)
-            self.groups[pgid] = run or None
+            key = run or f"#{pgid}"
+            self._drop(key)
+            self.runs[key] = Run(pgid, run or None)
             if run:
-                self.runs[pgid] = run
-                self._watch(pgid)
+                # Already reaped (OSError): the node, which did, reports the end itself.
+                with contextlib.suppress(OSError):
+                    self.leaders[os.pidfd_open(pgid)] = key
             if time.monotonic() >= self.deadline:
                 self._fence("run started after the lease deadline")
         elif verb == "end":
             pgid_text, run, end = arg.split(" ", 2)
-            self._forget(int(pgid_text))
-            self.ends[run] = json.loads(end)
+            self._unwatch(run)
+            held = self.runs.setdefault(run, Run(int(pgid_text), run))  # anew after a kill
+            held.guarded, held.end = False, json.loads(end)
         elif verb == "stopping":
             # The node is stopping the run: its leader's exit is that stop, not a failure.
             run, state = arg.split(" ", 1)
-            self.stopping[run] = {"state": state, "reason": "stopped (its node froze meanwhile)"}
+            if run in self.runs:
+                reason = "stopped (its node froze meanwhile)"
+                self.runs[run].stopping = {"state": state, "reason": reason}
         elif verb == "done":
-            self.ends.pop(arg, None)
-            self.vouched.discard(arg)
-            self.stopping.pop(arg, None)
+            self._drop(arg)
         elif verb == "del":
-            gone = self._forget(int(arg))
-            if gone is not None:
-                self.ends.pop(gone, None)
-                self.stopping.pop(gone, None)
+            # The newest run on that group: an older one may wait for its commit there.
+            pgid = int(arg)
+            newest = next((k for k in reversed(self.runs) if self.runs[k].pgid == pgid), None)
+            if newest is not None:
+                self._drop(newest)
 
-    def _watch(self, pgid: int) -> None:
-        # Already reaped (OSError): the node, which did, reports the end itself.
-        with contextlib.suppress(OSError):
-            self.leaders[os.pidfd_open(pgid)] = pgid
+    def _unwatch(self, key: str) -> None:
+        for pidfd, watched in list(self.leaders.items()):
+            if watched == key:
+                del self.leaders[pidfd]
+                os.close(pidfd)
+
+    def _drop(self, key: str) -> None:
+        self._unwatch(key)
+        self.runs.pop(key, None)
 
     def _leader_exited(self, pidfd: int) -> None:
-        pgid = self.leaders.pop(pidfd)
+        held = self.runs.get(self.leaders.pop(pidfd))
         os.close(pidfd)
-        run = self.runs.get(pgid)
         # Only a frozen node's leaders end on their own: a dying node takes its leaders
         # with it (the sandbox dies with its parent), which is no end of theirs.
-        if run is None or run in self.ends or not self._node_alive():
+        if held is None or held.run is None or held.end is not None or not self._node_alive():
             return
-        status = zombie_status(pgid)
-        stop = self.stopping.get(run, {})
+        status = zombie_status(held.pgid)
+        stop = held.stopping or {}
         if status is not None and stop.get("state") != "lost":  # a run given up is lost
-            self.ends[run] = {**outcome_of(status), "seen": "supervisor", **stop}
+            held.end = {**outcome_of(status), "seen": "supervisor", **stop}
 
     def _node_alive(self) -> bool:
         if os.getppid() != self.node:
@@ -304,14 +315,6 @@ class Supervisor:
         except OSError:
             return False
         return text[text.rindex(")") + 2 :][:1] not in ("Z", "X")
-
-    def _forget(self, pgid: int) -> str | None:
-        self.groups.pop(pgid, None)
-        for pidfd, watched in list(self.leaders.items()):
-            if watched == pgid:
-                del self.leaders[pidfd]
-                os.close(pidfd)
-        return self.runs.pop(pgid, None)
 
     def _fence(self, why: str) -> None:
         # A leader that exited on its own just now is read first; then the watches end,
@@ -324,13 +327,23 @@ class Supervisor:
             del self.leaders[pidfd]
             os.close(pidfd)
         self._vouch()
-        _kill(self.groups, why)
+        self._kill(why)
 
     def _vouch(self) -> None:
-        for run, end in self.ends.items():
-            if run not in self.vouched:
-                self.vouched.add(run)
-                self.writer.put(run, end)
+        for held in self.runs.values():
+            if held.run is not None and held.end is not None and not held.vouched:
+                held.vouched = True
+                self.writer.put(held.run, held.end)
+
+    def _kill(self, why: str) -> None:
+        """SIGKILL to every guarded group, which is then forgotten: its end, if it had
+        one, was handed to the writer just before."""
+        killed = [key for key, held in self.runs.items() if held.guarded]
+        for key in killed:
+            with contextlib.suppress(OSError):
+                os.killpg(self.runs.pop(key).pgid, signal.SIGKILL)
+        if killed:
+            _say(f"{why}: killed {len(killed)} run(s)")
 
 
 def supervise(fd: int) -> None:

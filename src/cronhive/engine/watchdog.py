@@ -4,6 +4,13 @@ Inside the node, `expired()` tells the worker that its runs are no longer covere
 it, a supervisor process (`_supervisor.py`) holds the same deadline and SIGKILLs the runs'
 process groups when it passes, or when the node dies, so a frozen or killed node's runs
 are dead before the cluster may start their next attempt elsewhere.
+
+A run costs three pipe writes: `add` at its start, `end` when its leader is reaped (its
+exit status, which from then on only the node knows) and `end` with the full outcome
+just before the commit. Its `done` (committed: forget it) rides on the node's next
+write, a run's or the next lease renewal's (every TTL/3): until then the supervisor
+still holds an end it may try to record, which the database refuses for a committed
+run (the write requires ``state = 'running'``), so nothing it vouches for changes.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +31,7 @@ from cronhive.model import Outcome, RunState
 log = logging.getLogger(__name__)
 
 _SUPERVISOR = Path(__file__).with_name("_supervisor.py")
+_DONE_BATCH = 64  # pending `done` lines flushed on their own at this many
 
 
 class Watchdog:
@@ -31,6 +40,10 @@ class Watchdog:
     def __init__(self, *, supervised: bool = True) -> None:
         self._deadline = float("inf")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._done: list[str] = []  # `done` lines for the next write
+        # Held over each write: the lease keeper's thread writes too; lines never
+        # interleave, and pending ones go out with exactly one write.
+        self._lock = threading.Lock()
         if supervised:
             self._proc = subprocess.Popen(
                 [sys.executable, "-I", str(_SUPERVISOR)],
@@ -104,14 +117,24 @@ class Watchdog:
         self._send(f"stopping {run} {state}")
 
     def settled(self, run: UUID) -> None:
-        """The run's end is committed, or was refused: nothing left to vouch for."""
-        self._send(f"done {run}")
+        """The run's end is committed, or was refused: nothing left to vouch for. Told
+        with the next line written (see the module docstring)."""
+        if self._proc is None:
+            return
+        with self._lock:
+            self._done.append(f"done {run}")
+            if len(self._done) >= _DONE_BATCH:  # bounded, when no other line comes
+                self._write_locked([])
 
     def remove(self, pgid: int) -> None:
         self._send(f"del {pgid}")
 
     def close(self) -> None:
         """Ends the supervisor (it kills whatever is still registered)."""
+        if self._proc is None:
+            return
+        with self._lock:
+            self._write_locked([])  # what is settled: no end to record at the pipe's close
         if self._proc is None:
             return
         proc, self._proc = self._proc, None
@@ -124,12 +147,22 @@ class Watchdog:
             proc.wait()
 
     def _send(self, line: str) -> None:
-        if self._proc is None or self._proc.stdin is None:
+        if self._proc is None:
             return
+        with self._lock:
+            self._write_locked([line])
+
+    def _write_locked(self, lines: list[str]) -> None:
+        if self._done:
+            lines, self._done = [*self._done, *lines], []
+        if self._proc is None or self._proc.stdin is None or not lines:
+            return
+        data = memoryview("".join(f"{x}\n" for x in lines).encode())
         try:
-            # A pipe write of a short line is atomic and never blocks in practice (the
-            # supervisor reads at once); os.write keeps it out of any buffer.
-            os.write(self._proc.stdin.fileno(), line.encode() + b"\n")
+            # Never blocks in practice (the supervisor reads at once); os.write keeps it
+            # out of any buffer, the loop finishes a write a signal cut short.
+            while data:
+                data = data[os.write(self._proc.stdin.fileno(), data) :]
         except OSError:
             log.error("the fencing supervisor is gone; runs are not guarded outside the node")
             self._proc = None

@@ -9,29 +9,31 @@ Public API::
 
 Layout: `_targets` (the node's `[databases.NAME]`), `_access` (the role rule),
 `_executor` (one run), `_format` (the bytes of its output). See docs/sql-jobs.md.
+
+psycopg and the executor are imported with the first SQL job (or `SqlRun`, `EXIT_*`):
+a node that runs none never loads them (~10 MB of an idle SQLite node).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from cronhive import runner
 from cronhive.auth.policy import Policy
-from cronhive.errors import InvalidInput, PermissionDenied, StoreUnavailable
+from cronhive.errors import CronhiveError, InvalidInput, PermissionDenied, StoreUnavailable
 from cronhive.model import SqlSpec
-from cronhive.sqljobs._access import refusal
-from cronhive.sqljobs._executor import (
-    EXIT_CANCELED,
-    EXIT_CONNECTION,
-    EXIT_REFUSED,
-    EXIT_SQL_ERROR,
-    ConnectFailed,
-    SqlRun,
-    connect,
-)
 from cronhive.sqljobs._targets import IDENTITIES, SqlTarget, parse_databases
+
+if TYPE_CHECKING:
+    from cronhive.sqljobs._executor import (
+        EXIT_CANCELED,
+        EXIT_CONNECTION,
+        EXIT_REFUSED,
+        EXIT_SQL_ERROR,
+        SqlRun,
+    )
 
 __all__ = [
     "EXIT_CANCELED",
@@ -44,6 +46,18 @@ __all__ = [
     "SqlTarget",
     "parse_databases",
 ]
+
+_LAZY = frozenset({"EXIT_CANCELED", "EXIT_CONNECTION", "EXIT_REFUSED", "EXIT_SQL_ERROR", "SqlRun"})
+
+
+def _no_driver(exc: ImportError) -> CronhiveError:
+    return CronhiveError(f"SQL jobs need psycopg, which this node cannot import: {exc}")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module("cronhive.sqljobs._executor"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SqlJobs:
@@ -73,6 +87,13 @@ class SqlJobs:
         target = self.target(spec.database).for_role(spec.role)
         if self.policy.sql_role_allowed(owner, target.name, spec.role):
             return
+        try:
+            import psycopg
+
+            from cronhive.sqljobs._access import refusal
+            from cronhive.sqljobs._executor import ConnectFailed, connect
+        except ImportError as exc:
+            raise _no_driver(exc) from exc
         why: str | None
         if target.identity == "postgres":
             try:
@@ -104,6 +125,10 @@ class SqlJobs:
         """Starts the run (the role rule is checked again inside it: a refusal ends it
         failed with the reason, exit 3). `slot` names what every attempt of this run
         shares (see `_executor`, fencing); None: no fencing lock."""
+        try:
+            from cronhive.sqljobs._executor import SqlRun
+        except ImportError as exc:
+            raise _no_driver(exc) from exc
         target = self.targets.get(spec.database)
         return SqlRun(
             run_id=run_id,

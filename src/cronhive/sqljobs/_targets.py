@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from psycopg.conninfo import conninfo_to_dict
-
 from cronhive.errors import InvalidInput
 
 __all__ = ["IDENTITIES", "SqlTarget", "parse_databases"]
@@ -99,6 +97,12 @@ def _target(name: str, table: Any) -> SqlTarget:
     url = table.get("url")
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
         raise InvalidInput(f"{key}.url: expected postgresql://USER@HOST/DB", field=f"{key}.url")
+    try:
+        from psycopg.conninfo import conninfo_to_dict  # only a node with [databases] loads it
+    except ImportError as exc:
+        raise InvalidInput(
+            f"{key}: SQL jobs need psycopg, which cannot be imported: {exc}"
+        ) from exc
     try:
         parts = conninfo_to_dict(url.replace(ROLE_FIELD, "role"))
     except Exception:  # psycopg raises ProgrammingError; the message may quote the URL

@@ -10,12 +10,13 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from cronhive.store._errors import translate_error
 from cronhive.store.base import Notification
+
+if TYPE_CHECKING:
+    import psycopg
 
 CHANNEL = "cronhive"
 QUEUE_SIZE = 1024
@@ -71,6 +72,8 @@ def hub_for(path: str) -> LocalHub:
 @asynccontextmanager
 async def pg_listen(conninfo: str, **params: Any) -> AsyncIterator[AsyncIterator[Notification]]:
     """LISTEN on a dedicated autocommit connection for as long as the context is open."""
+    import psycopg  # here: a SQLite node never loads it (~10 MB)
+
     try:
         conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, **params)
         await conn.execute(f"LISTEN {CHANNEL}")
@@ -83,6 +86,8 @@ async def pg_listen(conninfo: str, **params: Any) -> AsyncIterator[AsyncIterator
 
 
 async def _pg_notes(conn: psycopg.AsyncConnection[object]) -> AsyncIterator[Notification]:
+    import psycopg
+
     try:
         async for note in conn.notifies():
             yield parse(note.payload)

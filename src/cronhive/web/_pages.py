@@ -12,14 +12,14 @@ import secrets
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from cronhive.errors import InvalidInput, NotFound
 from cronhive.model import RunState, command_line
@@ -33,13 +33,25 @@ from cronhive.web._errors import status_of
 from cronhive.web._jsonapi import MAX_LIMIT, int_param, streams_param
 from cronhive.web._views import age, duration, duration_of, runs_chart
 
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
+
 __all__ = ["routes", "templates"]
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.filters["duration"] = duration
-templates.env.globals["age"] = age
-templates.env.globals["duration_of"] = duration_of
-templates.env.globals["command_line"] = command_line
+
+@cache
+def templates() -> Jinja2Templates:
+    """The page templates, loaded with the first page: a node nobody browses never
+    imports jinja2 (~2 MB of its memory)."""
+    from starlette.templating import Jinja2Templates
+
+    loaded = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    loaded.env.filters["duration"] = duration
+    loaded.env.globals["age"] = age
+    loaded.env.globals["duration_of"] = duration_of
+    loaded.env.globals["command_line"] = command_line
+    return loaded
+
 
 PageHandler = Callable[[Request, Web, Caller], Awaitable[Response]]
 RUNS_PER_PAGE = 25
@@ -53,7 +65,7 @@ def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
 
 def error_page(request: Request, status: int, message: str) -> Response:
     titles = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
-    return templates.TemplateResponse(
+    return templates().TemplateResponse(
         request,
         "error.html",
         {"title": titles.get(status, "Unavailable"), "message": message, "caller": None},
@@ -84,7 +96,7 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
 
 def render(request: Request, caller: Caller, name: str, **context: Any) -> Response:
     web: Web = request.app.state.web
-    return templates.TemplateResponse(
+    return templates().TemplateResponse(
         request,
         name,
         {"caller": caller, "now": web.service.clock.now(), **context},
@@ -96,7 +108,7 @@ def render(request: Request, caller: Caller, name: str, **context: Any) -> Respo
 
 async def signin_form(request: Request) -> Response:
     pre = secrets.token_urlsafe(32)
-    response = templates.TemplateResponse(
+    response = templates().TemplateResponse(
         request, "signin.html", {"caller": None, "csrf": pre, "error": None}
     )
     _cookie(response, PRE_COOKIE, pre, 600)
@@ -115,7 +127,7 @@ async def signin(request: Request) -> Response:
         session = await request.app.state.sessions.sign_in(token if isinstance(token, str) else "")
     except NotFound:
         fresh = secrets.token_urlsafe(32)
-        response = templates.TemplateResponse(
+        response = templates().TemplateResponse(
             request,
             "signin.html",
             {"caller": None, "csrf": fresh, "error": "Unknown, expired or revoked token."},
