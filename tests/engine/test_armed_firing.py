@@ -51,7 +51,7 @@ def touching(path: Path) -> tuple[str, ...]:
     return ("sh", "-c", f"echo started >> {path}")
 
 
-async def armed(store: Store, job_id: object) -> Execution:
+async def armed(store: Store, job_id: uuid.UUID) -> Execution:
     """The job's one execution once the node has armed (claimed) it."""
     found: list[Execution] = []
 

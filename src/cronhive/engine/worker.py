@@ -260,7 +260,11 @@ class Worker:
                 return
             if (handle := await self._spawn(execution, shipper)) is None:
                 return
-            if execution.id in self._stopping:
+            if (stopping := self._stopping.get(execution.id)) is not None:
+                # Stopped while it was being started: the supervisor must know it as such.
+                if handle.pid is not None:
+                    state = RunState.LOST if stopping[1] else RunState.STOPPED
+                    self._watchdog.stopping(execution.id, state)
                 await handle.stop()
         elif isinstance(handle, runner.RunHandle):
             if unstarted is None:
