@@ -7,19 +7,18 @@ depends on how fast the machine is."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _shared.sandbox import require_sandbox
+from _shared.sandbox import folder_outside_tmp, require_sandbox
 from enginekit import create_job, executions_of, job_spec, running_node, wait_for
 
 from cronhive.engine.clock import ManualClock
+from cronhive.engine.node import NodeProcess
 from cronhive.engine.scheduler import Scheduler
 from cronhive.model import Concurrency, Execution, RunState
 from cronhive.runner import Runner, Sandbox
@@ -39,11 +38,8 @@ def sandbox(request: pytest.FixtureRequest) -> Sandbox | None:
 def marks() -> Iterator[Path]:
     """Where commands leave marks: outside /tmp (a sandbox has its own), writable by the
     run's user (nobody, sandboxed on a root node)."""
-    base = Path("/var/lib") if os.geteuid() == 0 else Path.home() / ".cache"
-    d = Path(tempfile.mkdtemp(prefix="cronhive-armed-", dir=base))
-    d.chmod(0o1777)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with folder_outside_tmp("cronhive-armed-", 0o1777) as d:
+        yield d
 
 
 def touching(path: Path) -> tuple[str, ...]:
@@ -63,17 +59,25 @@ async def armed(store: Store, job_id: uuid.UUID) -> Execution:
     return found[0]
 
 
-async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
-    store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
-) -> None:
-    mark = marks / "ran"
+@contextlib.asynccontextmanager
+async def armed_node(
+    store: Store, tmp_path: Path, sandbox: Sandbox | None, command: tuple[str, ...]
+) -> AsyncIterator[tuple[NodeProcess, ManualClock, Execution]]:
+    """A node whose `* * * * *` job (`command`) has its first slot armed, 0.5 s ahead."""
     clock = ManualClock(T0)
-    job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
+    job = await create_job(store, job_spec(command, schedule="* * * * *"), T0)
     async with running_node(store, tmp_path, clock=clock, sandbox=sandbox) as node:
         assert node.scheduler is not None
         await clock.set(EARLY)
         node.scheduler.wake()
-        run = await armed(store, job.id)
+        yield node, clock, await armed(store, job.id)
+
+
+async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
+    store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
+) -> None:
+    mark = marks / "ran"
+    async with armed_node(store, tmp_path, sandbox, touching(mark)) as (node, clock, run):
         # Recorded for its instant, claimed by this node, and not started yet.
         assert (run.scheduled_for, run.started_at, run.not_before) == (SLOT, SLOT, SLOT)
         assert run.queued_at == SLOT
@@ -83,10 +87,11 @@ async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
         assert not mark.exists()
         await clock.set(SLOT)
         await wait_for(lambda: _ended(store, run))
-    runs = await executions_of(store, job.id)
+    runs = await executions_of(store, run.job_id)
     assert [(r.state, r.attempt) for r in runs] == [(RunState.SUCCEEDED, 1)]
     assert mark.read_text() == "started\n"
-    stored = await store.get_job(job.id, visible_to=None)
+    assert run.job_id is not None
+    stored = await store.get_job(run.job_id, visible_to=None)
     assert stored.next_fire_at == SLOT + timedelta(minutes=1)
 
 
@@ -94,13 +99,7 @@ async def test_a_stop_while_armed_ends_the_run_without_a_process(
     store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
 ) -> None:
     mark = marks / "ran"
-    clock = ManualClock(T0)
-    job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
-    async with running_node(store, tmp_path, clock=clock, sandbox=sandbox) as node:
-        assert node.scheduler is not None
-        await clock.set(EARLY)
-        node.scheduler.wake()
-        run = await armed(store, job.id)
+    async with armed_node(store, tmp_path, sandbox, touching(mark)) as (_, clock, run):
         await store.request_stop(run.id, visible_to=None, reason="not today", now=clock.now())
         await wait_for(lambda: _ended(store, run))
         await clock.set(SLOT + timedelta(seconds=1))
@@ -108,25 +107,20 @@ async def test_a_stop_while_armed_ends_the_run_without_a_process(
     done = await store.get_execution(run.id, visible_to=None)
     assert done.state is RunState.STOPPED and done.exit_code is None and done.signal is None
     assert not mark.exists()
-    assert len(await executions_of(store, job.id)) == 1  # a stop is not retried
+    assert len(await executions_of(store, run.job_id)) == 1  # a stop is not retried
 
 
 async def test_a_node_shutting_down_hands_an_armed_run_over_for_its_instant(
     store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
 ) -> None:
     mark = marks / "ran"
-    clock = ManualClock(T0)
-    job = await create_job(store, job_spec(touching(mark), schedule="* * * * *"), T0)
-    async with running_node(store, tmp_path, clock=clock, sandbox=sandbox) as node:
-        assert node.scheduler is not None
-        await clock.set(EARLY)
-        node.scheduler.wake()
-        run = await armed(store, job.id)
+    async with armed_node(store, tmp_path, sandbox, touching(mark)) as (_, clock, run):
+        pass  # and the node leaves, before the slot
     # The node left before the slot: the run never started here and is handed over.
     first = await store.get_execution(run.id, visible_to=None)
     assert first.state is RunState.LOST and "shutting down" in (first.reason or "")
     assert not mark.exists()
-    retry = [e for e in await executions_of(store, job.id) if e.attempt == 2]
+    retry = [e for e in await executions_of(store, run.job_id) if e.attempt == 2]
     assert len(retry) == 1 and retry[0].state is RunState.QUEUED
     assert retry[0].not_before == SLOT  # never before its slot, on whichever node
     # Another node takes it at the instant, not before.

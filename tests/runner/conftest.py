@@ -8,13 +8,11 @@ of the test's own (runnerkit.unique_run_id).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from _shared.sandbox import folder_outside_tmp
 from runnerkit import require_sandbox, unique_run_id
 
 from cronhive.runner import Runner
@@ -36,8 +34,5 @@ def run_id() -> str:
 @pytest.fixture
 def visible_dir() -> Iterator[Path]:
     """A world-readable folder outside /tmp (a sandbox has its own /tmp)."""
-    base = Path("/var/lib") if os.geteuid() == 0 else Path.home() / ".cache"
-    d = Path(tempfile.mkdtemp(prefix="cronhive-runner-", dir=base))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with folder_outside_tmp("cronhive-runner-", 0o755) as d:
+        yield d

@@ -4,12 +4,11 @@ read-only at the sandbox's own /tmp, readable by the run's uid, nothing else sho
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _shared.sandbox import folder_outside_tmp
 from runnerkit import require_sandbox
 
 from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream
@@ -18,11 +17,8 @@ from cronhive.runner import Runner, RunSpec, RunState, Sandbox, Stream
 @pytest.fixture
 def hidden_dir() -> Iterator[Path]:
     """A 0700 folder outside /tmp, hidden from runs (like the data dir)."""
-    base = Path("/var/lib") if os.geteuid() == 0 else Path.home() / ".cache"
-    d = Path(tempfile.mkdtemp(prefix="cronhive-expose-", dir=base))
-    os.chmod(d, 0o700)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with folder_outside_tmp("cronhive-expose-", 0o700) as d:
+        yield d
 
 
 async def test_an_exposed_file_is_readable_and_its_folder_stays_hidden(
