@@ -11,12 +11,14 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 from _shared.sandbox import folder_outside_tmp, require_sandbox
 from enginekit import create_job, executions_of, job_spec, running_node, wait_for
 
+from cronhive.engine import scheduler as scheduler_module
 from cronhive.engine.clock import ManualClock
 from cronhive.engine.node import NodeProcess
 from cronhive.engine.scheduler import Scheduler
@@ -133,17 +135,20 @@ async def test_a_node_shutting_down_hands_an_armed_run_over_for_its_instant(
     assert mark.read_text() == "started\n"
 
 
-async def test_a_busy_job_is_decided_at_its_instant_not_armed_early(
-    store: Store, tmp_path: Path
+async def test_busy_jobs_are_decided_at_their_instant_not_armed_early(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # More busy jobs than one batch: a batch of them must not make the loop spin either.
+    monkeypatch.setattr(scheduler_module, "BATCH", 2)
     clock = ManualClock(T0)
-    spec = job_spec(("sleep", "30"), schedule="* * * * *", concurrency=Concurrency.FORBID)
-    job = await create_job(store, spec, T0)
+    spec = partial(job_spec, ("sleep", "30"), schedule="* * * * *")
+    jobs = [await create_job(store, spec(concurrency=Concurrency.FORBID), T0) for _ in range(3)]
     async with running_node(store, tmp_path, clock=clock, grace=0.5) as node:
         assert node.scheduler is not None
         await clock.set(SLOT)
         node.scheduler.wake()
-        await armed(store, job.id)  # the first slot runs (sleep 30)
+        for job in jobs:
+            await armed(store, job.id)  # the first slots run (sleep 30)
         second = SLOT + timedelta(minutes=1)
         ticks = 0
         tick = node.scheduler.tick
@@ -157,19 +162,21 @@ async def test_a_busy_job_is_decided_at_its_instant_not_armed_early(
         await clock.set(second - timedelta(milliseconds=500))
         node.scheduler.wake()
         await asyncio.sleep(0.5)
-        # Busy: nothing recorded for the next slot yet, and the loop waits for its
+        # Busy: nothing recorded for the next slots yet, and the loop waits for their
         # instant instead of ticking again and again.
-        assert len(await executions_of(store, job.id)) == 1
-        assert 1 <= ticks <= 3
+        assert [len(await executions_of(store, j.id)) for j in jobs] == [1, 1, 1]
+        assert 1 <= ticks <= 4
         await clock.set(second)
 
         async def skipped() -> bool:
-            return any(e.state is RunState.SKIPPED for e in await executions_of(store, job.id))
+            runs = [e for j in jobs for e in await executions_of(store, j.id)]
+            return sum(e.state is RunState.SKIPPED for e in runs) == 3
 
         await wait_for(skipped)
-    later = [e for e in await executions_of(store, job.id) if e.scheduled_for == second]
-    assert len(later) == 1 and "overlap" in (later[0].reason or "")
-    assert later[0].queued_at == second
+    for job in jobs:
+        later = [e for e in await executions_of(store, job.id) if e.scheduled_for == second]
+        assert len(later) == 1 and "overlap" in (later[0].reason or "")
+        assert later[0].queued_at == second
 
 
 async def test_without_a_lookahead_nothing_is_taken_before_its_instant(

@@ -123,11 +123,12 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Fires every due job (up to one batch), and arms jobs due within the lookahead;
-        returns how many jobs were taken."""
+        returns how many jobs it fired or armed."""
         now = self._clock.now()
         events: list[Event] = []
         fast: list[Execution] = []
         room = 0
+        deferred = 0
         self._deferred = None
         try:
             async with self._store.firing(now + self._lookahead, BATCH) as batch:
@@ -142,6 +143,7 @@ class Scheduler:
                     if job.next_fire_at is not None and job.next_fire_at > now:
                         if active.get(job.id):
                             self._defer(job.next_fire_at)
+                            deferred += 1
                             continue  # busy: decided at its instant, as without arming
                         at = job.next_fire_at  # armed: planned as if ticking at the slot
                     try:
@@ -180,7 +182,8 @@ class Scheduler:
             self._worker.adopt(fast)
         for event in events:
             await self._store.add_event(event)
-        return len(jobs)
+        # Deferred jobs are not counted: a batch of them must not make `run` tick again.
+        return len(jobs) - deferred
 
     def _defer(self, instant: datetime) -> None:
         if self._deferred is None or instant < self._deferred:
