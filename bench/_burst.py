@@ -55,7 +55,7 @@ class Burst:
     slots: list[datetime]  # the counted ones
     lags_ms: dict[datetime, list[float]]  # per slot, each child's start minus the slot
     runs: int  # executions (or children) seen in the counted slots
-    twice: int = 0  # runs beyond one per (job, slot)
+    twice: int | None = None  # runs beyond one per (job, slot); None: not recorded
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -74,8 +74,10 @@ class Burst:
         return [max(self.lags_ms.get(s) or [math.nan]) for s in self.slots]
 
     def counts(self) -> str:
-        twice = f", {self.twice} twice" if self.twice else ""
-        return f"{self.started}/{self.expected} started{twice}"
+        if self.twice is None:
+            return f"{self.started}/{self.expected} started"
+        once = self.runs - self.twice
+        return f"{once}/{self.expected} slots fired, {self.twice} twice, {self.started} started"
 
 
 def slots_after(instant: float, period: float, count: int) -> list[datetime]:
