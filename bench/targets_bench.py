@@ -125,7 +125,8 @@ async def throughput(plan: Plan) -> list[Row]:
     reference = f"raw asyncio, {c} at once: {raw:,.0f}/s"
     return [
         Row(
-            measure=f"end-to-end `/bin/true` runs/s, {LABEL[b]}, {iso} ({n:,} runs)",
+            measure=f"end-to-end `/bin/true` runs/s, {LABEL[b]} x capacity "
+            f"{c // plan.nodes(b)}, {iso} ({n:,} runs)",
             target=">= 0.7x raw",
             figure=f"{rate:,.0f}/s ({ok:,} ok)",
             reference=reference,
