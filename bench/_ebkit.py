@@ -1,4 +1,4 @@
-"""Shared plumbing for bench/engine_bench.py: databases, bulk rows, node processes, stats.
+"""Shared plumbing for the engine benches: databases, bulk rows, node processes, stats.
 
 Bulk rows go straight through the store's schema tables (the bench measures the engine,
 not how fast a client can call `enqueue` one row at a time).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -15,7 +16,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -172,13 +174,13 @@ async def count_state(store: SqlStore, state: RunState) -> int:
         return int(found.scalar_one())
 
 
-async def wait_terminal(store: SqlStore, n: int, within: float) -> float:
+async def wait_terminal(store: SqlStore, n: int, within: float, poll: float = 0.02) -> float:
     """Polls until `n` executions are terminal; returns the monotonic time it saw them."""
     deadline = time.monotonic() + within
     while await count_terminal(store) < n:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {n} runs terminal after {within}s")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(poll)
     return time.monotonic()
 
 
@@ -192,8 +194,22 @@ def free_port() -> int:
         return port
 
 
-def spawn_node(db_url: str, workdir: Path, name: str, *, capacity: int) -> subprocess.Popen[bytes]:
-    """`python -m cronhive server` as a separate process, logging to workdir/NAME.log."""
+_PRCTL = ctypes.CDLL(None).prctl if sys.platform == "linux" else None  # before any fork
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the bench dies, so no node outlives a killed bench."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn_node(
+    db_url: str, workdir: Path, name: str, *, capacity: int, isolation: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m cronhive server` as a separate process, logging to workdir/NAME.log.
+    `isolation`: "bwrap" or "none" (`--isolation`); None keeps the shipped default.
+    Call it from the main thread: the node is signalled when the spawning thread ends."""
+    extra = () if isolation is None else ("--isolation", isolation)
     with open(workdir / f"{name}.log", "ab") as log:
         return subprocess.Popen(
             [
@@ -215,9 +231,11 @@ def spawn_node(db_url: str, workdir: Path, name: str, *, capacity: int) -> subpr
                 str(capacity),
                 "--log-level",
                 "warning",
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
 
 
@@ -267,6 +285,71 @@ def rss_mb(pid: int) -> tuple[float, float]:
             if line.startswith("VmHWM:"):
                 peak = int(line.split()[1]) * 1024 / 1e6
     return rss, peak
+
+
+@dataclass
+class Cluster:
+    store: SqlStore  # the bench's own connection to the cluster's database
+    procs: list[subprocess.Popen[bytes]]
+    blob_dirs: list[Path]  # each node's local blob store (its archived output)
+
+    def stop(self) -> None:
+        """Stops every node (a clean drain); the database stays until the cluster ends."""
+        for proc in self.procs:
+            stop_node(proc)
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    backend: str,
+    workdir: Path,
+    *,
+    nodes: int,
+    capacity: int,
+    isolation: str | None,
+    setup: Callable[[SqlStore], Awaitable[None]],
+) -> AsyncIterator[Cluster]:
+    """A fresh database ("sqlite": a file, one node; "pg": a database of its own, dropped
+    after), `setup` run on it, then `nodes` `cronhive server` processes, all live when
+    this yields; the nodes are stopped on the way out, whatever happened. Setup comes
+    first because an SQLite node hears of other processes' writes only when it polls."""
+    if backend == "sqlite" and nodes != 1:
+        raise ValueError("an SQLite file has one node")
+    tag = uuid.uuid4().hex[:8]
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{workdir / f'{tag}.db'}"
+        else:
+            url = stack.enter_context(pg_database())
+        async with opened(url) as store:
+            await setup(store)
+            names = {f"{tag}-{i}" for i in range(1, nodes + 1)}
+            running = Cluster(
+                store=store, procs=[], blob_dirs=[workdir / n / "blobs" for n in sorted(names)]
+            )
+            try:
+                for name in sorted(names):
+                    running.procs.append(
+                        spawn_node(url, workdir, name, capacity=capacity, isolation=isolation)
+                    )
+                await wait_nodes(store, names)
+                yield running
+            finally:
+                running.stop()
+
+
+async def raw_rate(n: int, concurrency: int) -> float:
+    """Runs/s of `n` `/bin/true` spawned and waited for by asyncio, `concurrency` at once."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with sem:
+            proc = await asyncio.create_subprocess_exec("/bin/true")
+            await proc.wait()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0)
 
 
 def retry_once() -> RetryPolicy:

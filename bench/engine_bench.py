@@ -58,19 +58,6 @@ class Row:
 # --- 1. throughput -----------------------------------------------------------------
 
 
-async def raw_rate(n: int, concurrency: int) -> float:
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one() -> None:
-        async with sem:
-            proc = await asyncio.create_subprocess_exec("/bin/true")
-            await proc.wait()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(n)))
-    return n / (time.perf_counter() - t0)
-
-
 async def sqlite_rate(workdir: Path, n: int) -> tuple[float, int]:
     async with kit.opened(f"sqlite:///{workdir / 'tp.db'}") as store:
         node = NodeProcess(store, kit.node_config("tp", workdir / "tp", CAPACITY, store))
@@ -104,11 +91,11 @@ async def pg_rate(workdir: Path, n: int) -> tuple[float, int]:
 
 
 async def throughput(workdir: Path, n: int) -> list[Row]:
-    await raw_rate(200, CAPACITY)  # warm up
-    raw = max([await raw_rate(n, CAPACITY) for _ in range(2)])
+    await kit.raw_rate(200, CAPACITY)  # warm up
+    raw = max([await kit.raw_rate(n, CAPACITY) for _ in range(2)])
     lite, lite_ok = await sqlite_rate(workdir, n)
     pg, pg_ok = await pg_rate(workdir, n)
-    raw2 = await raw_rate(n, CAPACITY)  # the machine may drift during the run
+    raw2 = await kit.raw_rate(n, CAPACITY)  # the machine may drift during the run
     raw = max(raw, raw2)
     print(
         f"  raw spawn+wait {raw:.0f}/s; sqlite {lite:.0f}/s ({lite_ok} ok); "

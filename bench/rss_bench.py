@@ -18,13 +18,18 @@ import _ebkit as kit
 TARGET_MB = 60.0
 
 
+async def idle_rss(workdir: Path) -> list[tuple[str, tuple[float, float]]]:
+    """(backend, (RSS now, peak) in MB) of an idle node on SQLite, then on PostgreSQL."""
+    sqlite = f"sqlite:///{workdir / 'idle.db'}"
+    rows = [("SQLite", await kit.node_rss(sqlite, workdir, "idle-lite", settle=5))]
+    with kit.pg_database() as url:
+        rows.append(("PostgreSQL", await kit.node_rss(url, workdir, "idle-pg", settle=5)))
+    return rows
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        sqlite = f"sqlite:///{workdir / 'cronhive.db'}"
-        rows = [("SQLite", await kit.node_rss(sqlite, workdir, "lite", settle=5))]
-        with kit.pg_database() as url:
-            rows.append(("PostgreSQL", await kit.node_rss(url, workdir, "pg", settle=5)))
+        rows = await idle_rss(Path(tmp))
     print(f"| idle node | RSS now / peak | target <= {TARGET_MB:.0f} MB |")
     print("|---|---|---|")
     for name, (now, peak) in rows:
