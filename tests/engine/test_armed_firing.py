@@ -205,3 +205,27 @@ async def _gated(procs: Runner, run: Execution) -> bool:
 
 async def _ended(store: Store, run: Execution) -> bool:
     return (await store.get_execution(run.id, visible_to=None)).state.terminal
+
+
+async def test_an_allow_job_is_armed_while_its_previous_run_is_still_on(
+    store: Store, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    job = await create_job(store, job_spec(("sleep", "30"), schedule="* * * * *"), T0)
+    async with running_node(store, tmp_path, clock=clock, grace=0.5) as node:
+        assert node.scheduler is not None
+        await clock.set(SLOT)
+        node.scheduler.wake()
+        await armed(store, job.id)  # the first slot runs (sleep 30)
+        second = SLOT + timedelta(minutes=1)
+        await clock.set(second - timedelta(milliseconds=500))
+        node.scheduler.wake()
+
+        async def both() -> bool:
+            runs = await executions_of(store, job.id)
+            return sorted(e.scheduled_for for e in runs if e.state is RunState.RUNNING) == [
+                SLOT,
+                second,
+            ]
+
+        await wait_for(both)  # armed ahead, beside the run still going

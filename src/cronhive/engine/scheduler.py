@@ -10,9 +10,11 @@ transaction (the fast path that keeps fire lag to one round trip).
 Pre-armed firing: a tick also takes jobs due within `lookahead` (at most a second). Such a
 slot is recorded and claimed ahead of time, for its instant: `not_before`, `queued_at`
 and `started_at` are the slot itself, and the worker holds the claimed run until then,
-so at the instant only the spawn remains. Only a job with no run active is armed early
-(its concurrency policy is then decided exactly as at the instant); a busy one waits for
-its instant and is planned then, as before.
+so at the instant only the spawn remains. A job whose concurrency policy looks at its
+active runs (forbid, replace) is armed early only when none is active (the policy is
+then decided exactly as at the instant); a busy one waits for its instant and is planned
+then, as before. `allow` jobs never wait: an every-second job's previous run is often
+still starting when its next slot is armed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from uuid import UUID
 from cronhive.engine.clock import Clock
 from cronhive.engine.planner import plan
 from cronhive.errors import CronhiveError, Fenced
-from cronhive.model import Event, Execution, RunState
+from cronhive.model import Concurrency, Event, Execution, RunState
 from cronhive.store import Store
 from cronhive.store.base import RunCaps
 
@@ -141,10 +143,10 @@ class Scheduler:
                 for job in jobs:
                     at = now
                     if job.next_fire_at is not None and job.next_fire_at > now:
-                        if active.get(job.id):
+                        if active.get(job.id) and job.spec.concurrency is not Concurrency.ALLOW:
                             self._defer(job.next_fire_at)
                             deferred += 1
-                            continue  # busy: decided at its instant, as without arming
+                            continue  # its policy asks what runs at the instant: decided then
                         at = job.next_fire_at  # armed: planned as if ticking at the slot
                     try:
                         p = plan(job, at, active.get(job.id, []))
