@@ -83,6 +83,7 @@ class Scheduler:
         # The earliest instant of a job the last tick left for its instant (busy, so not
         # armed early): without it the loop would wake for it at once, over and over.
         self._deferred: datetime | None = None
+        self._ticked: datetime | None = None  # when the last tick began
 
     def wake(self) -> None:
         self._wake.set()
@@ -121,6 +122,11 @@ class Scheduler:
             # What is armable is armed; the rest waits for its instant (the deferred job)
             # unless a change wakes the loop sooner.
             at = max(at, self._deferred)
+        elif self._lookahead and self._ticked is not None and at > self._ticked:
+            # Not armable when the last tick began: arm in batches, half a lookahead
+            # apart (jobs spread over the second would cost a tick each otherwise). Each
+            # slot is still armed at least half the lookahead ahead of its instant.
+            at = max(at, self._ticked + self._lookahead / 2)
         return min(at, now + MAX_SLEEP)
 
     async def tick(self) -> int:
@@ -132,6 +138,7 @@ class Scheduler:
         room = 0
         deferred = 0
         self._deferred = None
+        self._ticked = now
         try:
             async with self._store.firing(now + self._lookahead, BATCH) as batch:
                 jobs = list(batch.jobs)
