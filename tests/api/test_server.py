@@ -69,6 +69,7 @@ async def test_no_client_certificate_is_refused(cluster: Cluster) -> None:
             await cronhive_grpc.NodeServiceStub(channel).List(pb.ListNodesRequest())
     finally:
         channel.close()
+        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
 
 
 async def test_certificate_of_another_ca_is_refused(cluster: Cluster, tmp_path: Path) -> None:
@@ -80,6 +81,7 @@ async def test_certificate_of_another_ca_is_refused(cluster: Cluster, tmp_path: 
             await cronhive_grpc.NodeServiceStub(channel).List(pb.ListNodesRequest())
     finally:
         channel.close()
+        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
 
 
 async def test_close_ends_live_streams(tmp_path: Path) -> None:

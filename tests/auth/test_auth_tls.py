@@ -84,6 +84,7 @@ async def _whoami(port: int, ctx: ssl.SSLContext) -> cronhive_pb2.Node:
         )
     finally:
         channel.close()
+        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
     (node,) = reply.nodes
     return node
 
@@ -147,6 +148,7 @@ async def _rpc_refused(port: int, ctx: ssl.SSLContext) -> None:
             )
     finally:
         channel.close()
+        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
 
 
 async def test_valid_client_is_identified_by_cn_and_ou(server: Running) -> None:
@@ -173,6 +175,7 @@ async def test_health_service_serves_on_the_same_port(server: Running) -> None:
         reply = await HealthStub(channel).Check(HealthCheckRequest(), timeout=10)
     finally:
         channel.close()
+        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
     assert reply.status == HealthCheckResponse.SERVING
 
 
