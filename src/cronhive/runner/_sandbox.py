@@ -387,7 +387,7 @@ class Spawn:
         return Report.parse(data)
 
 
-def prepare(
+def spawn(
     sandbox: Sandbox,
     command: Sequence[str],
     *,
@@ -395,13 +395,17 @@ def prepare(
     switch: tuple[int, int, Sequence[int]] | None,
     cwd: str | None,
     spool_dir: Path,
-    rlimits: Sequence[str],
-    cgroup_procs: str | None,
-    expose: Sequence[Path] = (),
+    limits: Limits | None,
+    cgroup: Path | None,
+    expose: Sequence[Path],
+    out: Sequence[int],
     gated: bool = False,
-) -> Spawn:
-    """Pipes and the environment memfd for one sandboxed run (and its gate), and its
-    command line."""
+) -> tuple[Spawn, subprocess.Popen[bytes]]:
+    """Popen the chain for ``command`` (stdout, stderr to ``out``) with the reporter's
+    pipe, the environment memfd (and the gate); never a preexec_fn (the fast vfork path):
+    the trampoline sets the rlimits and joins the cgroup. ``gated``: the command waits
+    for `Spawn.go`."""
+    ulimits = rlimit_args(limits, memory=cgroup is None, shell=sandbox.bash) if limits else []
     r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     os.set_blocking(w, True)
     gate: tuple[int, int] | None = None
@@ -426,8 +430,8 @@ def prepare(
             env_fd=e,
             switch=switch,
             cwd=cwd,
-            rlimits=rlimits,
-            cgroup_procs=cgroup_procs,
+            rlimits=ulimits,
+            cgroup_procs=str(cgroup / "cgroup.procs") if cgroup is not None else None,
             expose=expose,
             gate_fd=None if gate is None else gate[0],
         )
@@ -435,35 +439,13 @@ def prepare(
         for fd in (r, w, e, *(gate or ())):
             os.close(fd)
         raise
-    if gate is None:
-        return Spawn(argv=argv, env=sandbox.environment(), child_fds=(w, e), status=r)
-    return Spawn(
-        argv=argv, env=sandbox.environment(), child_fds=(w, e, gate[0]), status=r, gate=gate[1]
+    started = Spawn(
+        argv=argv,
+        env=sandbox.environment(),
+        child_fds=(w, e) if gate is None else (w, e, gate[0]),
+        status=r,
+        gate=None if gate is None else gate[1],
     )
-
-
-def spawn(
-    sandbox: Sandbox,
-    command: Sequence[str],
-    *,
-    env: dict[str, str],
-    switch: tuple[int, int, Sequence[int]] | None,
-    cwd: str | None,
-    spool_dir: Path,
-    limits: Limits | None,
-    cgroup: Path | None,
-    expose: Sequence[Path],
-    out: Sequence[int],
-    gated: bool = False,
-) -> tuple[Spawn, subprocess.Popen[bytes]]:
-    """Popen the chain for ``command`` (stdout, stderr to ``out``); never a preexec_fn
-    (the fast vfork path): the trampoline sets the rlimits and joins the cgroup.
-    ``gated``: the command waits for `Spawn.go`."""
-    ulimits = rlimit_args(limits, memory=cgroup is None, shell=sandbox.bash) if limits else []
-    procs = str(cgroup / "cgroup.procs") if cgroup is not None else None
-    started = prepare(sandbox, command, env=env, switch=switch, cwd=cwd, spool_dir=spool_dir,
-                      rlimits=ulimits, cgroup_procs=procs, expose=expose,
-                      gated=gated)  # fmt: skip
     try:
         popen = subprocess.Popen(
             started.argv,
