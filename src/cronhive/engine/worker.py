@@ -128,51 +128,50 @@ class Worker:
     async def run(self) -> None:
         """Claims and starts runs until `stop_claiming()`."""
         while self.claiming:
-            room = self.reserve(self.free) if self.free and await self._claimable() else 0
-            if room:
-                try:
-                    claimed = await self._store.claim(
-                        self._node_id(), self.tags, room, self._clock.now(), caps=self.caps
-                    )
-                except Fenced:
-                    claimed = []  # the heartbeat re-registers the node
-                except CronhiveError as exc:
-                    log.warning("claiming failed: %s", exc)
-                    claimed = []
-                finally:
-                    self.release(room)
-                self.adopt(claimed)
-                if len(claimed) and self.free:
-                    continue  # there may be more waiting
+            # A look first, a read: one that finds nothing (woken by every end) holds no
+            # capacity while the scheduler's fast path needs it for the slots it arms.
+            due, failed = await self._look()
+            if failed or (due is not None and due <= self._clock.now()):
+                room = self.reserve(self.free)  # a failed look: let the claim say why
+                if room:
+                    try:
+                        claimed = await self._store.claim(
+                            self._node_id(), self.tags, room, self._clock.now(), caps=self.caps
+                        )
+                    except Fenced:
+                        claimed = []  # the heartbeat re-registers the node
+                    except CronhiveError as exc:
+                        log.warning("claiming failed: %s", exc)
+                        claimed = []
+                    finally:
+                        self.release(room)
+                    self.adopt(claimed)
+                    if len(claimed) and self.free:
+                        continue  # there may be more waiting
+                due, failed = await self._look()  # what is left: a retry's backoff
             self._wake.clear()
             if not self.claiming:
                 break
             try:
-                async with asyncio.timeout(await self._pause()):
+                async with asyncio.timeout(self._pause(due, failed)):
                     await self._wake.wait()
             except TimeoutError:
                 pass
 
-    async def _claimable(self) -> bool:
-        """Whether a run waits to be claimed now: a read, so that a look that finds
-        nothing (woken by every end) holds no capacity while the scheduler's fast path
-        needs it for the slots it arms."""
+    async def _look(self) -> tuple[datetime | None, bool]:
+        """(The earliest `not_before` of runs this node may claim, None for none; whether
+        the look failed.) Nothing is looked for without a free place."""
+        if not self.free:
+            return None, False
         try:
-            due = await self._store.next_claimable_at(self.tags, caps=self.caps)
+            return await self._store.next_claimable_at(self.tags, caps=self.caps), False
         except CronhiveError:
-            return True  # let the claim say what is wrong
-        return due is not None and due <= self._clock.now()
+            return None, True
 
-    async def _pause(self) -> float:
+    def _pause(self, due: datetime | None, failed: bool) -> float:
         """Seconds until the next look: the poll period, or sooner when a queued retry's
         backoff ends before it (no notification announces that moment)."""
-        if not self.free:
-            return POLL_INTERVAL
-        try:
-            due = await self._store.next_claimable_at(self.tags, caps=self.caps)
-        except CronhiveError:
-            return POLL_INTERVAL
-        if due is None:
+        if due is None or failed or not self.free:
             return POLL_INTERVAL
         wait = (due - self._clock.now()).total_seconds()
         # Due already but not claimed: another node holds it, or our lease is being
@@ -279,11 +278,9 @@ class Worker:
             if (handle := await self._spawn(execution, shipper)) is None:
                 return
             if (stopping := self._stopping.get(execution.id)) is not None:
-                # Stopped while it was being started: the supervisor must know it as such.
-                if handle.pid is not None:
-                    state = RunState.LOST if stopping[1] else RunState.STOPPED
-                    self._watchdog.stopping(execution.id, state)
-                await handle.stop()
+                # Stopped while it was being started: now that it has a handle, as any stop.
+                reason, lost = stopping
+                await self.stop(execution.id, reason, lost=lost)
         elif isinstance(handle, runner.RunHandle):
             if unstarted is None:
                 handle.go()
