@@ -206,7 +206,7 @@ async def serve(config: ServerConfig, hide: Sequence[Path] = ()) -> None:
     # Checked in a child process: this one never loads cryptography (auth/_check.py).
     if config.certs_dir is None:
         await check_node_certs(data_dir=config.data_dir)
-        certs = CertPaths(dir=config.data_dir / "certs")
+        certs = CertPaths.of_dev(config.data_dir)
         log.info("development certificates in %s (client: admin.crt/admin.key)", certs.dir)
     else:
         certs = CertPaths(dir=config.certs_dir)

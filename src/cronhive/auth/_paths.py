@@ -54,6 +54,11 @@ class CertPaths:
     dir: Path
     ca_dir: Path | None = None
 
+    @classmethod
+    def of_dev(cls, data_dir: Path) -> CertPaths:
+        """The development set-up's certificates of a node's data dir (auth.certs)."""
+        return cls(dir=data_dir / "certs")
+
     @property
     def ca_home(self) -> Path:
         return self.ca_dir if self.ca_dir is not None else default_ca_dir(self.dir)

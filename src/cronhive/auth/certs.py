@@ -338,7 +338,7 @@ def ensure_dev_certs(data_dir: Path) -> CertPaths:
     by the CA) and kept; only missing ones are created. Raises InvalidInput naming a bad
     existing file.
     """
-    paths = CertPaths(dir=data_dir / "certs")
+    paths = CertPaths.of_dev(data_dir)
     if paths.legacy_ca_key.exists() and not paths.ca_key.exists():
         _move_out_ca(paths)
     if not paths.ca_cert.exists():
