@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 
@@ -85,3 +86,55 @@ async def test_an_unisolated_run_is_never_gated(tmp_path: Path, run_id: str) -> 
     assert not h.gated
     res = await h.wait()
     assert res.state is RunState.SUCCEEDED and mark.exists()
+
+
+_GATED_NODE = """
+import asyncio, sys
+from pathlib import Path
+from cronhive.runner import Runner, RunSpec, Sandbox
+
+async def main() -> None:
+    r = Runner(Path(sys.argv[1]), sandbox=Sandbox.probe())
+    spec = RunSpec(run_id=sys.argv[2], argv=[sys.argv[3]], shell=True)
+    h = await r.start(spec, gated=True)
+    print(h.pid if h.gated else "not gated", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_gated_command_never_runs_once_its_node_is_killed(
+    tmp_path: Path, run_id: str, mark: Path
+) -> None:
+    require_sandbox()
+    node = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _GATED_NODE,
+        str(tmp_path / "spool"),
+        run_id,
+        _marking(mark)[0],
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert node.stdout is not None
+    line = (await asyncio.wait_for(node.stdout.readline(), 30)).decode().strip()
+    assert line.isdigit(), line
+    chain = int(line)
+    await asyncio.sleep(0.3)  # the sandbox is up and waits at the gate
+    node.kill()  # SIGKILL: the node never says go, nor anything else
+    await node.wait()
+    deadline = time.monotonic() + 30
+    while _alive(chain) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not _alive(chain), "the gated chain outlived its node"
+    await asyncio.sleep(0.3)
+    assert not mark.exists(), "a gated command ran although its node died before go"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
