@@ -237,13 +237,10 @@ class Worker:
         await self._finisher.close()
 
     async def drain(self, within: float) -> bool:
-        """Waits up to `within` seconds for running runs to end; True if all did. Runs
-        armed ahead of their slot are handed over unstarted: one started now would be
-        cut short by the shutdown."""
+        """Waits up to `within` seconds for running runs to end; True if all did. A run
+        armed ahead of its slot is one of them: it starts at its instant, as a run
+        claimed just before the shutdown does (handing it over would record it lost)."""
         self.claiming = False
-        for execution_id in list(self._held):
-            reason = "node shutting down before the slot; handed over"
-            await self.stop(execution_id, reason, lost=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while self._tasks:
