@@ -81,7 +81,7 @@ async def running_cluster(
         yield cluster
     finally:
         for client in cluster.clients.values():
-            client.close()
+            await client.aclose()
         node.shutdown()
         await asyncio.wait_for(task, 30)
         await store.close()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from apikit import Cluster, running_cluster, wait_terminal
-from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1 import health_grpc, health_pb2
 
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc
 from cronhive.api._generated.cronhive.v1 import cronhive_pb2 as pb
+from cronhive.api.client import Channel
 from cronhive.auth import client_context
 from cronhive.auth.certs import CertPaths, init_certs
 from cronhive.errors import InvalidInput
@@ -68,8 +68,7 @@ async def test_no_client_certificate_is_refused(cluster: Cluster) -> None:
         with pytest.raises(REFUSED):
             await cronhive_grpc.NodeServiceStub(channel).List(pb.ListNodesRequest())
     finally:
-        channel.close()
-        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
+        await channel.aclose()
 
 
 async def test_certificate_of_another_ca_is_refused(cluster: Cluster, tmp_path: Path) -> None:
@@ -80,8 +79,7 @@ async def test_certificate_of_another_ca_is_refused(cluster: Cluster, tmp_path: 
         with pytest.raises(REFUSED):
             await cronhive_grpc.NodeServiceStub(channel).List(pb.ListNodesRequest())
     finally:
-        channel.close()
-        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
+        await channel.aclose()
 
 
 async def test_close_ends_live_streams(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 from grpclib.health.service import Health
 from grpclib.health.v1.health_grpc import HealthStub
@@ -20,6 +19,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.server import Server, Stream
 
 from cronhive.api._generated.cronhive.v1 import cronhive_grpc, cronhive_pb2
+from cronhive.api.client import Channel
 from cronhive.auth.certs import CertPaths, init_certs, issue_client, load_ca, write_pair
 from cronhive.auth.identity import identity_of
 from cronhive.auth.tls import client_context, server_context
@@ -83,8 +83,7 @@ async def _whoami(port: int, ctx: ssl.SSLContext) -> cronhive_pb2.Node:
             cronhive_pb2.ListNodesRequest(), timeout=10
         )
     finally:
-        channel.close()
-        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
+        await channel.aclose()
     (node,) = reply.nodes
     return node
 
@@ -147,8 +146,7 @@ async def _rpc_refused(port: int, ctx: ssl.SSLContext) -> None:
                 cronhive_pb2.ListNodesRequest(), timeout=10
             )
     finally:
-        channel.close()
-        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
+        await channel.aclose()
 
 
 async def test_valid_client_is_identified_by_cn_and_ou(server: Running) -> None:
@@ -174,8 +172,7 @@ async def test_health_service_serves_on_the_same_port(server: Running) -> None:
     try:
         reply = await HealthStub(channel).Check(HealthCheckRequest(), timeout=10)
     finally:
-        channel.close()
-        await asyncio.sleep(0.05)  # its transport closes on the loop's next turns
+        await channel.aclose()
     assert reply.status == HealthCheckResponse.SERVING
 
 

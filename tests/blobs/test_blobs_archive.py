@@ -69,8 +69,7 @@ def _wait(what: Callable[[], bool], seconds: float, why: str) -> None:
 
 
 async def _close(client: Client) -> None:
-    client.close()
-    await asyncio.sleep(0.05)  # the transport closes on the loop's next turns
+    await client.aclose()
 
 
 async def _stream(

@@ -163,5 +163,4 @@ async def _mallory_gets_not_found(cli: Cli, digest: str, run_id: str) -> None:
                 await call
             assert caught.value.status is Status.NOT_FOUND
     finally:
-        client.close()
-        await asyncio.sleep(0.05)
+        await client.aclose()

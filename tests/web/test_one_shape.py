@@ -35,8 +35,7 @@ def grpc(node: WebNode) -> Iterator[Callable[[Callable[[Client], Coroutine[Any, 
         server = f"127.0.0.1:{node.api_port}"
         client = runner.run(connect(server, node.certs.dir, cert_name=USER))
         yield lambda call: runner.run(call(client))
-        client.close()
-        runner.run(asyncio.sleep(0.2))  # the channel's transport closes on this loop
+        runner.run(client.aclose())
 
 
 def _ended(http: requests.Session, node: WebNode, run_id: str) -> dict[str, Any]:
