@@ -22,6 +22,7 @@ from cronhive.engine import scheduler as scheduler_module
 from cronhive.engine.clock import ManualClock
 from cronhive.engine.node import NodeProcess
 from cronhive.engine.scheduler import Scheduler
+from cronhive.metrics import Metrics
 from cronhive.model import Concurrency, Execution, RunState
 from cronhive.runner import Runner, Sandbox
 from cronhive.store import Store
@@ -95,6 +96,29 @@ async def test_a_slot_is_claimed_ahead_and_its_process_starts_at_the_instant(
     assert run.job_id is not None
     stored = await store.get_job(run.job_id, visible_to=None)
     assert stored.next_fire_at == SLOT + timedelta(minutes=1)
+
+
+async def test_an_armed_run_counts_its_start_lag_from_the_instant_its_process_went(
+    store: Store, tmp_path: Path, marks: Path, sandbox: Sandbox | None
+) -> None:
+    """The record says started_at = the slot (written when it was armed); the start-lag
+    metric must say how late the process really went, not 0 for every armed run."""
+    metrics = Metrics()
+    late = SLOT + timedelta(milliseconds=400)
+    async with armed_node(store, tmp_path, sandbox, touching(marks / "ran")) as (
+        node,
+        clock,
+        run,
+    ):
+        metrics.instrument_worker(node.worker)
+        if sandbox is not None:
+            await wait_for(lambda: _gated(node.runner, run))
+        await clock.set(late)  # the node let the slot pass by 0.4 s
+        await wait_for(lambda: _ended(store, run))
+    assert run.started_at == SLOT
+    lag = metrics.registry.get_sample_value("cronhive_start_lag_seconds_sum")
+    assert metrics.registry.get_sample_value("cronhive_start_lag_seconds_count") == 1
+    assert lag == pytest.approx(0.4)
 
 
 async def test_a_stop_while_armed_ends_the_run_without_a_process(

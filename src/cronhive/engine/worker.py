@@ -97,6 +97,9 @@ class Worker:
         self.claiming = True
         self._scripts = scripts  # where stored scripts are fetched to (None: refused)
         self._on_finished = on_finished  # after an end is recorded (the output archive)
+        # When a run's command (or statement) was let go, e.g. for metrics: its record's
+        # started_at is the slot for a run armed ahead, not this instant.
+        self.on_started: Callable[[Execution, datetime], None] | None = None
 
     @property
     def free(self) -> int:
@@ -274,6 +277,7 @@ class Worker:
                 return
             if (handle := await self._spawn(execution, shipper)) is None:
                 return
+            self._began(execution)
             if (stopping := self._stopping.get(execution.id)) is not None:
                 # Stopped while it was being started: now that it has a handle, as any stop.
                 reason, lost = stopping
@@ -281,6 +285,7 @@ class Worker:
         elif isinstance(handle, runner.RunHandle):
             if unstarted is None:
                 handle.go()
+                self._began(execution)
             else:
                 handle.abort()
         pid = handle.pid
@@ -317,6 +322,10 @@ class Worker:
         if handle.pid is not None:
             self._watchdog.add(handle.pid, execution.id)
         return handle
+
+    def _began(self, execution: Execution) -> None:
+        if self.on_started is not None:
+            self.on_started(execution, self._clock.now())
 
     def _unstarted(self, execution: Execution) -> Outcome | None:
         """How a run ends that must not start now (None: it may start): stopped, or

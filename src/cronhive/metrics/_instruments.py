@@ -66,7 +66,8 @@ class Metrics:
         )
         self.start_lag = Histogram(
             "cronhive_start_lag_seconds",
-            "From the moment a run could start (slot or retry backoff end) to its start.",
+            "From the moment a run could start (slot or retry backoff end) to its process"
+            " (or statement) starting.",
             buckets=_LAG_BUCKETS,
             registry=r,
         )
@@ -118,11 +119,14 @@ class Metrics:
     def started(self, executions: Iterable[Execution]) -> None:
         for ex in executions:
             self.runs_started.labels(owner_class(ex.owner), _kind(ex)).inc()
-            if ex.started_at is not None:
-                ready = max(ex.scheduled_for, ex.not_before)
-                self.start_lag.observe(max(0.0, _seconds(ex.started_at, ready)))
             if ex.job_id is not None and ex.attempt == 1:
                 self.fire_lag.observe(max(0.0, _seconds(ex.queued_at, ex.scheduled_for)))
+
+    def began(self, execution: Execution, at: datetime) -> None:
+        """The run's process was let go at `at` (a run armed ahead of its slot is
+        recorded as started at the slot, whenever its process really started)."""
+        ready = max(execution.scheduled_for, execution.not_before)
+        self.start_lag.observe(max(0.0, _seconds(at, ready)))
 
     def finished(self, execution: Execution) -> None:
         self.runs_finished.labels(
@@ -163,6 +167,7 @@ class Metrics:
             self.started(executions)
 
         worker.adopt = adopting  # type: ignore[method-assign]
+        worker.on_started = self.began
 
     def _timed(self, op: str, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         latency = self.db_latency.labels(op)
