@@ -106,7 +106,7 @@ async def test_schedule_fires_each_slot_once_with_an_injected_clock(
         await wait_for(all_done)
     runs = await executions_of(store, job.id)
     assert sorted(r.scheduled_for for r in runs) == [T0 + timedelta(minutes=m) for m in (1, 2, 3)]
-    assert all(r.state is RunState.SUCCEEDED for r in runs)
+    assert all(r.state is RunState.SUCCEEDED for r in runs), [(r.state, r.reason) for r in runs]
     stored = await store.get_job(job.id, visible_to=None)
     assert stored.next_fire_at == T0 + timedelta(minutes=4)
     assert stored.success_count == 3

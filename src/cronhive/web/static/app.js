@@ -103,6 +103,15 @@ const Ansi = (function () {
   const stateBox = document.getElementById("run-state");
   let source = null;
 
+  function show(state) {
+    if (!stateBox) return;
+    stateBox.innerHTML = "";
+    const badge = document.createElement("span");
+    badge.className = "state " + state;
+    badge.textContent = state;
+    stateBox.appendChild(badge);
+  }
+
   function follow(stream) {
     if (source) source.close();
     log.textContent = "";
@@ -111,6 +120,8 @@ const Ansi = (function () {
     source = new EventSource(log.dataset.tail + "?stream=" + encodeURIComponent(stream));
     source.addEventListener("chunk", function (ev) {
       const chunk = JSON.parse(ev.data);
+      // Output means it started: a page rendered while the run was queued says so.
+      if (stateBox && stateBox.textContent.trim() === "queued") show("running");
       const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
       (renderers[chunk.stream] || renderers.stdout)(chunk.text, log);
       if (stick) log.scrollTop = log.scrollHeight;
@@ -119,15 +130,9 @@ const Ansi = (function () {
       const end = JSON.parse(ev.data);
       source.close();
       status.textContent = "ended";
-      if (stateBox) {
-        stateBox.innerHTML = "";
-        const badge = document.createElement("span");
-        badge.className = "state " + end.state;
-        badge.textContent = end.state;
-        stateBox.appendChild(badge);
-        const stop = document.querySelector("form[action$='/stop']");
-        if (stop) stop.remove();
-      }
+      show(end.state);
+      const stop = document.querySelector("form[action$='/stop']");
+      if (stop) stop.remove();
     });
     source.onerror = function () {
       status.textContent = "reconnecting…";
