@@ -6,11 +6,10 @@ once, on another node. Real bubblewrap, real node processes, a private PostgreSQ
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from _shared import procs
 from _shared.sandbox import folder_outside_tmp, require_sandbox
 from chaoskit import Chaos, executions, job_spec, wait_for
 
@@ -20,37 +19,9 @@ TTL = 3.0
 SANDBOXED = {"isolation": "bwrap"}
 
 
-def _stat(pid: int) -> tuple[str, str, int] | None:
-    """(command name, state, parent) of `pid`; None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-    return stat[stat.index("(") + 1 : stat.rindex(")")], state, int(ppid)
-
-
-def _descendants(root: int) -> dict[int, tuple[str, str]]:
-    """pid -> (command name, state) of every process below `root`."""
-    parents: dict[int, int] = {}
-    about: dict[int, tuple[str, str]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (found := _stat(int(entry))) is not None:
-            about[int(entry)] = found[:2]
-            parents[int(entry)] = found[2]
-    below = {}
-    for pid in about:
-        p = parents.get(pid, 0)
-        while p > 1 and p != root:
-            p = parents.get(p, 0)
-        if p == root:
-            below[pid] = about[pid]
-    return below
-
-
 def _sandboxes(node_pid: int) -> list[int]:
     """The bubblewrap processes `node_pid` started (not its supervisor)."""
-    return [pid for pid, (name, _) in _descendants(node_pid).items() if name == "bwrap"]
+    return [pid for pid, (name, _) in procs.descendants(node_pid).items() if name == "bwrap"]
 
 
 def _alive(pids: list[int]) -> list[str]:
@@ -58,9 +29,7 @@ def _alive(pids: list[int]) -> list[str]:
     frozen node stays a zombie until the node reaps it)."""
     found = []
     for root in pids:
-        own = _stat(root)
-        tree = {**({root: own[:2]} if own is not None else {}), **_descendants(root)}
-        found += [f"{pid} {name}" for pid, (name, state) in tree.items() if state != "Z"]
+        found += [str(pid) for pid in (root, *procs.descendants(root)) if procs.alive(pid)]
     return found
 
 

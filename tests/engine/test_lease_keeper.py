@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from _shared import procs
 from enginekit import adhoc, running_node, wait_for
 
 from cronhive.engine.node import NodeProcess
@@ -61,7 +62,7 @@ async def test_a_stuck_loop_loses_its_runs(store: Store, tmp_path: Path) -> None
         # The whole loop stuck: the keeper stops renewing after two leases, the runs die
         # at the deadline after the last renewal.
         time.sleep(TTL * 3.5)
-        assert _gone(pid), "the supervisor let a stuck node's run live past the lease"
+        assert not procs.alive(pid), "the supervisor let a stuck node's run live past the lease"
         assert await _ended(store, run) is RunState.LOST
 
 
@@ -92,15 +93,3 @@ def _pid(node: NodeProcess, run: Execution) -> int:
     pid = node.runner.get(str(run.id)).pid
     assert pid is not None
     return pid
-
-
-def _gone(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie (killed, not yet reaped by the stuck loop) is gone for our purpose.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[1].startswith("Z")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _shared import procs
 from runnerkit import require_sandbox
 
 from cronhive.runner import Runner, RunSpec, RunState, Stream
@@ -125,16 +126,8 @@ async def test_a_gated_command_never_runs_once_its_node_is_killed(
     node.kill()  # SIGKILL: the node never says go, nor anything else
     await node.wait()
     deadline = time.monotonic() + 30
-    while _alive(chain) and time.monotonic() < deadline:
+    while procs.alive(chain) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert not _alive(chain), "the gated chain outlived its node"
+    assert not procs.alive(chain), "the gated chain outlived its node"
     await asyncio.sleep(0.3)
     assert not mark.exists(), "a gated command ran although its node died before go"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
